@@ -1,0 +1,130 @@
+// Package adminclient calls the control plane's admin API with the admin credential that
+// `warden server` writes to DATA_DIR/admin (admin.pem, admin_key.pem, bundle.pem,
+// server_url). It is what the entry, token and trust CLI commands and the demo use.
+package adminclient
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/spiffe/go-spiffe/v2/bundle/x509bundle"
+	"github.com/spiffe/go-spiffe/v2/spiffeid"
+	"github.com/spiffe/go-spiffe/v2/spiffetls/tlsconfig"
+	"github.com/spiffe/go-spiffe/v2/svid/x509svid"
+
+	"github.com/warden-a2a/warden/internal/api"
+)
+
+// Client is an authenticated admin API client.
+type Client struct {
+	BaseURL string
+	HTTP    *http.Client
+}
+
+// Load builds a client from an admin directory. serverURL overrides DIR/server_url.
+func Load(dir, serverURL string) (*Client, error) {
+	svid, err := x509svid.Load(filepath.Join(dir, "admin.pem"), filepath.Join(dir, "admin_key.pem"))
+	if err != nil {
+		return nil, fmt.Errorf("admin credential: %w (is the data dir right, and has `warden server` run once?)", err)
+	}
+	td := svid.ID.TrustDomain()
+	bundle, err := x509bundle.Load(td, filepath.Join(dir, "bundle.pem"))
+	if err != nil {
+		return nil, fmt.Errorf("admin bundle: %w", err)
+	}
+	if serverURL == "" {
+		b, err := os.ReadFile(filepath.Join(dir, "server_url"))
+		if err != nil {
+			return nil, fmt.Errorf("no --server given and %s has no server_url: %w", dir, err)
+		}
+		serverURL = strings.TrimSpace(string(b))
+	}
+	server := spiffeid.RequireFromPath(td, "/warden/server")
+	return &Client{
+		BaseURL: strings.TrimRight(serverURL, "/"),
+		HTTP: &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{
+			TLSClientConfig: tlsconfig.MTLSClientConfig(svid, bundle, tlsconfig.AuthorizeID(server)),
+		}},
+	}, nil
+}
+
+func (c *Client) do(ctx context.Context, method, path string, in, out any) error {
+	var body io.Reader
+	if in != nil {
+		b, err := json.Marshal(in)
+		if err != nil {
+			return err
+		}
+		body = bytes.NewReader(b)
+	}
+	req, err := http.NewRequestWithContext(ctx, method, c.BaseURL+path, body)
+	if err != nil {
+		return err
+	}
+	if in != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	res, err := c.HTTP.Do(req)
+	if err != nil {
+		return err
+	}
+	defer res.Body.Close()
+	data, err := io.ReadAll(io.LimitReader(res.Body, 16<<20))
+	if err != nil {
+		return err
+	}
+	if res.StatusCode/100 != 2 {
+		e := &api.Error{}
+		if json.Unmarshal(data, e) != nil || e.Code == "" {
+			e.Code, e.Message = api.ReasonInternal, strings.TrimSpace(string(data))
+		}
+		e.Status = res.StatusCode
+		return e
+	}
+	if out != nil {
+		return json.Unmarshal(data, out)
+	}
+	return nil
+}
+
+// CreateEntry registers an agent and returns the entry with its SPIFFE ID.
+func (c *Client) CreateEntry(ctx context.Context, e api.Entry) (api.Entry, error) {
+	var out api.Entry
+	err := c.do(ctx, http.MethodPost, api.PathAdminEntries, e, &out)
+	return out, err
+}
+
+// ListEntries lists the entries with their trust-state status.
+func (c *Client) ListEntries(ctx context.Context) ([]api.Entry, error) {
+	var out []api.Entry
+	err := c.do(ctx, http.MethodGet, api.PathAdminEntries, nil, &out)
+	return out, err
+}
+
+// DeleteEntry removes an entry and its unused join tokens.
+func (c *Client) DeleteEntry(ctx context.Context, name string) error {
+	return c.do(ctx, http.MethodDelete, api.PathAdminEntries+"/"+name, nil, nil)
+}
+
+// CreateToken makes a one-time join token for an entry.
+func (c *Client) CreateToken(ctx context.Context, entry string, ttl time.Duration) (api.TokenResponse, error) {
+	var out api.TokenResponse
+	err := c.do(ctx, http.MethodPost, api.PathAdminTokens, api.TokenRequest{Entry: entry, TTLSec: int(ttl / time.Second)}, &out)
+	return out, err
+}
+
+// ChangeTrust applies op (revoke, quarantine, suspend, restore) and returns the new
+// trust-state version.
+func (c *Client) ChangeTrust(ctx context.Context, op string, ch api.TrustChange) (int64, error) {
+	var out api.TrustChangeResponse
+	err := c.do(ctx, http.MethodPost, api.PathAdminTrust+op, ch, &out)
+	return out.Version, err
+}

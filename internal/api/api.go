@@ -1,0 +1,130 @@
+// Package api holds the JSON wire types of the control plane's HTTPS API (docs/api.md),
+// shared by the server, the CLI and the SDK, and the stable reason codes of its refusals.
+package api
+
+import (
+	"encoding/json"
+	"time"
+)
+
+// Paths of the control plane API.
+const (
+	PathBundle          = "/v1/bundle"     // SPIFFE bundle (JWKS), public
+	PathBundlePEM       = "/v1/bundle.pem" // X.509 authorities as PEM, public
+	PathEnroll          = "/v1/enroll"     // join token + CSR (+ evidence), server-authenticated TLS
+	PathRenew           = "/v1/renew"      // CSR (+ evidence), mTLS with the current SVID
+	PathJWTSVID         = "/v1/jwt-svid"   // mTLS
+	PathTrustState      = "/v1/trust-state"
+	PathTrustStateWatch = "/v1/trust-state/watch" // text/event-stream
+	PathAdmin           = "/v1/admin/"            // mTLS with the admin credential
+	PathAdminEntries    = "/v1/admin/entries"
+	PathAdminTokens     = "/v1/admin/tokens"
+	PathAdminTrust      = "/v1/admin/trust/" // + revoke | quarantine | suspend | restore
+)
+
+// MaxBodyBytes bounds every request body the control plane reads.
+const MaxBodyBytes = 64 << 10
+
+// Reason codes of refusals. They reach the caller in Error.Code and the logs; they never
+// change meaning.
+const (
+	ReasonBadRequest       = "bad_request"
+	ReasonUnsupportedMedia = "unsupported_media_type"
+	ReasonBodyTooLarge     = "body_too_large"
+	ReasonUnauthenticated  = "unauthenticated" // no client certificate where one is required
+	ReasonForbidden        = "forbidden"       // authenticated, but not allowed here (e.g. not the admin)
+	ReasonNotFound         = "not_found"
+	ReasonConflict         = "conflict"
+	ReasonTokenInvalid     = "token_invalid" // malformed or unknown join token
+	ReasonTokenUsed        = "token_used"
+	ReasonTokenExpired     = "token_expired"
+	ReasonEntryNotFound    = "entry_not_found" // the token's entry was deleted
+	ReasonCSRInvalid       = "csr_invalid"
+	ReasonCSRIDMismatch    = "csr_id_mismatch" // the CSR asks for another SPIFFE ID
+	ReasonWeakKey          = "weak_key"
+	ReasonIdentityRevoked  = "identity_revoked"
+	ReasonIdentitySuspend  = "identity_suspended"
+	ReasonUnknownIdentity  = "unknown_identity"
+	ReasonAttestation      = "attestation_failed"
+	ReasonInternal         = "internal"
+)
+
+// Error is the body of every 4xx/5xx answer.
+type Error struct {
+	Status    int    `json:"-"` // HTTP status, filled in by clients
+	Code      string `json:"error"`
+	Message   string `json:"message"`
+	RequestID string `json:"request_id,omitempty"`
+}
+
+func (e *Error) Error() string { return e.Code + ": " + e.Message }
+
+// EnrollRequest is the body of POST /v1/enroll.
+type EnrollRequest struct {
+	Token string `json:"token"`
+	CSR   []byte `json:"csr"` // DER PKCS#10, base64 in JSON
+	// Evidence is the attestation evidence slot (docs/attestation.md); opaque here.
+	Evidence json.RawMessage `json:"evidence,omitempty"`
+}
+
+// RenewRequest is the body of POST /v1/renew.
+type RenewRequest struct {
+	CSR      []byte          `json:"csr"`
+	Evidence json.RawMessage `json:"evidence,omitempty"`
+}
+
+// SVIDResponse answers enroll and renew.
+type SVIDResponse struct {
+	SPIFFEID  string    `json:"spiffe_id"`
+	SVIDPEM   string    `json:"svid_pem"`   // leaf, then intermediates
+	BundlePEM string    `json:"bundle_pem"` // X.509 authorities of the trust domain
+	ExpiresAt time.Time `json:"expires_at"`
+}
+
+// JWTSVIDRequest is the body of POST /v1/jwt-svid.
+type JWTSVIDRequest struct {
+	Audience []string `json:"audience"`
+	TTLSec   int      `json:"ttl_s,omitempty"`
+}
+
+// JWTSVIDResponse answers POST /v1/jwt-svid.
+type JWTSVIDResponse struct {
+	Token string `json:"token"`
+}
+
+// Entry is a registration entry on the admin API.
+type Entry struct {
+	Name      string          `json:"name"`
+	SPIFFEID  string          `json:"spiffe_id,omitempty"`
+	Role      string          `json:"role"`
+	Class     string          `json:"class"`
+	Zone      string          `json:"zone"`
+	Attrs     json.RawMessage `json:"attrs,omitempty"`
+	CreatedAt time.Time       `json:"created_at,omitzero"`
+	Status    string          `json:"status,omitempty"` // from the trust state: active | quarantined | suspended | revoked
+}
+
+// TokenRequest is the body of POST /v1/admin/tokens.
+type TokenRequest struct {
+	Entry  string `json:"entry"`
+	TTLSec int    `json:"ttl_s"`
+}
+
+// TokenResponse carries a join token; it is shown once and stored only as a hash.
+type TokenResponse struct {
+	Token     string    `json:"token"`
+	Entry     string    `json:"entry"`
+	ExpiresAt time.Time `json:"expires_at"`
+}
+
+// TrustChange is the body of POST /v1/admin/trust/{revoke,quarantine,suspend,restore}.
+type TrustChange struct {
+	ID     string `json:"id,omitempty"`     // SPIFFE ID
+	Serial string `json:"serial,omitempty"` // hex serial, for revoke
+	Reason string `json:"reason"`
+}
+
+// TrustChangeResponse reports the trust-state version that carries the change.
+type TrustChangeResponse struct {
+	Version int64 `json:"version"`
+}

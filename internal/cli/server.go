@@ -1,0 +1,96 @@
+package cli
+
+import (
+	"fmt"
+	"log/slog"
+	"net"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/warden-a2a/warden/internal/server"
+	"github.com/warden-a2a/warden/internal/store/storeopen"
+)
+
+func envOr(key, def string) string {
+	if v := os.Getenv(key); v != "" {
+		return v
+	}
+	return def
+}
+
+func defaultDataDir() string { return envOr("WARDEN_DATA_DIR", "warden-data") }
+
+// storeSpec is the store to open: --store, or the embedded SQLite file in the data dir.
+func storeSpec(spec, dataDir string) string {
+	if spec != "" {
+		return spec
+	}
+	return filepath.Join(dataDir, "warden.db")
+}
+
+func newServerCmd() *cobra.Command {
+	var (
+		dataDir, listen, td, storeFlag string
+		ttl                            time.Duration
+		dnsNames                       []string
+		verbose                        bool
+	)
+	cmd := &cobra.Command{
+		Use:   "server",
+		Short: "Run the control plane: CA, enrollment, renewal, bundle and trust state",
+		Long: `Run the Warden control plane.
+
+On first start it creates the trust domain's root and intermediate CA (ECDSA P-256) in
+DATA_DIR/ca and an admin credential in DATA_DIR/admin, which the entry, token, revoke,
+quarantine, suspend and restore commands use. The embedded store is DATA_DIR/warden.db
+(SQLite); --store postgres://... shares one PostgreSQL between several replicas (they must
+also share DATA_DIR/ca).`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			ctx := cmd.Context()
+			level := slog.LevelInfo
+			if verbose {
+				level = slog.LevelDebug
+			}
+			log := slog.New(slog.NewTextHandler(cmd.ErrOrStderr(), &slog.HandlerOptions{Level: level}))
+			if err := os.MkdirAll(dataDir, 0o700); err != nil {
+				return err
+			}
+			st, err := storeopen.Open(ctx, storeSpec(storeFlag, dataDir))
+			if err != nil {
+				return err
+			}
+			defer st.Close()
+			cfg := server.Config{TrustDomain: td, DataDir: dataDir, Store: st, SVIDTTL: ttl, Logger: log}
+			for _, n := range dnsNames {
+				if ip := net.ParseIP(n); ip != nil {
+					cfg.IPs = append(cfg.IPs, ip)
+				} else {
+					cfg.DNSNames = append(cfg.DNSNames, n)
+				}
+			}
+			srv, err := server.New(ctx, cfg)
+			if err != nil {
+				return err
+			}
+			ln, err := net.Listen("tcp", listen)
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(cmd.ErrOrStderr(), "warden server: %s, trust domain %s, admin credential in %s\n", "https://"+ln.Addr().String(), td, srv.AdminDir())
+			return srv.Serve(ctx, ln)
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&dataDir, "data-dir", defaultDataDir(), "data directory (CA keys, admin credential, embedded store)")
+	f.StringVar(&listen, "listen", envOr("WARDEN_LISTEN", "127.0.0.1:8443"), "address to listen on")
+	f.StringVar(&td, "trust-domain", envOr("WARDEN_TRUST_DOMAIN", "supplychain.example"), "SPIFFE trust domain")
+	f.StringVar(&storeFlag, "store", os.Getenv("WARDEN_STORE"), "store: a SQLite path or postgres://... (default DATA_DIR/warden.db)")
+	f.DurationVar(&ttl, "svid-ttl", 15*time.Minute, "lifetime of agent X509-SVIDs (at most 24h)")
+	f.StringSliceVar(&dnsNames, "san", nil, "extra DNS name or IP for the server certificate (default localhost, 127.0.0.1, ::1)")
+	f.BoolVarP(&verbose, "verbose", "v", false, "log every request")
+	return cmd
+}

@@ -1,0 +1,207 @@
+package server
+
+import (
+	"errors"
+	"fmt"
+	"net/http"
+	"regexp"
+	"strings"
+	"time"
+
+	"github.com/spiffe/go-spiffe/v2/spiffeid"
+
+	"github.com/warden-a2a/warden/internal/api"
+	"github.com/warden-a2a/warden/internal/enroll"
+	"github.com/warden-a2a/warden/internal/store"
+	"github.com/warden-a2a/warden/internal/truststate"
+)
+
+// Classes of agents (ARCHITECTURE.md, role-aware fail-closed).
+var Classes = []string{"read-only", "advisory", "transactional", "regulated"}
+
+var nameRE = regexp.MustCompile(`^[a-z0-9][a-z0-9-]{0,62}$`)
+
+// MaxTokenTTL bounds join-token lifetimes.
+const MaxTokenTTL = 24 * time.Hour
+
+func (s *Server) handleCreateEntry(w http.ResponseWriter, r *http.Request) {
+	var req api.Entry
+	if !s.readJSON(w, r, &req) {
+		return
+	}
+	if err := validateEntry(req); err != nil {
+		s.fail(w, r, http.StatusBadRequest, api.ReasonBadRequest, err.Error())
+		return
+	}
+	id := spiffeid.RequireFromPath(s.td, "/agent/"+req.Name)
+	e := store.Entry{
+		Name: req.Name, SPIFFEID: id.String(), Role: req.Role, Class: req.Class, Zone: req.Zone,
+		CreatedAt: s.now().UTC(), Attrs: req.Attrs,
+	}
+	if err := s.cfg.Store.CreateEntry(r.Context(), e); errors.Is(err, store.ErrExists) {
+		s.fail(w, r, http.StatusConflict, api.ReasonConflict, "entry "+req.Name+" already exists")
+		return
+	} else if err != nil {
+		s.internal(w, r, err)
+		return
+	}
+	s.log.Info("entry created", "name", e.Name, "spiffe_id", e.SPIFFEID, "class", e.Class, "zone", e.Zone)
+	writeJSON(w, http.StatusCreated, s.apiEntry(e))
+}
+
+func validateEntry(e api.Entry) error {
+	if !nameRE.MatchString(e.Name) {
+		return errors.New("name must match [a-z0-9][a-z0-9-]{0,62}")
+	}
+	if strings.TrimSpace(e.Role) == "" {
+		return errors.New("role is required")
+	}
+	ok := false
+	for _, c := range Classes {
+		ok = ok || c == e.Class
+	}
+	if !ok {
+		return fmt.Errorf("class must be one of %s", strings.Join(Classes, ", "))
+	}
+	if !nameRE.MatchString(e.Zone) {
+		return errors.New("zone must match [a-z0-9][a-z0-9-]{0,62}")
+	}
+	return nil
+}
+
+func (s *Server) apiEntry(e store.Entry) api.Entry {
+	_, doc := s.trust.Current()
+	status := doc.Status(e.SPIFFEID)
+	if _, revoked := doc.IsRevoked(e.SPIFFEID, ""); revoked {
+		status = "revoked"
+	}
+	return api.Entry{Name: e.Name, SPIFFEID: e.SPIFFEID, Role: e.Role, Class: e.Class, Zone: e.Zone,
+		Attrs: e.Attrs, CreatedAt: e.CreatedAt, Status: status}
+}
+
+func (s *Server) handleListEntries(w http.ResponseWriter, r *http.Request) {
+	entries, err := s.cfg.Store.ListEntries(r.Context())
+	if err != nil {
+		s.internal(w, r, err)
+		return
+	}
+	out := make([]api.Entry, 0, len(entries))
+	for _, e := range entries {
+		out = append(out, s.apiEntry(e))
+	}
+	writeJSON(w, http.StatusOK, out)
+}
+
+func (s *Server) handleDeleteEntry(w http.ResponseWriter, r *http.Request) {
+	name := r.PathValue("name")
+	if err := s.cfg.Store.DeleteEntry(r.Context(), name); errors.Is(err, store.ErrNotFound) {
+		s.fail(w, r, http.StatusNotFound, api.ReasonNotFound, "no entry "+name)
+		return
+	} else if err != nil {
+		s.internal(w, r, err)
+		return
+	}
+	s.log.Info("entry deleted", "name", name)
+	w.WriteHeader(http.StatusNoContent)
+}
+
+func (s *Server) handleCreateToken(w http.ResponseWriter, r *http.Request) {
+	var req api.TokenRequest
+	if !s.readJSON(w, r, &req) {
+		return
+	}
+	ttl := time.Duration(req.TTLSec) * time.Second
+	if ttl <= 0 || ttl > MaxTokenTTL {
+		s.fail(w, r, http.StatusBadRequest, api.ReasonBadRequest, fmt.Sprintf("ttl must be between 1s and %s", MaxTokenTTL))
+		return
+	}
+	tok, secret := enroll.NewToken(s.ca.RootPin())
+	now := s.now().UTC()
+	jt := store.JoinToken{Hash: tok.Hash(), EntryName: req.Entry, CreatedAt: now, ExpiresAt: now.Add(ttl)}
+	if err := s.cfg.Store.CreateJoinToken(r.Context(), jt); errors.Is(err, store.ErrNotFound) {
+		s.fail(w, r, http.StatusNotFound, api.ReasonNotFound, "no entry "+req.Entry)
+		return
+	} else if err != nil {
+		s.internal(w, r, err)
+		return
+	}
+	s.log.Info("join token created", "entry", req.Entry, "expires_at", jt.ExpiresAt) // never the token
+	writeJSON(w, http.StatusCreated, api.TokenResponse{Token: secret, Entry: req.Entry, ExpiresAt: jt.ExpiresAt})
+}
+
+// handleTrustChange revokes, quarantines, suspends or restores an identity by writing a
+// new trust-state version.
+func (s *Server) handleTrustChange(w http.ResponseWriter, r *http.Request) {
+	op := r.PathValue("op")
+	var req api.TrustChange
+	if !s.readJSON(w, r, &req) {
+		return
+	}
+	if strings.TrimSpace(req.Reason) == "" {
+		s.fail(w, r, http.StatusBadRequest, api.ReasonBadRequest, "a reason is required")
+		return
+	}
+	if req.ID != "" {
+		id, err := spiffeid.FromString(req.ID)
+		if err != nil || id.TrustDomain() != s.td {
+			s.fail(w, r, http.StatusBadRequest, api.ReasonBadRequest, "id must be a SPIFFE ID of trust domain "+s.td.Name())
+			return
+		}
+	}
+	now := s.now().UTC()
+	var apply func(d *truststate.Document) error
+	switch op {
+	case "revoke":
+		if (req.ID == "") == (req.Serial == "") {
+			s.fail(w, r, http.StatusBadRequest, api.ReasonBadRequest, "revoke needs exactly one of id or serial")
+			return
+		}
+		apply = func(d *truststate.Document) error {
+			rev := truststate.Revocation{Reason: req.Reason, At: now}
+			if req.ID != "" {
+				d.RevokedIDs = setKey(d.RevokedIDs, req.ID, rev)
+			} else {
+				d.RevokedSerials = setKey(d.RevokedSerials, strings.ToLower(req.Serial), rev)
+			}
+			return nil
+		}
+	case "quarantine", "suspend":
+		status := map[string]string{"quarantine": truststate.StatusQuarantined, "suspend": truststate.StatusSuspended}[op]
+		if req.ID == "" {
+			s.fail(w, r, http.StatusBadRequest, api.ReasonBadRequest, "id is required")
+			return
+		}
+		apply = func(d *truststate.Document) error {
+			d.Agents = setKey(d.Agents, req.ID, truststate.AgentState{Status: status, Reason: req.Reason, Since: now})
+			return nil
+		}
+	case "restore":
+		if req.ID == "" {
+			s.fail(w, r, http.StatusBadRequest, api.ReasonBadRequest, "id is required")
+			return
+		}
+		apply = func(d *truststate.Document) error {
+			delete(d.Agents, req.ID)
+			delete(d.RevokedIDs, req.ID)
+			return nil
+		}
+	default:
+		s.fail(w, r, http.StatusNotFound, api.ReasonNotFound, "unknown trust operation "+op)
+		return
+	}
+	doc, err := s.trust.Update(r.Context(), apply)
+	if err != nil {
+		s.internal(w, r, err)
+		return
+	}
+	s.log.Info("trust state changed", "op", op, "id", req.ID, "serial", req.Serial, "reason", req.Reason, "version", doc.Version)
+	writeJSON(w, http.StatusOK, api.TrustChangeResponse{Version: doc.Version})
+}
+
+func setKey[V any](m map[string]V, k string, v V) map[string]V {
+	if m == nil {
+		m = map[string]V{}
+	}
+	m[k] = v
+	return m
+}

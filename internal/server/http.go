@@ -1,0 +1,163 @@
+package server
+
+import (
+	"bytes"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"io"
+	"mime"
+	"net/http"
+
+	"github.com/spiffe/go-spiffe/v2/spiffeid"
+	"github.com/spiffe/go-spiffe/v2/svid/x509svid"
+
+	"github.com/warden-a2a/warden/internal/api"
+)
+
+type ctxKey int
+
+const requestIDKey ctxKey = 0
+
+// Handler returns the API's HTTP handler (routing, request ids, access log).
+func (s *Server) Handler() http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET "+api.PathBundle, s.handleBundle)
+	mux.HandleFunc("GET "+api.PathBundlePEM, s.handleBundlePEM)
+	mux.HandleFunc("POST "+api.PathEnroll, s.handleEnroll)
+	mux.HandleFunc("POST "+api.PathRenew, s.agent(s.handleRenew))
+	mux.HandleFunc("POST "+api.PathJWTSVID, s.agent(s.handleJWTSVID))
+	mux.HandleFunc("GET "+api.PathTrustState, s.agent(s.handleTrustState))
+	mux.HandleFunc("GET "+api.PathTrustStateWatch, s.agent(s.handleTrustWatch))
+	mux.HandleFunc("GET "+api.PathAdminEntries, s.admin(s.handleListEntries))
+	mux.HandleFunc("POST "+api.PathAdminEntries, s.admin(s.handleCreateEntry))
+	mux.HandleFunc("DELETE "+api.PathAdminEntries+"/{name}", s.admin(s.handleDeleteEntry))
+	mux.HandleFunc("POST "+api.PathAdminTokens, s.admin(s.handleCreateToken))
+	mux.HandleFunc("POST "+api.PathAdminTrust+"{op}", s.admin(s.handleTrustChange))
+	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		s.fail(w, r, http.StatusNotFound, api.ReasonNotFound, "no such endpoint: "+r.Method+" "+r.URL.Path)
+	})
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		var b [8]byte
+		_, _ = rand.Read(b[:])
+		id := hex.EncodeToString(b[:])
+		w.Header().Set("X-Request-Id", id)
+		r = r.WithContext(contextWithRequestID(r.Context(), id))
+		sw := &statusWriter{ResponseWriter: w, status: 200}
+		mux.ServeHTTP(sw, r)
+		// The access log names the caller and the outcome, never a token or key.
+		s.log.Debug("request", "id", id, "method", r.Method, "path", r.URL.Path, "status", sw.status, "reason", sw.reason, "peer", peerString(r))
+	})
+}
+
+// peerID returns the SPIFFE ID of the verified client certificate, if any.
+func peerID(r *http.Request) (spiffeid.ID, bool) {
+	if r.TLS == nil || len(r.TLS.PeerCertificates) == 0 {
+		return spiffeid.ID{}, false
+	}
+	id, err := x509svid.IDFromCert(r.TLS.PeerCertificates[0])
+	return id, err == nil
+}
+
+func peerString(r *http.Request) string {
+	if id, ok := peerID(r); ok {
+		return id.String()
+	}
+	return ""
+}
+
+// agent wraps a handler that needs a client X509-SVID of this trust domain whose identity
+// and serial are not revoked (the handshake already verified the chain).
+func (s *Server) agent(h http.HandlerFunc) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		id, ok := peerID(r)
+		if !ok {
+			s.fail(w, r, http.StatusUnauthorized, api.ReasonUnauthenticated, "a client X509-SVID is required")
+			return
+		}
+		_, doc := s.trust.Current()
+		if rev, revoked := doc.IsRevoked(id.String(), serialOf(r)); revoked {
+			s.fail(w, r, http.StatusForbidden, api.ReasonIdentityRevoked, id.String()+" is revoked: "+rev.Reason)
+			return
+		}
+		h(w, r)
+	}
+}
+
+// admin wraps a handler that only the admin credential may call.
+func (s *Server) admin(h http.HandlerFunc) http.HandlerFunc {
+	return s.agent(func(w http.ResponseWriter, r *http.Request) {
+		if id, _ := peerID(r); id != s.adminID {
+			s.fail(w, r, http.StatusForbidden, api.ReasonForbidden, "the admin API needs the admin credential")
+			return
+		}
+		h(w, r)
+	})
+}
+
+func serialOf(r *http.Request) string {
+	if r.TLS == nil || len(r.TLS.PeerCertificates) == 0 {
+		return ""
+	}
+	return hex.EncodeToString(r.TLS.PeerCertificates[0].SerialNumber.Bytes())
+}
+
+// readJSON reads a bounded JSON body into v, refusing other content types, unknown fields
+// and trailing data. On failure it has already answered.
+func (s *Server) readJSON(w http.ResponseWriter, r *http.Request, v any) bool {
+	mt, _, err := mime.ParseMediaType(r.Header.Get("Content-Type"))
+	if err != nil || mt != "application/json" {
+		s.fail(w, r, http.StatusUnsupportedMediaType, api.ReasonUnsupportedMedia, "Content-Type must be application/json")
+		return false
+	}
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, api.MaxBodyBytes))
+	if err != nil {
+		var mbe *http.MaxBytesError
+		if errors.As(err, &mbe) {
+			s.fail(w, r, http.StatusRequestEntityTooLarge, api.ReasonBodyTooLarge, "request body larger than 64 KiB")
+		} else {
+			s.fail(w, r, http.StatusBadRequest, api.ReasonBadRequest, "cannot read body")
+		}
+		return false
+	}
+	dec := json.NewDecoder(bytes.NewReader(body))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil || dec.More() {
+		msg := "body is not the expected JSON object"
+		if err != nil {
+			msg += ": " + err.Error()
+		}
+		s.fail(w, r, http.StatusBadRequest, api.ReasonBadRequest, msg)
+		return false
+	}
+	return true
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	_ = json.NewEncoder(w).Encode(v)
+}
+
+// fail answers with an api.Error carrying a stable reason code.
+func (s *Server) fail(w http.ResponseWriter, r *http.Request, status int, code, msg string) {
+	if sw, ok := w.(*statusWriter); ok {
+		sw.reason = code
+	}
+	writeJSON(w, status, &api.Error{Code: code, Message: msg, RequestID: requestID(r)})
+}
+
+type statusWriter struct {
+	http.ResponseWriter
+	status int
+	reason string
+}
+
+func (w *statusWriter) WriteHeader(code int) { w.status = code; w.ResponseWriter.WriteHeader(code) }
+func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
+func (w *statusWriter) Flush() {
+	if f, ok := w.ResponseWriter.(http.Flusher); ok {
+		f.Flush()
+	}
+}

@@ -1,0 +1,307 @@
+// Package server is the Warden control plane (`warden server`): the CA of one trust
+// domain, the registration entries and one-time join tokens, enrollment and renewal of
+// short-lived X509-SVIDs, JWT-SVIDs, the SPIFFE trust bundle, and the signed trust-state
+// document pushed to gates. It serves one HTTPS API (docs/api.md): TLS 1.3 with the
+// server's own rotating X509-SVID; a client certificate is optional at the handshake and
+// required by every endpoint except the bundle and enrollment; the admin endpoints accept
+// only the admin credential created at first start.
+package server
+
+import (
+	"context"
+	"crypto"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/spiffe/go-spiffe/v2/spiffeid"
+	"github.com/spiffe/go-spiffe/v2/svid/x509svid"
+
+	"github.com/warden-a2a/warden/internal/ca"
+	"github.com/warden-a2a/warden/internal/store"
+	"github.com/warden-a2a/warden/internal/truststate"
+)
+
+// Config configures a control plane. Zero values take the documented defaults.
+type Config struct {
+	TrustDomain string        // e.g. "supplychain.example"; required
+	DataDir     string        // CA keys (DataDir/ca) and admin credential (DataDir/admin); required
+	Store       store.Store   // required
+	SVIDTTL     time.Duration // lifetime of agent SVIDs; default 15m, at most 24h
+	// DNSNames and IPs are put into the server's own certificate besides its SPIFFE ID
+	// (clients that dial by host name check them). Default: localhost, 127.0.0.1, ::1.
+	DNSNames []string
+	IPs      []net.IP
+	Logger   *slog.Logger     // default: discard
+	Now      func() time.Time // default: time.Now
+	// Attest appraises the evidence of an enrollment (renewal=false) or renewal; a non-nil
+	// error refuses it with reason attestation_failed. Nil accepts any evidence
+	// (attestation not configured).
+	Attest func(ctx context.Context, entry store.Entry, evidence []byte, renewal bool) error
+}
+
+// Identities of the control plane's own credentials.
+const (
+	serverPath = "/warden/server"
+	adminPath  = "/warden/admin"
+	// serverSVIDTTL and adminTTL: the server's and admin's credentials are SVIDs too,
+	// renewed at half-life by the server itself.
+	serverSVIDTTL = time.Hour
+	adminTTL      = ca.MaxTTL
+)
+
+// Server is a running control plane.
+type Server struct {
+	cfg    Config
+	td     spiffeid.TrustDomain
+	log    *slog.Logger
+	now    func() time.Time
+	ca     *ca.CA
+	issuer *ca.Issuer
+	trust  *truststate.Manager
+
+	tlsCert atomic.Pointer[tls.Certificate]
+	svid    atomic.Pointer[x509svid.SVID]
+
+	serverID spiffeid.ID
+	adminID  spiffeid.ID
+
+	mu  sync.Mutex
+	url string
+}
+
+// New loads or creates the CA, issues the server's own SVID and the admin credential, and
+// loads the trust state.
+func New(ctx context.Context, cfg Config) (*Server, error) {
+	td, err := spiffeid.TrustDomainFromString(cfg.TrustDomain)
+	if err != nil {
+		return nil, fmt.Errorf("server: trust domain: %w", err)
+	}
+	if cfg.Store == nil || cfg.DataDir == "" {
+		return nil, errors.New("server: Store and DataDir are required")
+	}
+	if cfg.SVIDTTL == 0 {
+		cfg.SVIDTTL = ca.DefaultTTL
+	}
+	if cfg.SVIDTTL < 0 || cfg.SVIDTTL > ca.MaxTTL {
+		return nil, fmt.Errorf("server: svid ttl %s: must be at most %s", cfg.SVIDTTL, ca.MaxTTL)
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	if len(cfg.DNSNames) == 0 && len(cfg.IPs) == 0 {
+		cfg.DNSNames = []string{"localhost"}
+		cfg.IPs = []net.IP{net.IPv4(127, 0, 0, 1), net.IPv6loopback}
+	}
+	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
+		return nil, fmt.Errorf("server: %w", err)
+	}
+	c, err := ca.LoadOrCreate(ca.Config{TrustDomain: td, Dir: filepath.Join(cfg.DataDir, "ca"), Now: cfg.Now})
+	if err != nil {
+		return nil, err
+	}
+	s := &Server{
+		cfg: cfg, td: td, log: cfg.Logger, now: cfg.Now, ca: c,
+		issuer:   &ca.Issuer{CA: c, Store: cfg.Store, TTL: cfg.SVIDTTL},
+		serverID: spiffeid.RequireFromPath(td, serverPath),
+		adminID:  spiffeid.RequireFromPath(td, adminPath),
+	}
+	if err := s.rotateServerSVID(ctx); err != nil {
+		return nil, err
+	}
+	if err := s.refreshAdmin(ctx, false); err != nil {
+		return nil, err
+	}
+	signer := func() (crypto.Signer, []*x509.Certificate) {
+		sv := s.svid.Load()
+		return sv.PrivateKey, sv.Certificates
+	}
+	s.trust, err = truststate.NewManager(ctx, cfg.Store, td.Name(), signer, cfg.Now, cfg.Logger)
+	if err != nil {
+		return nil, err
+	}
+	return s, nil
+}
+
+// CA returns the server's certificate authority.
+func (s *Server) CA() *ca.CA { return s.ca }
+
+// Trust returns the trust-state manager.
+func (s *Server) Trust() *truststate.Manager { return s.trust }
+
+// Issuer returns the store-backed SVID issuer.
+func (s *Server) Issuer() *ca.Issuer { return s.issuer }
+
+// AdminDir is where the admin credential lives: admin.pem, admin_key.pem, bundle.pem and
+// server_url (written by Serve).
+func (s *Server) AdminDir() string { return filepath.Join(s.cfg.DataDir, "admin") }
+
+// URL returns the base URL once Serve is listening.
+func (s *Server) URL() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.url
+}
+
+// TLSConfig returns the server side TLS configuration: TLS 1.3 only, the server's current
+// SVID, and client certificates optional at the handshake but, when presented, verified
+// as X509-SVIDs of this trust domain (go-spiffe x509svid.Verify).
+func (s *Server) TLSConfig() *tls.Config {
+	return &tls.Config{
+		MinVersion: tls.VersionTLS13,
+		GetCertificate: func(*tls.ClientHelloInfo) (*tls.Certificate, error) {
+			return s.tlsCert.Load(), nil
+		},
+		ClientAuth: tls.RequestClientCert,
+		VerifyPeerCertificate: func(raw [][]byte, _ [][]*x509.Certificate) error {
+			if len(raw) == 0 {
+				return nil // endpoints that need a client certificate refuse later, with a reason
+			}
+			_, _, err := x509svid.ParseAndVerify(raw, s.ca.X509Bundle(), x509svid.WithTime(s.now()))
+			return err
+		},
+	}
+}
+
+// Serve serves the API on ln until ctx ends, then shuts down gracefully.
+func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
+	s.mu.Lock()
+	s.url = "https://" + ln.Addr().String()
+	s.mu.Unlock()
+	if err := ca.WriteFileAtomic(filepath.Join(s.AdminDir(), "server_url"), []byte(s.URL()+"\n"), 0o600); err != nil {
+		return fmt.Errorf("server: %w", err)
+	}
+	hs := &http.Server{
+		Handler:           s.Handler(),
+		TLSConfig:         s.TLSConfig(),
+		ReadHeaderTimeout: 5 * time.Second,
+		ReadTimeout:       30 * time.Second,
+		WriteTimeout:      30 * time.Second, // the watch stream lifts it for itself
+		IdleTimeout:       2 * time.Minute,
+		MaxHeaderBytes:    32 << 10,
+		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelDebug),
+		BaseContext:       func(net.Listener) context.Context { return ctx },
+	}
+	bg, stopBG := context.WithCancel(ctx)
+	var wg sync.WaitGroup
+	wg.Add(2)
+	go func() { defer wg.Done(); s.trust.Run(bg) }()
+	go func() { defer wg.Done(); s.maintain(bg) }()
+	errc := make(chan error, 1)
+	go func() { errc <- hs.ServeTLS(ln, "", "") }()
+	s.log.Info("warden server listening", "url", s.URL(), "trust_domain", s.td.Name())
+	var err error
+	select {
+	case <-ctx.Done():
+		sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		err = hs.Shutdown(sctx)
+		cancel()
+		<-errc
+	case err = <-errc:
+	}
+	stopBG()
+	wg.Wait()
+	if errors.Is(err, http.ErrServerClosed) {
+		err = nil
+	}
+	return err
+}
+
+// maintain renews the server's own SVID and the admin credential at half-life.
+func (s *Server) maintain(ctx context.Context) {
+	for {
+		leaf := s.svid.Load().Certificates[0]
+		wait := time.Until(leaf.NotBefore.Add(leaf.NotAfter.Sub(leaf.NotBefore) / 2))
+		if wait < time.Second {
+			wait = time.Second
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(wait):
+		}
+		if err := s.rotateServerSVID(ctx); err != nil {
+			s.log.Error("server svid rotation failed", "err", err)
+		}
+		if err := s.refreshAdmin(ctx, false); err != nil {
+			s.log.Error("admin credential refresh failed", "err", err)
+		}
+	}
+}
+
+func (s *Server) rotateServerSVID(ctx context.Context) error {
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		return err
+	}
+	cert, err := s.issuer.IssueWith(ctx, ca.X509Request{
+		PublicKey: key.Public(), ID: s.serverID, TTL: serverSVIDTTL, DNSNames: s.cfg.DNSNames, IPs: s.cfg.IPs,
+	}, "", "server")
+	if err != nil {
+		return fmt.Errorf("server: own svid: %w", err)
+	}
+	chain := append([]*x509.Certificate{cert}, s.ca.Intermediates()...)
+	sv := &x509svid.SVID{ID: s.serverID, Certificates: chain, PrivateKey: key}
+	tc := &tls.Certificate{PrivateKey: key, Leaf: cert}
+	for _, c := range chain {
+		tc.Certificate = append(tc.Certificate, c.Raw)
+	}
+	s.svid.Store(sv)
+	s.tlsCert.Store(tc)
+	return nil
+}
+
+// refreshAdmin writes the admin credential (an X509-SVID for spiffe://TD/warden/admin)
+// into AdminDir when it is missing or past half its life, or always when force is set.
+func (s *Server) refreshAdmin(ctx context.Context, force bool) error {
+	dir := s.AdminDir()
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return err
+	}
+	if !force {
+		if sv, err := x509svid.Load(filepath.Join(dir, "admin.pem"), filepath.Join(dir, "admin_key.pem")); err == nil {
+			leaf := sv.Certificates[0]
+			half := leaf.NotBefore.Add(leaf.NotAfter.Sub(leaf.NotBefore) / 2)
+			if _, _, verr := x509svid.Verify(sv.Certificates, s.ca.X509Bundle()); verr == nil && s.now().Before(half) {
+				return nil
+			}
+		}
+	}
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		return err
+	}
+	cert, err := s.issuer.IssueWith(ctx, ca.X509Request{PublicKey: key.Public(), ID: s.adminID, TTL: adminTTL}, "", "admin")
+	if err != nil {
+		return fmt.Errorf("server: admin credential: %w", err)
+	}
+	files := []struct {
+		name string
+		data []byte
+	}{
+		{"bundle.pem", ca.CertsPEM(s.ca.Root())},
+		{"admin_key.pem", ca.KeyPEM(key)},
+		{"admin.pem", ca.CertsPEM(append([]*x509.Certificate{cert}, s.ca.Intermediates()...)...)},
+	}
+	for _, f := range files {
+		if err := ca.WriteFileAtomic(filepath.Join(dir, f.name), f.data, 0o600); err != nil {
+			return err
+		}
+	}
+	return nil
+}

@@ -1,0 +1,117 @@
+// Package truststate is the signed, monotonically versioned document through which the
+// control plane tells every gate what changed: revoked identities and serials, quarantined
+// and suspended agents, kill switches, incident mode, zone states and the policy bundle
+// revision. Gates decide locally from the newest document they have verified and refuse
+// any document older than the one they hold.
+//
+// Wire form: a JWS (RFC 7515) in compact serialization, alg ES256, typ
+// "warden-trust-state+jwt", whose x5c header (RFC 7515 §4.1.6) carries the control plane's
+// X509-SVID chain (spiffe://TRUST_DOMAIN/warden/server). A relying party verifies that chain
+// against the trust bundle with go-spiffe, checks that its SPIFFE ID is the server's, then
+// checks the signature over the bytes as received. See docs/trust-state.md.
+package truststate
+
+import (
+	"slices"
+	"time"
+)
+
+// Agent statuses. An agent with no entry in Agents is active.
+const (
+	StatusQuarantined = "quarantined" // reads go on, audited; policy restricts the rest
+	StatusSuspended   = "suspended"   // no renewal, every call refused
+)
+
+// Zone states.
+const (
+	ZoneHealthy     = "healthy"
+	ZoneQuarantined = "quarantined"
+	ZoneOffline     = "offline"
+)
+
+// Document is one version of the trust state. The zero value of every field means
+// "nothing in force".
+type Document struct {
+	TrustDomain    string                `json:"trust_domain"`
+	Version        int64                 `json:"version"`
+	IssuedAt       time.Time             `json:"issued_at"`
+	RevokedIDs     map[string]Revocation `json:"revoked_ids,omitempty"`     // by SPIFFE ID
+	RevokedSerials map[string]Revocation `json:"revoked_serials,omitempty"` // by lower-case hex serial
+	Agents         map[string]AgentState `json:"agents,omitempty"`          // by SPIFFE ID
+	KillSwitches   []KillSwitch          `json:"kill_switches,omitempty"`
+	IncidentMode   bool                  `json:"incident_mode,omitempty"`
+	Responders     []string              `json:"responders,omitempty"` // SPIFFE IDs allowed to act during an incident
+	Zones          map[string]Zone       `json:"zones,omitempty"`
+	PolicyRevision string                `json:"policy_revision,omitempty"`
+}
+
+// Revocation records why and when an identity or serial was revoked.
+type Revocation struct {
+	Reason string    `json:"reason"`
+	At     time.Time `json:"at"`
+}
+
+// AgentState is a non-active status of an agent.
+type AgentState struct {
+	Status string    `json:"status"` // StatusQuarantined | StatusSuspended
+	Reason string    `json:"reason"`
+	Since  time.Time `json:"since"`
+}
+
+// KillSwitch denies every call in its scope, even where a policy permits it.
+type KillSwitch struct {
+	Scope  string    `json:"scope"` // "action" | "workflow" | "agent" | "zone"
+	Value  string    `json:"value"`
+	Reason string    `json:"reason"`
+	At     time.Time `json:"at"`
+}
+
+// Zone is the state of a zone and how stale a gate in it may let its trust state get.
+type Zone struct {
+	State        string `json:"state"`                   // ZoneHealthy | ZoneQuarantined | ZoneOffline
+	MaxStaleness string `json:"max_staleness,omitempty"` // Go duration, e.g. "5m"
+}
+
+// IsRevoked reports whether the identity or the certificate serial is revoked.
+func (d *Document) IsRevoked(spiffeID, serialHex string) (Revocation, bool) {
+	if r, ok := d.RevokedIDs[spiffeID]; ok {
+		return r, true
+	}
+	if serialHex != "" {
+		if r, ok := d.RevokedSerials[serialHex]; ok {
+			return r, true
+		}
+	}
+	return Revocation{}, false
+}
+
+// Status returns the agent's status: "active", StatusQuarantined or StatusSuspended.
+func (d *Document) Status(spiffeID string) string {
+	if s, ok := d.Agents[spiffeID]; ok {
+		return s.Status
+	}
+	return "active"
+}
+
+// Clone returns a deep copy, so an update function can change it freely.
+func (d *Document) Clone() *Document {
+	c := *d
+	c.RevokedIDs = cloneMap(d.RevokedIDs)
+	c.RevokedSerials = cloneMap(d.RevokedSerials)
+	c.Agents = cloneMap(d.Agents)
+	c.Zones = cloneMap(d.Zones)
+	c.KillSwitches = slices.Clone(d.KillSwitches)
+	c.Responders = slices.Clone(d.Responders)
+	return &c
+}
+
+func cloneMap[K comparable, V any](m map[K]V) map[K]V {
+	if m == nil {
+		return nil
+	}
+	c := make(map[K]V, len(m))
+	for k, v := range m {
+		c[k] = v
+	}
+	return c
+}
