@@ -171,7 +171,9 @@ func fetchPinnedBundle(ctx context.Context, base string, pin [32]byte, timeout t
 	return bundle, td, nil
 }
 
-func serverID(td spiffeid.TrustDomain) spiffeid.ID { return spiffeid.RequireFromPath(td, "/warden/server") }
+func serverID(td spiffeid.TrustDomain) spiffeid.ID {
+	return spiffeid.RequireFromPath(td, "/warden/server")
+}
 
 func newKey(kt KeyType) (crypto.Signer, error) {
 	switch kt {

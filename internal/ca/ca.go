@@ -236,7 +236,8 @@ func (c *CA) SignX509SVID(req X509Request) (*x509.Certificate, error) {
 	if req.ID.IsZero() || req.ID.TrustDomain() != c.td || req.ID.Path() == "" {
 		return nil, fmt.Errorf("ca: %q is not a workload ID in trust domain %s", req.ID, c.td)
 	}
-	notBefore := c.now().Add(-backdate).Truncate(time.Second)
+	// Backdate by at most a tenth of the lifetime, so short test TTLs stay usable.
+	notBefore := c.now().Add(-min(backdate, ttl/10)).Truncate(time.Second)
 	notAfter := notBefore.Add(ttl)
 	if notAfter.After(c.inter.NotAfter) {
 		notAfter = c.inter.NotAfter

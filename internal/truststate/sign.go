@@ -63,7 +63,7 @@ func Sign(doc *Document, key crypto.Signer, chain []*x509.Certificate) ([]byte, 
 	if err != nil {
 		return nil, err
 	}
-	enc := base64.RawURLEncoding
+	enc := base64.RawURLEncoding.Strict() // RFC 7515 §2: no padding; Strict refuses non-zero trailing bits, so every byte counts
 	signingInput := enc.EncodeToString(hj) + "." + enc.EncodeToString(pj)
 	digest := sha256.Sum256([]byte(signingInput))
 	r, s, err := ecdsa.Sign(rand.Reader, ek, digest[:])
@@ -87,7 +87,7 @@ func Verify(signed []byte, bundle x509bundle.Source, td spiffeid.TrustDomain, no
 	if len(parts) != 3 {
 		return nil, fmt.Errorf("%w: not a compact JWS", ErrMalformed)
 	}
-	enc := base64.RawURLEncoding
+	enc := base64.RawURLEncoding.Strict() // RFC 7515 §2: no padding; Strict refuses non-zero trailing bits, so every byte counts
 	hj, err1 := enc.DecodeString(parts[0])
 	pj, err2 := enc.DecodeString(parts[1])
 	sig, err3 := enc.DecodeString(parts[2])
