@@ -1,0 +1,102 @@
+package postgres_test
+
+import (
+	"context"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/warden-a2a/warden/internal/store"
+	"github.com/warden-a2a/warden/internal/store/postgres"
+	"github.com/warden-a2a/warden/internal/store/storetest"
+)
+
+func open(tb testing.TB, dsn string) *postgres.Store {
+	tb.Helper()
+	s, err := postgres.Open(context.Background(), dsn)
+	if err != nil {
+		tb.Fatalf("Open: %v", err)
+	}
+	return s
+}
+
+func TestConformance(t *testing.T) {
+	storetest.Run(t, func(t *testing.T) store.Store { return open(t, storetest.PostgresDSN(t)) })
+}
+
+// Two *Store on one database behave like two server replicas.
+func TestTwoReplicas(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		fn   func(t *testing.T, a, b store.Store)
+	}{
+		{"ConsumeOneWinner", storetest.ConcurrentConsume},
+		{"PutTrustStateOneWinner", storetest.ConcurrentPutTrustState},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			dsn := storetest.PostgresDSN(t)
+			a, b := open(t, dsn), open(t, dsn)
+			defer a.Close()
+			defer b.Close()
+			tc.fn(t, a, b)
+		})
+	}
+}
+
+// Replicas starting together on an empty schema migrate it once, without errors.
+func TestConcurrentStartMigratesOnce(t *testing.T) {
+	dsn := storetest.PostgresDSN(t)
+	const n = 6
+	stores := make([]*postgres.Store, n)
+	errs := make([]error, n)
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			stores[i], errs[i] = postgres.Open(context.Background(), dsn)
+		}()
+	}
+	wg.Wait()
+	for i, err := range errs {
+		if err != nil {
+			t.Errorf("replica %d: Open: %v", i, err)
+			continue
+		}
+		defer stores[i].Close()
+	}
+	if t.Failed() {
+		return
+	}
+	var rows int
+	if err := stores[0].DB().QueryRow("SELECT COUNT(*) FROM schema_version").Scan(&rows); err != nil || rows != 1 {
+		t.Errorf("schema_version has %d rows (%v), want 1", rows, err)
+	}
+}
+
+func TestNewerSchemaRefused(t *testing.T) {
+	dsn := storetest.PostgresDSN(t)
+	s := open(t, dsn)
+	if _, err := s.DB().Exec("INSERT INTO schema_version (version) VALUES (99)"); err != nil {
+		t.Fatal(err)
+	}
+	s.Close()
+	if s, err := postgres.Open(context.Background(), dsn); err == nil {
+		s.Close()
+		t.Fatal("Open of a version-99 schema: no error")
+	}
+}
+
+func TestBadDSNDoesNotLeakPassword(t *testing.T) {
+	_, err := postgres.Open(context.Background(), "postgres://u:hunter2@127.0.0.1:1/x?sslmode=bogus")
+	if err == nil {
+		t.Fatal("no error")
+	}
+	if s := err.Error(); strings.Contains(s, "hunter2") {
+		t.Errorf("error reveals the password: %s", s)
+	}
+}
+
+func BenchmarkRecordSVID(b *testing.B) {
+	storetest.BenchRecordSVID(b, func(b *testing.B) store.Store { return open(b, storetest.PostgresDSN(b)) })
+}
