@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"io"
+	"log/slog"
 	"mime"
 	"net/http"
 
@@ -46,8 +47,13 @@ func (s *Server) Handler() http.Handler {
 		r = r.WithContext(contextWithRequestID(r.Context(), id))
 		sw := &statusWriter{ResponseWriter: w, status: 200}
 		mux.ServeHTTP(sw, r)
-		// The access log names the caller and the outcome, never a token or key.
-		s.log.Debug("request", "id", id, "method", r.Method, "path", r.URL.Path, "status", sw.status, "reason", sw.reason, "peer", peerString(r))
+		// The access log names the caller and the outcome, never a token or key. Every
+		// refusal is logged with its reason; successes only at debug level.
+		level := slog.LevelDebug
+		if sw.status >= 400 {
+			level = slog.LevelWarn
+		}
+		s.log.Log(r.Context(), level, "request", "id", id, "method", r.Method, "path", r.URL.Path, "status", sw.status, "reason", sw.reason, "peer", peerString(r), "remote", r.RemoteAddr)
 	})
 }
 
