@@ -39,8 +39,8 @@ func signer(t testing.TB, c *ca.CA, path string) (*ecdsa.PrivateKey, []*x509.Cer
 func sampleDoc() *truststate.Document {
 	return &truststate.Document{
 		TrustDomain: td.Name(), Version: 7, IssuedAt: time.Now().UTC().Truncate(time.Millisecond),
-		RevokedIDs: map[string]truststate.Revocation{"spiffe://supplychain.example/agent/procurement": {Reason: "stolen", At: time.Now().UTC()}},
-		Agents:     map[string]truststate.AgentState{"spiffe://supplychain.example/agent/edge": {Status: truststate.StatusQuarantined, Reason: "drift"}},
+		RevokedIDs:   map[string]truststate.Revocation{"spiffe://supplychain.example/agent/procurement": {Reason: "stolen", At: time.Now().UTC()}},
+		Agents:       map[string]truststate.AgentState{"spiffe://supplychain.example/agent/edge": {Status: truststate.StatusQuarantined, Reason: "drift"}},
 		KillSwitches: []truststate.KillSwitch{{Scope: "action", Value: "payment.release", Reason: "incident"}},
 	}
 }
