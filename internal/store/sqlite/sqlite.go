@@ -20,7 +20,6 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
-	"sync"
 
 	sqlite3 "modernc.org/sqlite"
 	sqlite3lib "modernc.org/sqlite/lib"
@@ -84,7 +83,7 @@ func Open(path string) (*Store, error) {
 	return &Store{sqlcore.New(db, sqlcore.Dialect{
 		TimeAsMicros: true,
 		Classify:     classify,
-		WriteMu:      new(sync.Mutex),
+		GroupCommit:  true,
 	})}, nil
 }
 

@@ -10,6 +10,7 @@ import (
 	"crypto/sha256"
 	"errors"
 	"fmt"
+	"runtime"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -50,6 +51,8 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"TimesRoundTripInUTC", testTimes},
 		{"ConcurrentConsumeOneWinner", func(t *testing.T, s store.Store) { ConcurrentConsume(t, s, s) }},
 		{"ConcurrentEnrollmentsAllSucceed", testConcurrentEnrollments},
+		{"ConcurrentDuplicateSerialsOneWinnerEach", testConcurrentDuplicateSerials},
+		{"CancelledContextWritesNothing", testCancelledContext},
 		{"ConcurrentPutTrustStateOneWinner", func(t *testing.T, s store.Store) { ConcurrentPutTrustState(t, s, s) }},
 	}
 	for _, tc := range tests {
@@ -550,6 +553,54 @@ func testConcurrentEnrollments(t *testing.T, s store.Store) {
 	}
 }
 
+// testConcurrentDuplicateSerials records 25 serials twice each, all at once: exactly one
+// of each pair succeeds and the other gets ErrExists. (With group commit, a duplicate's
+// failure inside a shared transaction must not undo its neighbours.)
+func testConcurrentDuplicateSerials(t *testing.T, s store.Store) {
+	ctx := context.Background()
+	const pairs = 25
+	var wg sync.WaitGroup
+	results := make([]error, 2*pairs)
+	start := make(chan struct{})
+	for i := range 2 * pairs {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			<-start
+			results[i] = s.RecordSVID(ctx, svid(fmt.Sprintf("dup%02d", i/2), fmt.Sprintf("spiffe://example.org/agent/w%d", i)))
+		}()
+	}
+	close(start)
+	wg.Wait()
+	for p := range pairs {
+		a, b := results[2*p], results[2*p+1]
+		ok := (a == nil && errors.Is(b, store.ErrExists)) || (b == nil && errors.Is(a, store.ErrExists))
+		if !ok {
+			t.Errorf("serial dup%02d: results %v and %v, want one nil and one ErrExists", p, a, b)
+			continue
+		}
+		got, err := s.GetSVID(ctx, fmt.Sprintf("dup%02d", p))
+		winner := 2 * p
+		if a != nil {
+			winner++
+		}
+		if err != nil || got.SPIFFEID != fmt.Sprintf("spiffe://example.org/agent/w%d", winner) {
+			t.Errorf("serial dup%02d: stored %q, %v; want the winner's", p, got.SPIFFEID, err)
+		}
+	}
+}
+
+func testCancelledContext(t *testing.T, s store.Store) {
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	if err := s.RecordSVID(ctx, svid("cancelled", "spiffe://example.org/agent/c")); err == nil {
+		t.Error("RecordSVID with a cancelled context: no error")
+	}
+	if _, err := s.GetSVID(context.Background(), "cancelled"); !errors.Is(err, store.ErrNotFound) {
+		t.Errorf("GetSVID after cancelled RecordSVID: %v, want ErrNotFound", err)
+	}
+}
+
 // ConcurrentPutTrustState has 20 goroutines, alternating between a and b, put the same
 // next version: exactly one must win, the others get ErrConflict, and the stored document
 // is the winner's.
@@ -600,8 +651,9 @@ func ConcurrentPutTrustState(t *testing.T, a, b store.Store) {
 	}
 }
 
-// BenchRecordSVID measures RecordSVID with a unique serial per call, serially and with
-// b.RunParallel (GOMAXPROCS goroutines).
+// BenchRecordSVID measures RecordSVID with a unique serial per call: serially (one
+// caller, so one commit per call) and from 16 concurrent goroutines (as concurrent
+// renewals on a server).
 func BenchRecordSVID(b *testing.B, open func(b *testing.B) store.Store) {
 	ctx := context.Background()
 	var seq atomic.Int64
@@ -615,10 +667,11 @@ func BenchRecordSVID(b *testing.B, open func(b *testing.B) store.Store) {
 			}
 		}
 	})
-	b.Run("parallel", func(b *testing.B) {
+	b.Run("parallel16", func(b *testing.B) {
 		s := open(b)
 		defer s.Close()
 		b.ReportAllocs()
+		b.SetParallelism((16 + runtime.GOMAXPROCS(0) - 1) / runtime.GOMAXPROCS(0))
 		b.RunParallel(func(pb *testing.PB) {
 			for pb.Next() {
 				if err := s.RecordSVID(ctx, svid(fmt.Sprintf("%032x", seq.Add(1)), "spiffe://example.org/agent/bench")); err != nil {

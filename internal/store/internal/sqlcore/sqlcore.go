@@ -19,7 +19,6 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/warden-a2a/warden/internal/store"
@@ -44,17 +43,18 @@ type Dialect struct {
 	TimeAsMicros bool
 	// Classify maps a driver error to a constraint violation.
 	Classify func(error) Violation
-	// WriteMu, if set, serialises writes within this process. SQLite has one writer per
-	// file; queueing in Go is cheaper than every connection spinning in the busy handler.
-	// Writers in other processes are still handled by busy_timeout.
-	WriteMu *sync.Mutex
+	// GroupCommit runs concurrent writes of this process in shared transactions (see
+	// batcher). For SQLite, which has one writer per file and pays an fsync per commit;
+	// writers in other processes still queue on the file lock (busy_timeout).
+	GroupCommit bool
 }
 
 // Store implements store.Store on a *sql.DB. Backends embed it.
 type Store struct {
-	db *sql.DB
-	d  Dialect
-	q  queries
+	db    *sql.DB
+	d     Dialect
+	q     queries
+	batch *batcher // nil without GroupCommit
 }
 
 var _ store.Store = (*Store)(nil)
@@ -63,6 +63,9 @@ var _ store.Store = (*Store)(nil)
 func New(db *sql.DB, d Dialect) *Store {
 	s := &Store{db: db, d: d}
 	s.q = buildQueries(d)
+	if d.GroupCommit {
+		s.batch = &batcher{db: db}
+	}
 	return s
 }
 
@@ -178,23 +181,26 @@ func unblob(b []byte) []byte {
 	return b
 }
 
-// write runs fn under the dialect's write mutex, if any.
-func (s *Store) write(fn func() error) error {
-	if s.d.WriteMu != nil {
-		s.d.WriteMu.Lock()
-		defer s.d.WriteMu.Unlock()
+// write runs fn in a group-commit batch, or directly on the pool.
+func (s *Store) write(ctx context.Context, fn writeFn) error {
+	if s.batch != nil {
+		return s.batch.do(ctx, fn)
 	}
-	return fn()
+	return fn(ctx, s.db)
 }
 
-func (s *Store) exec(ctx context.Context, q string, args ...any) (sql.Result, error) {
-	var res sql.Result
-	err := s.write(func() error {
-		var err error
-		res, err = s.db.ExecContext(ctx, q, args...)
+// execWrite runs one statement as a write and returns its affected row count.
+func (s *Store) execWrite(ctx context.Context, classify func(error) error, query string, args ...any) (int64, error) {
+	var n int64
+	err := s.write(ctx, func(ctx context.Context, q querier) error {
+		res, err := q.ExecContext(ctx, query, args...)
+		if err != nil {
+			return classify(err)
+		}
+		n, err = affected(res)
 		return err
 	})
-	return res, err
+	return n, err
 }
 
 func affected(res sql.Result) (int64, error) {
@@ -229,14 +235,13 @@ func notFound(err error, what string) error {
 
 // CreateEntry implements store.Store.
 func (s *Store) CreateEntry(ctx context.Context, e store.Entry) error {
-	_, err := s.exec(ctx, s.q.createEntry, e.Name, e.SPIFFEID, e.Role, e.Class, e.Zone, s.t(e.CreatedAt), blob(e.Attrs))
-	if err != nil {
+	_, err := s.execWrite(ctx, func(err error) error {
 		if s.d.Classify(err) == Unique {
 			return fmt.Errorf("store: entry %q or SPIFFE ID %q: %w", e.Name, e.SPIFFEID, store.ErrExists)
 		}
 		return fmt.Errorf("store: create entry: %w", err)
-	}
-	return nil
+	}, s.q.createEntry, e.Name, e.SPIFFEID, e.Role, e.Class, e.Zone, s.t(e.CreatedAt), blob(e.Attrs))
+	return err
 }
 
 // GetEntry implements store.Store.
@@ -280,34 +285,24 @@ func (s *Store) ListEntries(ctx context.Context) ([]store.Entry, error) {
 
 // UpdateEntryAttrs implements store.Store.
 func (s *Store) UpdateEntryAttrs(ctx context.Context, name string, attrs []byte) error {
-	res, err := s.exec(ctx, s.q.updateAttrs, blob(attrs), name)
-	if err != nil {
+	n, err := s.execWrite(ctx, func(err error) error {
 		return fmt.Errorf("store: update entry %q: %w", name, err)
+	}, s.q.updateAttrs, blob(attrs), name)
+	if err == nil && n == 0 {
+		err = fmt.Errorf("store: entry %q: %w", name, store.ErrNotFound)
 	}
-	n, err := affected(res)
-	if err != nil {
-		return err
-	}
-	if n == 0 {
-		return fmt.Errorf("store: entry %q: %w", name, store.ErrNotFound)
-	}
-	return nil
+	return err
 }
 
 // DeleteEntry implements store.Store. Its join tokens go with it (ON DELETE CASCADE).
 func (s *Store) DeleteEntry(ctx context.Context, name string) error {
-	res, err := s.exec(ctx, s.q.deleteEntry, name)
-	if err != nil {
+	n, err := s.execWrite(ctx, func(err error) error {
 		return fmt.Errorf("store: delete entry %q: %w", name, err)
+	}, s.q.deleteEntry, name)
+	if err == nil && n == 0 {
+		err = fmt.Errorf("store: entry %q: %w", name, store.ErrNotFound)
 	}
-	n, err := affected(res)
-	if err != nil {
-		return err
-	}
-	if n == 0 {
-		return fmt.Errorf("store: entry %q: %w", name, store.ErrNotFound)
-	}
-	return nil
+	return err
 }
 
 // CreateJoinToken implements store.Store. t.Hash must be 32 bytes and t.UsedAt zero.
@@ -318,8 +313,7 @@ func (s *Store) CreateJoinToken(ctx context.Context, t store.JoinToken) error {
 	if !t.UsedAt.IsZero() {
 		return errors.New("store: a new join token must not be used")
 	}
-	_, err := s.exec(ctx, s.q.createToken, t.Hash, t.EntryName, s.t(t.CreatedAt), s.t(t.ExpiresAt))
-	if err != nil {
+	_, err := s.execWrite(ctx, func(err error) error {
 		switch s.d.Classify(err) {
 		case Unique:
 			return fmt.Errorf("store: join token: %w", store.ErrExists)
@@ -327,51 +321,52 @@ func (s *Store) CreateJoinToken(ctx context.Context, t store.JoinToken) error {
 			return fmt.Errorf("store: join token for entry %q: %w", t.EntryName, store.ErrNotFound)
 		}
 		return fmt.Errorf("store: create join token: %w", err)
-	}
-	return nil
+	}, s.q.createToken, t.Hash, t.EntryName, s.t(t.CreatedAt), s.t(t.ExpiresAt))
+	return err
 }
 
 // ConsumeJoinToken implements store.Store.
 func (s *Store) ConsumeJoinToken(ctx context.Context, hash []byte, now time.Time) (store.JoinToken, error) {
 	var t store.JoinToken
-	err := s.write(func() error {
+	err := s.write(ctx, func(ctx context.Context, q querier) error {
 		var err error
-		t, err = scanToken(s.db.QueryRowContext(ctx, s.q.consumeToken, s.t(now), hash, s.t(now)))
-		return err
+		t, err = scanToken(q.QueryRowContext(ctx, s.q.consumeToken, s.t(now), hash, s.t(now)))
+		if err == nil {
+			return nil
+		}
+		if !errors.Is(err, sql.ErrNoRows) {
+			return fmt.Errorf("store: consume join token: %w", err)
+		}
+		// Nothing matched: say why. A used token never becomes unused again, so this read
+		// cannot contradict the UPDATE above; a token deleted in between is ErrNotFound.
+		got, err := scanToken(q.QueryRowContext(ctx, s.q.getToken, hash))
+		switch {
+		case errors.Is(err, sql.ErrNoRows):
+			return fmt.Errorf("store: join token: %w", store.ErrNotFound)
+		case err != nil:
+			return fmt.Errorf("store: consume join token: %w", err)
+		case !got.UsedAt.IsZero():
+			return fmt.Errorf("store: join token: %w", store.ErrTokenUsed)
+		default:
+			// Unused, so it failed expires_at > now.
+			return fmt.Errorf("store: join token: %w", store.ErrTokenExpired)
+		}
 	})
-	if err == nil {
-		return t, nil
+	if err != nil {
+		return store.JoinToken{}, err
 	}
-	if !errors.Is(err, sql.ErrNoRows) {
-		return store.JoinToken{}, fmt.Errorf("store: consume join token: %w", err)
-	}
-	// Nothing matched: say why. A used token never becomes unused again, so this read
-	// cannot contradict the UPDATE above; a token deleted in between is ErrNotFound.
-	t, err = scanToken(s.db.QueryRowContext(ctx, s.q.getToken, hash))
-	switch {
-	case errors.Is(err, sql.ErrNoRows):
-		return store.JoinToken{}, fmt.Errorf("store: join token: %w", store.ErrNotFound)
-	case err != nil:
-		return store.JoinToken{}, fmt.Errorf("store: consume join token: %w", err)
-	case !t.UsedAt.IsZero():
-		return store.JoinToken{}, fmt.Errorf("store: join token: %w", store.ErrTokenUsed)
-	default:
-		// Unused, so it failed expires_at > now.
-		return store.JoinToken{}, fmt.Errorf("store: join token: %w", store.ErrTokenExpired)
-	}
+	return t, nil
 }
 
 // RecordSVID implements store.Store.
 func (s *Store) RecordSVID(ctx context.Context, v store.SVID) error {
-	_, err := s.exec(ctx, s.q.recordSVID, v.Serial, v.SPIFFEID, v.EntryName, v.Kind,
-		s.t(v.NotBefore), s.t(v.NotAfter), s.t(v.IssuedAt))
-	if err != nil {
+	_, err := s.execWrite(ctx, func(err error) error {
 		if s.d.Classify(err) == Unique {
 			return fmt.Errorf("store: SVID serial %s: %w", v.Serial, store.ErrExists)
 		}
 		return fmt.Errorf("store: record SVID: %w", err)
-	}
-	return nil
+	}, s.q.recordSVID, v.Serial, v.SPIFFEID, v.EntryName, v.Kind, s.t(v.NotBefore), s.t(v.NotAfter), s.t(v.IssuedAt))
+	return err
 }
 
 // GetSVID implements store.Store.
@@ -406,20 +401,15 @@ func (s *Store) LatestTrustState(ctx context.Context) (store.TrustState, error) 
 
 // PutTrustState implements store.Store.
 func (s *Store) PutTrustState(ctx context.Context, ts store.TrustState) error {
-	res, err := s.exec(ctx, s.q.putTS, ts.Version, blob(ts.Signed), s.t(ts.CreatedAt), ts.Version)
-	if err != nil {
+	n, err := s.execWrite(ctx, func(err error) error {
 		if s.d.Classify(err) == Unique {
 			// A concurrent writer inserted this version first.
 			return fmt.Errorf("store: trust state version %d: %w", ts.Version, store.ErrConflict)
 		}
 		return fmt.Errorf("store: put trust state: %w", err)
+	}, s.q.putTS, ts.Version, blob(ts.Signed), s.t(ts.CreatedAt), ts.Version)
+	if err == nil && n == 0 {
+		err = fmt.Errorf("store: trust state version %d is not latest+1: %w", ts.Version, store.ErrConflict)
 	}
-	n, err := affected(res)
-	if err != nil {
-		return err
-	}
-	if n == 0 {
-		return fmt.Errorf("store: trust state version %d is not latest+1: %w", ts.Version, store.ErrConflict)
-	}
-	return nil
+	return err
 }
