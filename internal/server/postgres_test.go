@@ -15,7 +15,7 @@ import (
 	"github.com/warden-a2a/warden/sdk"
 )
 
-func pgStore(t *testing.T) store.Store {
+func pgStore(t testing.TB) store.Store {
 	st, err := postgres.Open(context.Background(), storetest.PostgresDSN(t))
 	if err != nil {
 		t.Fatal(err)
@@ -33,7 +33,7 @@ func TestConcurrentEnrollmentsPostgres(t *testing.T) {
 // and the other refuses the revoked agent's renewal.
 func TestReplicasSharePostgres(t *testing.T) {
 	dsn := storetest.PostgresDSN(t)
-	open := func(t *testing.T) store.Store {
+	open := func(t testing.TB) store.Store {
 		st, err := postgres.Open(context.Background(), dsn)
 		if err != nil {
 			t.Fatal(err)

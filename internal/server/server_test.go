@@ -53,11 +53,11 @@ type fixture struct {
 
 type options struct {
 	ttl   time.Duration
-	store func(t *testing.T) store.Store
+	store func(t testing.TB) store.Store
 	now   func() time.Time
 }
 
-func sqliteStore(t *testing.T) store.Store {
+func sqliteStore(t testing.TB) store.Store {
 	st, err := sqlite.Open(filepath.Join(t.TempDir(), "warden.db"))
 	if err != nil {
 		t.Fatal(err)
@@ -66,7 +66,7 @@ func sqliteStore(t *testing.T) store.Store {
 	return st
 }
 
-func start(t *testing.T, o options) *fixture {
+func start(t testing.TB, o options) *fixture {
 	t.Helper()
 	if o.store == nil {
 		o.store = sqliteStore
@@ -100,14 +100,14 @@ func start(t *testing.T, o options) *fixture {
 	return &fixture{srv: srv, admin: admin, url: srv.URL(), dir: dir}
 }
 
-func (f *fixture) entry(t *testing.T, name string) {
+func (f *fixture) entry(t testing.TB, name string) {
 	t.Helper()
 	if _, err := f.admin.CreateEntry(context.Background(), api.Entry{Name: name, Role: "procurement", Class: "transactional", Zone: "cloud"}); err != nil {
 		t.Fatal(err)
 	}
 }
 
-func (f *fixture) token(t *testing.T, name string, ttl time.Duration) string {
+func (f *fixture) token(t testing.TB, name string, ttl time.Duration) string {
 	t.Helper()
 	tok, err := f.admin.CreateToken(context.Background(), name, ttl)
 	if err != nil {
@@ -116,7 +116,7 @@ func (f *fixture) token(t *testing.T, name string, ttl time.Duration) string {
 	return tok.Token
 }
 
-func (f *fixture) enroll(t *testing.T, name string) (*x509svid.SVID, *sdk.Source) {
+func (f *fixture) enroll(t testing.TB, name string) (*x509svid.SVID, *sdk.Source) {
 	t.Helper()
 	f.entry(t, name)
 	svid, bundle, err := sdk.Enroll(context.Background(), sdk.EnrollConfig{ServerURL: f.url, Token: f.token(t, name, time.Minute)})
