@@ -43,13 +43,14 @@ var _ store.Store = (*Store)(nil)
 func Open(ctx context.Context, dsn string) (*Store, error) {
 	db, err := sql.Open("pgx", dsn)
 	if err != nil {
-		// pgx's parse errors can echo the DSN, password included; don't pass them on.
-		return nil, errors.New("store: postgres: invalid DSN")
+		return nil, fmt.Errorf("store: postgres: %w", err)
 	}
 	db.SetMaxOpenConns(16)
 	db.SetMaxIdleConns(16)
 	db.SetConnMaxIdleTime(5 * time.Minute)
 	db.SetConnMaxLifetime(time.Hour)
+	// The DSN is parsed on first connect; pgx masks the password in its errors
+	// (TestBadDSNDoesNotLeakPassword).
 	if err := db.PingContext(ctx); err != nil {
 		db.Close()
 		return nil, fmt.Errorf("store: postgres: connect: %w", err)

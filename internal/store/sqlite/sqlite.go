@@ -5,10 +5,11 @@
 // a 10 s busy_timeout for writers in other processes, and synchronous=FULL: in WAL mode
 // NORMAL can lose the last commits on power loss, and a lost commit here is a consumed
 // join token that becomes usable again or a revocation that is undone, so we pay one
-// fsync per commit instead (see docs/benchmarks.md for the cost). Writers in this
-// process queue on a mutex; writers in another process on the same file wait in SQLite's
-// busy handler. Transactions begin IMMEDIATE, so a transaction never has to upgrade a
-// read lock to a write lock (the SQLITE_BUSY deadlock of deferred transactions).
+// fsync per commit instead, and group-commit concurrent writes of this process so that
+// they share one fsync (see sqlcore's batcher and docs/benchmarks.md). Writers in another
+// process on the same file wait in SQLite's busy handler. Transactions begin IMMEDIATE,
+// so a transaction never has to upgrade a read lock to a write lock (the SQLITE_BUSY
+// deadlock of deferred transactions).
 package sqlite
 
 import (
@@ -71,7 +72,8 @@ func Open(path string) (*Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("store: sqlite: %w", err)
 	}
-	// A handful of connections for concurrent readers (WAL); writes queue on writeMu.
+	// A handful of connections for concurrent readers (WAL); writes go through the
+	// group-commit queue, so they need one at a time.
 	// Idle connections are kept: opening one re-runs the pragmas.
 	db.SetMaxOpenConns(8)
 	db.SetMaxIdleConns(8)

@@ -24,10 +24,14 @@ type writeFn func(ctx context.Context, q querier) error
 const maxBatch = 256
 
 // batcher implements group commit: concurrent writes in this process are run, in arrival
-// order, inside one BEGIN IMMEDIATE transaction and committed with one fsync. The first
-// writer to arrive while none is committing becomes the leader and commits batches until
-// the queue is empty; the others wait for their result. Every caller learns its outcome
-// only after the commit that made it durable.
+// order, inside one BEGIN IMMEDIATE transaction and committed with one fsync. The writer
+// at the head of the queue is the leader: it takes the queue (up to maxBatch writes),
+// commits it, wakes those writers with their results, and hands leadership to the next
+// waiting writer, if any. So each caller commits at most one batch (no caller is kept
+// serving others under sustained load), and learns its outcome only after the commit
+// that made it durable.
+//
+// Invariant: leading is false only when pending is empty.
 //
 // Semantics are those of running the writes one after another: SQLite rolls back only the
 // failing statement on a constraint violation, so one write's ErrExists does not affect
@@ -41,46 +45,54 @@ type batcher struct {
 }
 
 type batchOp struct {
-	ctx  context.Context
-	fn   writeFn
-	err  error
-	done chan struct{}
+	ctx      context.Context
+	fn       writeFn
+	err      error
+	finished bool          // set before wake when err is final
+	wake     chan struct{} // buffered 1: finished, or promoted to leader
 }
 
 func (b *batcher) do(ctx context.Context, fn writeFn) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	op := &batchOp{ctx: ctx, fn: fn, done: make(chan struct{})}
+	op := &batchOp{ctx: ctx, fn: fn, wake: make(chan struct{}, 1)}
 	b.mu.Lock()
 	b.pending = append(b.pending, op)
 	lead := !b.leading
 	b.leading = true
 	b.mu.Unlock()
-	if lead {
-		b.lead()
+	if !lead {
+		<-op.wake
+		if op.finished {
+			return op.err
+		}
+		// Promoted: op is at the head of the queue.
 	}
-	<-op.done
-	return op.err
-}
+	b.mu.Lock()
+	n := min(len(b.pending), maxBatch)
+	ops := b.pending[:n:n]
+	b.pending = b.pending[n:]
+	b.mu.Unlock()
 
-func (b *batcher) lead() {
-	for {
-		b.mu.Lock()
-		n := min(len(b.pending), maxBatch)
-		if n == 0 {
-			b.leading = false
-			b.mu.Unlock()
-			return
-		}
-		ops := b.pending[:n:n]
-		b.pending = b.pending[n:]
-		b.mu.Unlock()
-		b.commit(ops)
-		for _, op := range ops {
-			close(op.done)
-		}
+	b.commit(ops)
+
+	b.mu.Lock()
+	var next *batchOp
+	if len(b.pending) > 0 {
+		next = b.pending[0]
+	} else {
+		b.leading = false
 	}
+	b.mu.Unlock()
+	for _, o := range ops {
+		o.finished = true
+		o.wake <- struct{}{}
+	}
+	if next != nil {
+		next.wake <- struct{}{}
+	}
+	return op.err
 }
 
 func (b *batcher) commit(ops []*batchOp) {

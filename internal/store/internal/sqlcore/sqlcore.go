@@ -1,7 +1,8 @@
 // Package sqlcore is the store.Store implementation shared by the SQL backends (sqlite,
 // postgres). The backends differ only in their Dialect: placeholder syntax, how a time is
-// encoded, and how a driver error maps to a constraint violation. Every method is one SQL
-// statement, so atomicity comes from the database, not from application-level locking:
+// encoded, how a driver error maps to a constraint violation, and whether writes are
+// group-committed (SQLite). Every write is one SQL statement (ConsumeJoinToken adds a read
+// to explain a refusal), so atomicity comes from the database, not from locks in Go:
 //
 //   - ConsumeJoinToken is a single conditional UPDATE ... RETURNING; of any number of
 //     concurrent callers exactly one sees the row with used_at IS NULL (SQLite serialises
@@ -9,7 +10,7 @@
 //   - PutTrustState is INSERT ... SELECT ... WHERE version = max+1; a concurrent writer
 //     with the same version loses on the primary key and gets store.ErrConflict.
 //
-// Times are stored with microsecond precision (truncated) and returned in UTC.
+// Times are sent with microsecond precision (truncated) and returned in UTC.
 package sqlcore
 
 import (
