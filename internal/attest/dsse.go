@@ -33,8 +33,8 @@ const PredicateSLSAProvenanceV1 = "https://slsa.dev/provenance/v1"
 // Envelope is a DSSE envelope. Payload is carried base64 in JSON (standard alphabet;
 // the URL-safe alphabet and missing padding are accepted on input, as DSSE requires).
 type Envelope struct {
-	PayloadType string         `json:"payloadType"`
-	Payload     B64            `json:"payload"`
+	PayloadType string          `json:"payloadType"`
+	Payload     B64             `json:"payload"`
 	Signatures  []DSSESignature `json:"signatures"`
 }
 

@@ -132,21 +132,21 @@ type Reason string
 // order), so a Result carries exactly one reason.
 const (
 	ReasonNone               Reason = ""
-	ReasonMalformed          Reason = "malformed"             // evidence does not parse or violates the format
-	ReasonQuoteReplay        Reason = "quote_replay"          // nonce is not the one issued for this challenge
-	ReasonStaleEvidence      Reason = "stale_evidence"        // challenge older than Config.MaxEvidenceAge
-	ReasonAKNotInEKTPM       Reason = "ak_not_in_ek_tpm"      // credential activation failed or never happened
-	ReasonWrongAK            Reason = "wrong_ak"              // quote not signed by the enrolled / activated AK
-	ReasonUnsafeAK           Reason = "unsafe_ak"             // AK is not a fixedTPM restricted signing key
-	ReasonUnknownEK          Reason = "unknown_ek"            // EK not among the entry's pinned EKs
-	ReasonPCRMismatch        Reason = "pcr_mismatch"          // PCR digest, event-log replay or approved PCR values differ
-	ReasonMissingMeasurement Reason = "missing_measurement"   // no binary (or required config) measurement in the log
-	ReasonTamperedBinary     Reason = "tampered_binary"       // a measured binary digest is not approved
-	ReasonUnapprovedConfig   Reason = "unapproved_config"     // a measured config/manifest digest is not approved
-	ReasonUnknownBuildSigner Reason = "unknown_build_signer"  // provenance not signed by a pinned build key
-	ReasonBadProvenance      Reason = "bad_provenance"        // provenance missing, bad signature or wrong subject
-	ReasonNoReferenceValues  Reason = "no_reference_values"   // entry has no approved binary digests: fail closed
-	ReasonVerifierError      Reason = "verifier_malfunction"  // internal error; never affirming
+	ReasonMalformed          Reason = "malformed"            // evidence does not parse or violates the format
+	ReasonQuoteReplay        Reason = "quote_replay"         // nonce is not the one issued for this challenge
+	ReasonStaleEvidence      Reason = "stale_evidence"       // challenge older than Config.MaxEvidenceAge
+	ReasonAKNotInEKTPM       Reason = "ak_not_in_ek_tpm"     // credential activation failed or never happened
+	ReasonWrongAK            Reason = "wrong_ak"             // quote not signed by the enrolled / activated AK
+	ReasonUnsafeAK           Reason = "unsafe_ak"            // AK is not a fixedTPM restricted signing key
+	ReasonUnknownEK          Reason = "unknown_ek"           // EK not among the entry's pinned EKs
+	ReasonPCRMismatch        Reason = "pcr_mismatch"         // PCR digest, event-log replay or approved PCR values differ
+	ReasonMissingMeasurement Reason = "missing_measurement"  // no binary (or required config) measurement in the log
+	ReasonTamperedBinary     Reason = "tampered_binary"      // a measured binary digest is not approved
+	ReasonUnapprovedConfig   Reason = "unapproved_config"    // a measured config/manifest digest is not approved
+	ReasonUnknownBuildSigner Reason = "unknown_build_signer" // provenance not signed by a pinned build key
+	ReasonBadProvenance      Reason = "bad_provenance"       // provenance missing, bad signature or wrong subject
+	ReasonNoReferenceValues  Reason = "no_reference_values"  // entry has no approved binary digests: fail closed
+	ReasonVerifierError      Reason = "verifier_malfunction" // internal error; never affirming
 )
 
 // Result is an Attestation Result (RFC 9334 §8.4) in the AR4SI model.
