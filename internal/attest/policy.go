@@ -1,8 +1,11 @@
 package attest
 
 import (
+	"bytes"
 	"fmt"
 	"time"
+
+	"gopkg.in/yaml.v3"
 )
 
 // Action is what the control plane does to an agent whose attestation is not affirming.
@@ -146,4 +149,20 @@ func (p Policy) Decide(r Result, class, role string, now time.Time) Decision {
 		}
 	}
 	return d
+}
+
+// ParsePolicy reads a policy table from YAML or JSON (durations as Go duration strings in
+// YAML, e.g. "10m"). Unknown fields and invalid actions are errors; a missing `unknown`
+// means suspend.
+func ParsePolicy(b []byte) (Policy, error) {
+	var p Policy
+	dec := yaml.NewDecoder(bytes.NewReader(b))
+	dec.KnownFields(true)
+	if err := dec.Decode(&p); err != nil {
+		return p, fmt.Errorf("attest: policy: %w", err)
+	}
+	if p.Unknown == "" {
+		p.Unknown = ActionSuspend
+	}
+	return p, p.Validate()
 }

@@ -92,3 +92,18 @@ func TestTrustVectorTier(t *testing.T) {
 		}
 	}
 }
+
+func TestParsePolicy(t *testing.T) {
+	p, err := attest.ParsePolicy([]byte("classes:\n  read-only: quarantine\n  regulated: suspend\nroles:\n  payment-release: suspend\nmax_result_age: 5m\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p.MaxResultAge != 5*time.Minute || p.Unknown != attest.ActionSuspend || p.Classes["read-only"] != attest.ActionQuarantine {
+		t.Fatalf("parsed %+v", p)
+	}
+	for _, bad := range []string{"classes: {read-only: allow}\n", "klasses: {}\n", "classes: {read-only: ignore}\n"} {
+		if _, err := attest.ParsePolicy([]byte(bad)); err == nil {
+			t.Fatalf("accepted %q", bad)
+		}
+	}
+}

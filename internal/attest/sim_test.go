@@ -31,7 +31,7 @@ type rig struct {
 
 const subject = "spiffe://example.org/agent/procurement"
 
-func writeFile(t *testing.T, path, content string) {
+func writeFile(t testing.TB, path, content string) {
 	t.Helper()
 	if err := os.WriteFile(path, []byte(content), 0o600); err != nil {
 		t.Fatal(err)

@@ -291,7 +291,7 @@ func (v *Verifier) Appraise(req Request) Result {
 
 	// Provenance: signed by a pinned build key, subject = every measured binary.
 	if len(req.Refs.BuildSigners) > 0 {
-		if reason, detail := checkProvenance(ev.Provenance, req.Refs, binaries); reason != ReasonNone {
+		if reason, detail := CheckProvenance(ev.Provenance, req.Refs, binaries); reason != ReasonNone {
 			c := ClaimCryptoValidationFailed
 			if reason == ReasonUnknownBuildSigner {
 				c = ClaimUnrecognizedRuntime
@@ -308,7 +308,10 @@ func withExec(v TrustVector, c Claim) TrustVector { v.Executables = c; return v 
 // DigestOf0 formats a raw SHA-256 value as "sha256:<hex>".
 func DigestOf0(raw []byte) string { return fmt.Sprintf("sha256:%x", raw) }
 
-func checkProvenance(env *Envelope, refs ReferenceValues, binaries []string) (Reason, string) {
+// CheckProvenance checks a provenance envelope offline: signed by one of refs' build
+// signers (unknown_build_signer, bad_provenance), an in-toto Statement v1 whose subject
+// names every digest in binaries (bad_provenance). ReasonNone when it holds.
+func CheckProvenance(env *Envelope, refs ReferenceValues, binaries []string) (Reason, string) {
 	if env == nil {
 		return ReasonBadProvenance, "evidence carries no provenance"
 	}
