@@ -34,6 +34,22 @@ func BenchmarkAppraise(b *testing.B) {
 	}
 }
 
+// BenchmarkAppraiseNoCache is BenchmarkAppraise with the provenance cache off: every
+// appraisal verifies the DSSE signature too (first renewal of a new build).
+func BenchmarkAppraiseNoCache(b *testing.B) {
+	fx, ev := loadFixture(b)
+	v := attest.NewVerifier(attest.Config{MaxEvidenceAge: time.Hour, ProvenanceCacheSize: -1})
+	now := time.Now()
+	req := attest.Request{Evidence: fx.Evidence, Refs: fx.Refs, Nonce: ev.Nonce, IssuedAt: now,
+		EnrolledAK: ev.AKPublic, Now: now}
+	b.ReportAllocs()
+	for b.Loop() {
+		if !v.Appraise(req).Affirming() {
+			b.Fatal("not affirming")
+		}
+	}
+}
+
 // BenchmarkAppraiseTampered: the refusal path (tampered binary) costs about the same.
 func BenchmarkAppraiseTampered(b *testing.B) {
 	fx, ev := loadFixture(b)

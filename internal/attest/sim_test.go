@@ -187,6 +187,13 @@ func TestSimulatorRefusals(t *testing.T) {
 			r.refs.BuildSigners = []string{pemKey} // the entry pins another build key
 			return r.renew(ak)
 		}, attest.ReasonUnknownBuildSigner},
+		{"approved-new-binary-without-its-provenance", func(t *testing.T, r *rig) attest.Result {
+			_, ak := r.enroll() // verifies and caches the provenance of build 1
+			writeFile(t, r.bin, "\x7fELF approved agent build 1.4.3")
+			d, _ := attest.FileDigest(r.bin)
+			r.refs.Binaries = append(r.refs.Binaries, d) // approved, but its provenance never shipped
+			return r.renew(ak)
+		}, attest.ReasonBadProvenance},
 		{"stale-evidence", func(t *testing.T, r *rig) attest.Result {
 			_, ak := r.enroll()
 			ch, ev := r.evidence()

@@ -8,10 +8,13 @@ import (
 	"crypto/rsa"
 	"crypto/sha256"
 	"crypto/subtle"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"log/slog"
 	"slices"
+	"strings"
+	"sync"
 	"time"
 
 	"github.com/google/go-tpm/legacy/tpm2"
@@ -23,12 +26,21 @@ type Config struct {
 	// MaxEvidenceAge is how long after its challenge was issued evidence is still fresh.
 	// Default 60 s.
 	MaxEvidenceAge time.Duration
+	// ProvenanceCacheSize bounds the cache of provenance envelopes that verified (agents of
+	// one build present the same envelope at every renewal, so its signature is checked
+	// once). 0 means 4096; negative disables the cache. Only envelopes that verified under
+	// a pinned key are cached, keyed by the envelope bytes and the pinned key set.
+	ProvenanceCacheSize int
 }
 
 // Verifier appraises evidence against reference values (RFC 9334 §3.2). It holds no
 // per-agent state; nonces and enrolled AKs are kept by the caller. Safe for concurrent use.
 type Verifier struct {
 	maxAge time.Duration
+
+	cacheSize int
+	mu        sync.Mutex
+	provOK    map[[32]byte]map[string]bool // envelope+keys digest -> subject sha256 hex set
 }
 
 // NewVerifier returns a Verifier.
@@ -36,7 +48,11 @@ func NewVerifier(cfg Config) *Verifier {
 	if cfg.MaxEvidenceAge <= 0 {
 		cfg.MaxEvidenceAge = 60 * time.Second
 	}
-	return &Verifier{maxAge: cfg.MaxEvidenceAge}
+	if cfg.ProvenanceCacheSize == 0 {
+		cfg.ProvenanceCacheSize = 4096
+	}
+	return &Verifier{maxAge: cfg.MaxEvidenceAge, cacheSize: cfg.ProvenanceCacheSize,
+		provOK: map[[32]byte]map[string]bool{}}
 }
 
 // CredentialChallenge is what the verifier sends the attester for credential activation:
@@ -291,7 +307,7 @@ func (v *Verifier) Appraise(req Request) Result {
 
 	// Provenance: signed by a pinned build key, subject = every measured binary.
 	if len(req.Refs.BuildSigners) > 0 {
-		if reason, detail := CheckProvenance(ev.Provenance, req.Refs, binaries); reason != ReasonNone {
+		if reason, detail := v.checkProvenanceCached(ev.Provenance, req.Refs, binaries); reason != ReasonNone {
 			c := ClaimCryptoValidationFailed
 			if reason == ReasonUnknownBuildSigner {
 				c = ClaimUnrecognizedRuntime
@@ -307,6 +323,64 @@ func withExec(v TrustVector, c Claim) TrustVector { v.Executables = c; return v 
 
 // DigestOf0 formats a raw SHA-256 value as "sha256:<hex>".
 func DigestOf0(raw []byte) string { return fmt.Sprintf("sha256:%x", raw) }
+
+// checkProvenanceCached is CheckProvenance with a cache of envelopes that verified.
+func (v *Verifier) checkProvenanceCached(env *Envelope, refs ReferenceValues, binaries []string) (Reason, string) {
+	if v.cacheSize < 0 || env == nil {
+		return CheckProvenance(env, refs, binaries)
+	}
+	// key = SHA256(len-prefixed payloadType, payload, each sig, each pinned key PEM)
+	h := sha256.New()
+	field := func(b []byte) {
+		var n [8]byte
+		binary.BigEndian.PutUint64(n[:], uint64(len(b)))
+		h.Write(n[:])
+		h.Write(b)
+	}
+	field([]byte(env.PayloadType))
+	field(env.Payload)
+	for _, s := range env.Signatures {
+		field([]byte(s.KeyID))
+		field(s.Sig)
+	}
+	for _, k := range refs.BuildSigners {
+		field([]byte(k))
+	}
+	var key [32]byte
+	h.Sum(key[:0])
+	v.mu.Lock()
+	subjects, ok := v.provOK[key]
+	v.mu.Unlock()
+	if ok {
+		for _, b := range binaries {
+			if !subjects[strings.TrimPrefix(b, "sha256:")] {
+				return ReasonBadProvenance, "provenance subject does not name binary " + b
+			}
+		}
+		return ReasonNone, ""
+	}
+	reason, detail := CheckProvenance(env, refs, binaries)
+	if reason != ReasonNone {
+		return reason, detail
+	}
+	st, err := ParseStatement(env.Payload)
+	if err != nil {
+		return ReasonBadProvenance, err.Error()
+	}
+	set := map[string]bool{}
+	for _, s := range st.Subject {
+		if d, ok := s.Digest["sha256"]; ok {
+			set[d] = true
+		}
+	}
+	v.mu.Lock()
+	if len(v.provOK) >= v.cacheSize {
+		clear(v.provOK) // simple bound; refilled by the next appraisals
+	}
+	v.provOK[key] = set
+	v.mu.Unlock()
+	return ReasonNone, ""
+}
 
 // CheckProvenance checks a provenance envelope offline: signed by one of refs' build
 // signers (unknown_build_signer, bad_provenance), an in-toto Statement v1 whose subject
