@@ -160,6 +160,9 @@ type Result struct {
 	// AKName is the TPM name ("sha256:<hex>" of the AK's TPMT_PUBLIC) of the AK the quote
 	// was verified with; the control plane stores it at enrollment for later renewals.
 	AKName string `json:"ak_name,omitempty"`
+	// EKName is the TPM name of the evidence's EK, trusted only when the AK is bound to it
+	// (activation, or Request.EnrolledEK).
+	EKName string `json:"ek_name,omitempty"`
 	// Binary is the last measured binary digest, for audit events.
 	Binary string `json:"binary,omitempty"`
 }

@@ -145,6 +145,20 @@ func TestSimulatorHappyPathAffirming(t *testing.T) {
 	}
 	// Periodic renewal with the enrolled AK and a fresh nonce.
 	wantReason(t, r.renew(ak), attest.ReasonNone)
+	// With the TPM pinned: hardware becomes genuine_hw at enrollment and at renewal.
+	r.refs.EKs = []string{res.EKName}
+	res, _ = r.enroll()
+	wantReason(t, res, attest.ReasonNone)
+	if res.TrustVector.Hardware != attest.ClaimGenuineHardware {
+		t.Fatalf("pinned EK: hardware claim %d", res.TrustVector.Hardware)
+	}
+	ch, ev := r.evidence()
+	res = r.v.Appraise(attest.Request{Evidence: ev, Refs: r.refs, Nonce: ch.Nonce, IssuedAt: ch.IssuedAt,
+		EnrolledAK: ak, EnrolledEK: r.att.EKPublic(), Now: r.now})
+	wantReason(t, res, attest.ReasonNone)
+	if res.TrustVector.Hardware != attest.ClaimGenuineHardware {
+		t.Fatalf("pinned EK at renewal: hardware claim %d", res.TrustVector.Hardware)
+	}
 }
 
 func TestSimulatorRefusals(t *testing.T) {
@@ -205,6 +219,20 @@ func TestSimulatorRefusals(t *testing.T) {
 			return r.v.Appraise(attest.Request{Evidence: ev, Refs: r.refs, Nonce: ch.Nonce,
 				IssuedAt: ch.IssuedAt, Now: r.now})
 		}, attest.ReasonAKNotInEKTPM},
+		{"ek-pin-without-enrolled-ek-fails-closed", func(t *testing.T, r *rig) attest.Result {
+			res, ak := r.enroll()
+			r.refs.EKs = []string{res.EKName} // the right EK, but renewal cannot bind it
+			return r.renew(ak)
+		}, attest.ReasonUnknownEK},
+		{"evidence-ek-swapped-at-renewal", func(t *testing.T, r *rig) attest.Result {
+			_, ak := r.enroll()
+			other := newRig(t, 98)
+			otherEK := other.att.EKPublic()
+			other.att.Close()
+			ch, ev := r.evidence()
+			return r.v.Appraise(attest.Request{Evidence: ev, Refs: r.refs, Nonce: ch.Nonce, IssuedAt: ch.IssuedAt,
+				EnrolledAK: ak, EnrolledEK: otherEK, Now: r.now})
+		}, attest.ReasonUnknownEK},
 		{"unpinned-ek", func(t *testing.T, r *rig) attest.Result {
 			_, ak := r.enroll()
 			r.refs.EKs = []string{"sha256:" + string(make([]byte, 0)) + "00000000000000000000000000000000000000000000000000000000000000aa"}

@@ -138,6 +138,11 @@ type Request struct {
 	// the AK. With neither, the AK is not trusted and the result is ak_not_in_ek_tpm.
 	Activation *Activation
 	EnrolledAK []byte
+	// EnrolledEK is the EK TPMT_PUBLIC accepted at enrollment. With EnrolledAK it makes
+	// the evidence's EK trustworthy (the AK is fixedTPM, so it is still in that TPM); a
+	// different EK in the evidence is unknown_ek. Entries that pin EKs need it at renewal:
+	// without it an EK pin fails closed, since nothing else binds the reported EK.
+	EnrolledEK []byte
 	// Now is the appraisal time.
 	Now time.Time
 }
@@ -190,6 +195,7 @@ func (v *Verifier) Appraise(req Request) Result {
 	}
 
 	// Bind the AK to the TPM.
+	ekBound := false
 	switch {
 	case req.Activation != nil:
 		p := req.Activation.Pending
@@ -201,17 +207,30 @@ func (v *Verifier) Appraise(req Request) Result {
 			return refuse(ReasonAKNotInEKTPM, TrustVector{InstanceIdentity: ClaimUntrustworthyInstance},
 				"credential was activated for another EK/AK pair than the evidence names")
 		}
+		ekBound = true
 	case len(req.EnrolledAK) > 0:
 		if !bytes.Equal(req.EnrolledAK, ev.AKPublic) {
 			return refuse(ReasonWrongAK, TrustVector{InstanceIdentity: ClaimUnrecognizedInstance},
 				"evidence AK %s is not the enrolled AK", akName)
 		}
+		if len(req.EnrolledEK) > 0 {
+			if !bytes.Equal(req.EnrolledEK, ev.EKPublic) {
+				return refuse(ReasonUnknownEK, TrustVector{Hardware: ClaimUnrecognizedHardware},
+					"evidence EK %s is not the enrolled EK", ekName)
+			}
+			ekBound = true
+		}
 	default:
 		return refuse(ReasonAKNotInEKTPM, TrustVector{InstanceIdentity: ClaimUntrustworthyInstance},
 			"AK neither activated nor enrolled")
 	}
+	r.EKName = ekName
 	hw := ClaimNone
 	if len(req.Refs.EKs) > 0 {
+		if !ekBound {
+			return refuse(ReasonUnknownEK, TrustVector{Hardware: ClaimUnrecognizedHardware},
+				"entry pins EKs but the evidence EK is not bound (no activation, no enrolled EK)")
+		}
 		if !contains(req.Refs.EKs, ekName) {
 			return refuse(ReasonUnknownEK, TrustVector{Hardware: ClaimUnrecognizedHardware},
 				"EK %s is not pinned for this entry", ekName)
