@@ -107,3 +107,22 @@ func TestParsePolicy(t *testing.T) {
 		}
 	}
 }
+
+// TestRefusedIsNeverAffirming: every reason code, built outside Appraise, is non-affirming
+// and goes to the class action.
+func TestRefusedIsNeverAffirming(t *testing.T) {
+	now := time.Unix(1_800_000_000, 0)
+	for _, reason := range []attest.Reason{attest.ReasonNone, attest.ReasonMalformed, attest.ReasonQuoteReplay,
+		attest.ReasonStaleEvidence, attest.ReasonAKNotInEKTPM, attest.ReasonWrongAK, attest.ReasonUnsafeAK,
+		attest.ReasonUnknownEK, attest.ReasonPCRMismatch, attest.ReasonMissingMeasurement,
+		attest.ReasonTamperedBinary, attest.ReasonUnapprovedConfig, attest.ReasonUnknownBuildSigner,
+		attest.ReasonBadProvenance, attest.ReasonNoReferenceValues, attest.ReasonVerifierError} {
+		r := attest.Refused(reason, []byte("{}"), now, "")
+		if r.Affirming() || r.Tier == attest.TierAffirming || r.Reason == attest.ReasonNone {
+			t.Errorf("%q: %+v", reason, r)
+		}
+		if d := attest.DefaultPolicy().Decide(r, attest.ClassTransactional, "", now); d.Action != attest.ActionReview {
+			t.Errorf("%q: %+v", reason, d)
+		}
+	}
+}

@@ -185,3 +185,42 @@ func (r Result) MarshalJSON() ([]byte, error) {
 	p.Time = p.Time.UTC()
 	return json.Marshal(p)
 }
+
+// Refused builds the Result for a refusal decided outside Appraise — a nonce the
+// NonceStore rejected (ReasonForNonceError), a credential activation that never came back,
+// a renewal without evidence — with the same claims Appraise sets for that reason, so
+// audit events and the trust state look the same whichever side refused.
+func Refused(reason Reason, evidence []byte, now time.Time, detail string) Result {
+	if reason == ReasonNone {
+		reason = ReasonVerifierError
+	}
+	var tv TrustVector
+	switch reason {
+	case ReasonMalformed:
+		tv = TrustVector{1, 1, 1, 1, 1, 1, 1, 1}
+	case ReasonQuoteReplay:
+		tv.InstanceIdentity = ClaimCryptoValidationFailed
+	case ReasonAKNotInEKTPM, ReasonUnsafeAK:
+		tv.InstanceIdentity = ClaimUntrustworthyInstance
+	case ReasonWrongAK:
+		tv.InstanceIdentity = ClaimUnrecognizedInstance
+	case ReasonUnknownEK:
+		tv.Hardware = ClaimUnrecognizedHardware
+	case ReasonPCRMismatch, ReasonBadProvenance:
+		tv.Executables = ClaimCryptoValidationFailed
+	case ReasonTamperedBinary:
+		tv.Executables = ClaimContraindicatedRuntime
+	case ReasonUnapprovedConfig:
+		tv.Configuration = ClaimUnsupportableConfig
+	case ReasonUnknownBuildSigner, ReasonMissingMeasurement:
+		tv.Executables = ClaimUnrecognizedRuntime
+	case ReasonVerifierError:
+		tv = TrustVector{-1, -1, -1, -1, -1, -1, -1, -1}
+	}
+	// stale_evidence, no_reference_values: no claim (tier none).
+	r := Result{Tier: tv.Tier(), Reason: reason, Detail: detail, TrustVector: tv, Time: now}
+	if len(evidence) > 0 {
+		r.EvidenceDigest = DigestOf(evidence)
+	}
+	return r
+}
