@@ -1,6 +1,7 @@
 package attest_test
 
 import (
+	"encoding/json"
 	"testing"
 	"time"
 
@@ -124,5 +125,30 @@ func TestRefusedIsNeverAffirming(t *testing.T) {
 		if d := attest.DefaultPolicy().Decide(r, attest.ClassTransactional, "", now); d.Action != attest.ActionReview {
 			t.Errorf("%q: %+v", reason, d)
 		}
+	}
+}
+
+// TestResultJSON: the shape the trust state and audit events carry, and its round trip.
+func TestResultJSON(t *testing.T) {
+	r := attest.Result{Tier: attest.TierContraindicated, Reason: attest.ReasonTamperedBinary,
+		TrustVector:    attest.TrustVector{InstanceIdentity: 2, Executables: 96},
+		EvidenceDigest: "sha256:" + hexA, Time: time.Date(2026, 11, 27, 3, 0, 0, 0, time.FixedZone("x", 3600))}
+	b, err := json.Marshal(r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := `{"tier":"contraindicated","reason":"tampered_binary","trust_vector":{"instance-identity":2,"configuration":0,"executables":96,"file-system":0,"hardware":0,"runtime-opaque":0,"storage-opaque":0,"sourced-data":0},"evidence_digest":"sha256:` + hexA + `","time":"2026-11-27T02:00:00Z"}`
+	if string(b) != want {
+		t.Fatalf("JSON\n got %s\nwant %s", b, want)
+	}
+	var back attest.Result
+	if err := json.Unmarshal(b, &back); err != nil {
+		t.Fatal(err)
+	}
+	if back.Tier != r.Tier || back.TrustVector != r.TrustVector || !back.Time.Equal(r.Time) {
+		t.Fatalf("round trip %+v", back)
+	}
+	if err := json.Unmarshal([]byte(`{"tier":"great"}`), &back); err == nil {
+		t.Fatal("unknown tier accepted")
 	}
 }
