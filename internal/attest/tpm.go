@@ -2,6 +2,7 @@ package attest
 
 import (
 	"bytes"
+	"encoding/hex"
 	"crypto/sha256"
 	"fmt"
 	"io"
@@ -109,9 +110,7 @@ func tpmName(pubBlob []byte) (string, tpm2.Public, *tpm2.HashValue, error) {
 	if pub.NameAlg != tpm2.AlgSHA256 {
 		return "", pub, nil, fmt.Errorf("nameAlg %v, want SHA-256", pub.NameAlg)
 	}
-	n, err := pub.Name()
-	if err != nil || n.Digest == nil {
-		return "", pub, nil, fmt.Errorf("name: %v", err)
-	}
-	return "sha256:" + fmt.Sprintf("%x", n.Digest.Value), pub, n.Digest, nil
+	// The blob is canonical, so the name digest is the hash of the blob as given.
+	d := sha256.Sum256(pubBlob)
+	return "sha256:" + hex.EncodeToString(d[:]), pub, &tpm2.HashValue{Alg: tpm2.AlgSHA256, Value: d[:]}, nil
 }

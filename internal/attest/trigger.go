@@ -39,6 +39,9 @@ type Observation struct {
 	Time time.Time
 	// ActionClass is the class of the action requested ("" if not a request).
 	ActionClass string
+	// AgentClass is the agent's own class (its entry's); a first request above it fires
+	// higher_class_action. Optional.
+	AgentClass string
 	// Path is the called path and InCatalog whether the catalog lists it ("" if none).
 	Path      string
 	InCatalog bool
@@ -80,12 +83,19 @@ func EvaluateTrigger(cfg TriggerConfig, s TriggerState, o Observation) (TriggerS
 	var fired TriggerRule
 
 	if o.ActionClass != "" {
-		if ClassRank(o.ActionClass) > ClassRank(s.HighestClass) {
-			n.HighestClass = o.ActionClass
-			// The first action ever only sets the baseline; a later, higher one fires.
-			if cfg.HigherClass && s.HighestClass != "" {
+		base := s.HighestClass // the baseline: highest of the history and the agent's class
+		if ClassRank(o.AgentClass) > ClassRank(base) {
+			base = o.AgentClass
+		}
+		if ClassRank(o.ActionClass) > ClassRank(base) {
+			// Without an AgentClass the first action only sets the baseline; a later,
+			// higher one fires.
+			if cfg.HigherClass && base != "" {
 				fired = TriggerHigherClass
 			}
+		}
+		if ClassRank(o.ActionClass) > ClassRank(s.HighestClass) {
+			n.HighestClass = o.ActionClass
 		}
 	}
 	if fired == "" && cfg.UncatalogedPath && o.Path != "" && !o.InCatalog {

@@ -26,6 +26,15 @@ func TestEvaluateTrigger(t *testing.T) {
 			{Time: at(4), ActionClass: attest.ClassAdvisory},
 			{Time: at(5), ActionClass: attest.ClassRegulated},
 		}, []attest.TriggerRule{"", "", attest.TriggerHigherClass, "", "", attest.TriggerHigherClass}},
+		{"first-action-above-agent-class", cfg, []attest.Observation{
+			{Time: at(0), AgentClass: attest.ClassAdvisory, ActionClass: attest.ClassReadOnly},
+			{Time: at(1), AgentClass: attest.ClassAdvisory, ActionClass: attest.ClassAdvisory},
+			{Time: at(2), AgentClass: attest.ClassAdvisory, ActionClass: attest.ClassRegulated},
+			{Time: at(3), AgentClass: attest.ClassAdvisory, ActionClass: attest.ClassRegulated},
+		}, []attest.TriggerRule{"", "", attest.TriggerHigherClass, ""}},
+		{"first-ever-action-above-agent-class", cfg, []attest.Observation{
+			{Time: at(0), AgentClass: attest.ClassReadOnly, ActionClass: attest.ClassTransactional},
+		}, []attest.TriggerRule{attest.TriggerHigherClass}},
 		{"uncataloged-path", cfg, []attest.Observation{
 			{Time: at(0), Path: "/a2a", InCatalog: true},
 			{Time: at(1), Path: "/admin/export", InCatalog: false},
