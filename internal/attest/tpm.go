@@ -2,8 +2,8 @@ package attest
 
 import (
 	"bytes"
-	"encoding/hex"
 	"crypto/sha256"
+	"encoding/hex"
 	"fmt"
 	"io"
 	"os"
