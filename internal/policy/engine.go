@@ -27,6 +27,7 @@ type Engine struct {
 	limits        *limiter
 	revision      string
 	src           source
+	schemaCanon   string
 
 	// byAction holds, per action name, only the policies whose scope can match it;
 	// evaluating those is the same decision as evaluating all (a policy whose

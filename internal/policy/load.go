@@ -315,6 +315,7 @@ func (e *Engine) computeRevision(sch *schema.Schema) string {
 	h := sha256.New()
 	h.Write([]byte("warden-policy-v1\n"))
 	sb, _ := sch.MarshalCedar()
+	e.schemaCanon = string(sb)
 	h.Write(sb)
 	ids := slices.Sorted(func(yield func(string) bool) {
 		for _, m := range e.meta {
