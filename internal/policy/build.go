@@ -1,6 +1,7 @@
 package policy
 
 import (
+	"strings"
 	"time"
 
 	"github.com/cedar-policy/cedar-go"
@@ -13,7 +14,7 @@ const (
 	aStatus, aAmount                                               = types.String("status"), types.String("amount")
 	cPurpose, cSens, cCurrency, cTime, cAtt, cTier, cAge           = types.String("purpose"), types.String("data_sensitivity"), types.String("currency"), types.String("time"), types.String("attestation"), types.String("tier"), types.String("age_s")
 	cApprovals, cCount, cApprovers, cIncident, cResponder, cZoneSt = types.String("approvals"), types.String("count"), types.String("approvers"), types.String("incident_mode"), types.String("responder"), types.String("zone_state")
-	cAgentSt, cKill                                                = types.String("agent_status"), types.String("kill_switches")
+	cAgentSt, cKill, cTrust                                        = types.String("agent_status"), types.String("kill_switches"), types.String("trust")
 )
 
 // requestEntities is a cedar EntityGetter over the action entities of the schema
@@ -39,21 +40,23 @@ var _ types.EntityGetter = (*requestEntities)(nil)
 // build maps a Request onto a Cedar request and its entities.
 func (e *Engine) build(req *Request, now time.Time) (cedar.Request, types.EntityGetter) {
 	a := &req.Agent
-	pUID := types.NewEntityUID("Agent", types.String(a.SPIFFEID))
-	principal := types.Entity{UID: pUID, Attributes: types.NewRecord(types.RecordMap{
-		aName: types.String(a.Name), aRole: types.String(a.Role), aClass: types.String(a.Class),
-		aZone: types.String(a.Zone), aTD: types.String(a.TrustDomain), aPartner: types.Boolean(a.Partner),
-	})}
+	principal := e.principals.get(*a, principalEntity)
+	pUID := principal.UID
 
 	r := &req.Resource
-	rm := make(types.RecordMap, 2+len(r.Attrs))
-	for k, v := range r.Attrs {
-		rm[types.String(k)] = types.String(v)
+	var resource types.Entity
+	if len(r.Attrs) == 0 {
+		resource = e.resources.get(resourceKey{r.Type, r.ID, r.Status, r.Amount}, resourceEntity)
+	} else {
+		rm := make(types.RecordMap, 2+len(r.Attrs))
+		for k, v := range r.Attrs {
+			rm[types.String(k)] = types.String(v)
+		}
+		rm[aStatus] = types.String(r.Status)
+		rm[aAmount] = types.Long(r.Amount)
+		resource = types.Entity{UID: types.NewEntityUID(types.EntityType(r.Type), types.String(r.ID)), Attributes: types.NewRecord(rm)}
 	}
-	rm[aStatus] = types.String(r.Status)
-	rm[aAmount] = types.Long(r.Amount)
-	rUID := types.NewEntityUID(types.EntityType(r.Type), types.String(r.ID))
-	resource := types.Entity{UID: rUID, Attributes: types.NewRecord(rm)}
+	rUID := resource.UID
 
 	c := &req.Context
 	tv := &req.Trust
@@ -69,14 +72,18 @@ func (e *Engine) build(req *Request, now time.Time) (cedar.Request, types.Entity
 	if agentState == "" {
 		agentState = "active"
 	}
-	approvers, count := distinctApprovers(c.Approvers, a)
-	var kills types.Set
+	approvals := noApprovals
+	if len(c.Approvers) > 0 {
+		approvers, count := distinctApprovers(c.Approvers, a)
+		approvals = types.NewRecord(types.RecordMap{cCount: types.Long(count), cApprovers: approvers})
+	}
+	kills := ""
 	if len(tv.KillSwitches) > 0 {
-		ks := make([]types.Value, 0, len(tv.KillSwitches))
-		for _, k := range tv.KillSwitches {
-			ks = append(ks, types.String(k.Scope+":"+k.Value))
+		ks := make([]string, len(tv.KillSwitches))
+		for i, k := range tv.KillSwitches {
+			ks[i] = k.Scope + ":" + k.Value
 		}
-		kills = types.NewSet(ks...)
+		kills = strings.Join(ks, "\x00")
 	}
 	ctx := types.NewRecord(types.RecordMap{
 		cPurpose:   types.String(c.Purpose),
@@ -84,13 +91,12 @@ func (e *Engine) build(req *Request, now time.Time) (cedar.Request, types.Entity
 		aAmount:    types.Long(c.Amount),
 		cCurrency:  types.String(c.Currency),
 		cTime:      types.Long(now.Unix()),
-		cAtt:       types.NewRecord(types.RecordMap{cTier: types.String(tier), cAge: types.Long(c.Attestation.AgeSeconds)}),
-		cApprovals: types.NewRecord(types.RecordMap{cCount: types.Long(count), cApprovers: approvers}),
-		cIncident:  types.Boolean(tv.IncidentMode),
-		cResponder: types.Boolean(isResponder(tv.Responders, a)),
-		cZoneSt:    types.String(zoneState),
-		cAgentSt:   types.String(agentState),
-		cKill:      kills,
+		cAtt:       e.attestations.get(Attestation{tier, c.Attestation.AgeSeconds}, attestationRecord),
+		cApprovals: approvals,
+		cTrust: e.trusts.get(trustKey{
+			incident: tv.IncidentMode, responder: isResponder(tv.Responders, a),
+			zoneState: zoneState, agentState: agentState, kills: kills,
+		}, trustRecord),
 	})
 	return cedar.Request{
 			Principal: pUID,
@@ -136,4 +142,48 @@ func isResponder(rs []string, a *Agent) bool {
 		}
 	}
 	return false
+}
+
+var noApprovals = types.NewRecord(types.RecordMap{cCount: types.Long(0), cApprovers: types.NewSet()})
+
+func principalEntity(a Agent) types.Entity {
+	return types.Entity{UID: types.NewEntityUID("Agent", types.String(a.SPIFFEID)), Attributes: types.NewRecord(types.RecordMap{
+		aName: types.String(a.Name), aRole: types.String(a.Role), aClass: types.String(a.Class),
+		aZone: types.String(a.Zone), aTD: types.String(a.TrustDomain), aPartner: types.Boolean(a.Partner),
+	})}
+}
+
+type resourceKey struct {
+	typ, id, status string
+	amount          int64
+}
+
+func resourceEntity(k resourceKey) types.Entity {
+	return types.Entity{UID: types.NewEntityUID(types.EntityType(k.typ), types.String(k.id)),
+		Attributes: types.NewRecord(types.RecordMap{aStatus: types.String(k.status), aAmount: types.Long(k.amount)})}
+}
+
+func attestationRecord(a Attestation) types.Record {
+	return types.NewRecord(types.RecordMap{cTier: types.String(a.Tier), cAge: types.Long(a.AgeSeconds)})
+}
+
+// trustKey is the trust-state part of the context for one caller.
+type trustKey struct {
+	incident, responder   bool
+	zoneState, agentState string
+	kills                 string // active kill switches "scope:value", NUL-separated
+}
+
+func trustRecord(k trustKey) types.Record {
+	var ks []types.Value
+	if k.kills != "" {
+		for _, s := range strings.Split(k.kills, "\x00") {
+			ks = append(ks, types.String(s))
+		}
+	}
+	return types.NewRecord(types.RecordMap{
+		cIncident: types.Boolean(k.incident), cResponder: types.Boolean(k.responder),
+		cZoneSt: types.String(k.zoneState), cAgentSt: types.String(k.agentState),
+		cKill: types.NewSet(ks...),
+	})
 }

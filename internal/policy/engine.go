@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/cedar-policy/cedar-go"
+	cedarast "github.com/cedar-policy/cedar-go/ast"
 	"github.com/cedar-policy/cedar-go/types"
 	"github.com/cedar-policy/cedar-go/x/exp/ast"
 	"github.com/cedar-policy/cedar-go/x/exp/schema/resolved"
@@ -34,6 +35,12 @@ type Engine struct {
 	// action scope excludes the action is false for it) and much faster.
 	byAction map[string]policySlice
 	all      policySlice
+
+	// Memoized Cedar values (see cache.go).
+	principals   *boundedCache[Agent, types.Entity]
+	resources    *boundedCache[resourceKey, types.Entity]
+	attestations *boundedCache[Attestation, types.Record]
+	trusts       *boundedCache[trustKey, types.Record]
 }
 
 // policySlice is a cedar.PolicyIterator over a fixed list.
@@ -67,6 +74,10 @@ func (s policySlice) without(skip map[string]bool) policySlice {
 
 // index builds byAction from each policy's action scope.
 func (e *Engine) index() {
+	e.principals = newBoundedCache[Agent, types.Entity](4096)
+	e.resources = newBoundedCache[resourceKey, types.Entity](16384)
+	e.attestations = newBoundedCache[Attestation, types.Record](4096)
+	e.trusts = newBoundedCache[trustKey, types.Record](1024)
 	ids := slices.Sorted(maps.Keys(e.meta))
 	for _, id := range ids {
 		e.all = append(e.all, policyEntry{id, e.ps.Get(id)})
@@ -76,10 +87,23 @@ func (e *Engine) index() {
 		uid := types.NewEntityUID("Action", types.String(name))
 		for _, pe := range e.all {
 			if e.scopeMayMatch((*ast.Policy)(pe.p.AST()).Action, uid) {
-				e.byAction[name] = append(e.byAction[name], pe)
+				e.byAction[name] = append(e.byAction[name], policyEntry{pe.id, e.withoutActionScope(pe.p)})
 			}
 		}
 	}
+}
+
+// withoutActionScope returns p with its action scope widened to "action", for use
+// only in the per-action list of an action the scope was shown to match
+// (scopeMayMatch is exact for the static action hierarchy): the decision is the
+// same and the evaluator skips the set membership test on every call.
+func (e *Engine) withoutActionScope(p *cedar.Policy) *cedar.Policy {
+	a := *(*ast.Policy)(p.AST())
+	if _, all := a.Action.(ast.ScopeTypeAll); all {
+		return p
+	}
+	a.Action = ast.ScopeTypeAll{}
+	return cedar.NewPolicyFromAST((*cedarast.Policy)(&a))
 }
 
 func (e *Engine) scopeMayMatch(sc ast.IsActionScopeNode, uid types.EntityUID) bool {

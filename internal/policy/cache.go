@@ -1,0 +1,36 @@
+package policy
+
+import "sync"
+
+// boundedCache memoizes immutable Cedar values built from comparable inputs
+// (an Agent's principal entity, an attestation record). Building a cedar-go
+// Record hashes and copies it, which is most of a decision's cost; the same
+// callers call again and again, so a hit saves it. When the cache reaches max
+// entries it is emptied: memory stays bounded and correctness never depends on
+// a hit.
+type boundedCache[K comparable, V any] struct {
+	mu  sync.RWMutex
+	m   map[K]V
+	max int
+}
+
+func newBoundedCache[K comparable, V any](max int) *boundedCache[K, V] {
+	return &boundedCache[K, V]{m: make(map[K]V), max: max}
+}
+
+func (c *boundedCache[K, V]) get(k K, build func(K) V) V {
+	c.mu.RLock()
+	v, ok := c.m[k]
+	c.mu.RUnlock()
+	if ok {
+		return v
+	}
+	v = build(k)
+	c.mu.Lock()
+	if len(c.m) >= c.max {
+		clear(c.m)
+	}
+	c.m[k] = v
+	c.mu.Unlock()
+	return v
+}
