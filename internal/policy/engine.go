@@ -74,6 +74,15 @@ func (s policySlice) without(skip map[string]bool) policySlice {
 
 // index builds byAction from each policy's action scope.
 func (e *Engine) index() {
+	for _, m := range e.meta {
+		m.ids = []string{m.ID}
+		m.annMap = map[string]map[string]string{m.ID: m.Annotations}
+		if m.Remedy != "" {
+			m.obligations = []string{m.Remedy}
+		}
+		m.allowSentence = "Allowed by " + e.sentence(m.ids)
+		m.denySentence = "Denied by " + e.sentence(m.ids)
+	}
 	e.principals = newBoundedCache[Agent, types.Entity](4096)
 	e.resources = newBoundedCache[resourceKey, types.Entity](16384)
 	e.attestations = newBoundedCache[Attestation, types.Record](4096)
@@ -197,6 +206,13 @@ func (e *Engine) Decide(req Request, now time.Time) Decision {
 	return e.decide(&req, now, true)
 }
 
+// WhatIf decides req like Decide but takes no rate-limit token, so it changes no
+// state: for what-if queries, blast radius and policy tooling. A rate limit is
+// never the reason for a WhatIf denial.
+func (e *Engine) WhatIf(req Request, now time.Time) Decision {
+	return e.decide(&req, now, false)
+}
+
 // MayPerform answers the blast-radius question "may this agent ever do action on
 // a resource of type resourceType?" by deciding RepresentativeRequest(agent,
 // action, resourceType) under an empty trust view. It takes no rate-limit token.
@@ -287,10 +303,18 @@ func (e *Engine) decide(req *Request, now time.Time, consume bool) Decision {
 		e.annotate(&d)
 		return d
 	}
-	for _, r := range diag.Reasons {
-		d.PolicyIDs = append(d.PolicyIDs, string(r.PolicyID))
+	single := len(diag.Reasons) == 1
+	if single {
+		// The common case: one determining policy; its slices, maps and sentences are
+		// precomputed at load time and shared (read-only) by every such decision.
+		m := e.meta[diag.Reasons[0].PolicyID]
+		d.PolicyIDs, d.Annotations, d.Obligations = m.ids, m.annMap, m.obligations
+	} else {
+		for _, r := range diag.Reasons {
+			d.PolicyIDs = append(d.PolicyIDs, string(r.PolicyID))
+		}
+		e.annotate(&d)
 	}
-	e.annotate(&d)
 	if dec == cedar.Deny {
 		if len(d.PolicyIDs) == 0 {
 			d.Code = CodeDefaultDeny
@@ -301,7 +325,11 @@ func (e *Engine) decide(req *Request, now time.Time, consume bool) Decision {
 		if c := e.meta[cedar.PolicyID(d.PolicyIDs[0])].Code; c != "" {
 			d.Code = c
 		}
-		d.Reason = "Denied by " + e.sentence(d.PolicyIDs)
+		if single {
+			d.Reason = e.meta[diag.Reasons[0].PolicyID].denySentence
+		} else {
+			d.Reason = "Denied by " + e.sentence(d.PolicyIDs)
+		}
 		return d
 	}
 
@@ -330,7 +358,11 @@ func (e *Engine) decide(req *Request, now time.Time, consume bool) Decision {
 	if onlyExceptions || len(exc) > 0 {
 		d.Code = CodeException
 	}
-	d.Reason = "Allowed by " + e.sentence(d.PolicyIDs)
+	if single {
+		d.Reason = e.meta[diag.Reasons[0].PolicyID].allowSentence
+	} else {
+		d.Reason = "Allowed by " + e.sentence(d.PolicyIDs)
+	}
 	if len(exc) > 0 {
 		d.Reason = strings.TrimSuffix(d.Reason, ".") + fmt.Sprintf(" (forbids waived by exception %s).", strings.Join(exc, ", "))
 	}

@@ -164,6 +164,12 @@ type policyMeta struct {
 	Annotations map[string]string
 	Text        string // canonical Cedar text
 	Exception   *Exception
+
+	// Precomputed for decisions with this policy as the only determining one.
+	ids                         []string
+	annMap                      map[string]map[string]string
+	obligations                 []string
+	allowSentence, denySentence string
 }
 
 // compile turns a source into an Engine, or lists why it cannot.

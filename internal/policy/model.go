@@ -101,7 +101,8 @@ const (
 	CodeNoPolicy        = "no_policy_loaded"
 )
 
-// Decision is the outcome of Engine.Decide. The zero value denies.
+// Decision is the outcome of Engine.Decide. The zero value denies. Its slices and
+// maps may be shared between decisions: read them, do not modify them in place.
 type Decision struct {
 	Allow bool
 	// Code is a stable, machine-readable reason (see the Code constants).
