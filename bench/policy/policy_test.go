@@ -115,13 +115,21 @@ func benchInputs() []GateInput {
 		g.Action, g.ResType, g.ResID, g.ResStatus, g.ResAmount, g.Amount = "payment.release", "Invoice", "INV-2", "approved", 25000, 25000
 		g.Approvers, g.AgeS = []string{"alice"}, 900
 	})
-	add(logi, func(g *GateInput) { g.Action, g.ResType, g.ResID, g.ResStatus = "shipment.status", "Shipment", "SH-1", "in_transit" })
-	add(logi, func(g *GateInput) { g.Action, g.ResType, g.ResID, g.ResStatus = "vendor_record.update", "VendorRecord", "V-2", "active" })
-	add(plan, func(g *GateInput) { g.Action, g.ResType, g.ResID, g.ResStatus = "inventory_feed.read", "InventoryFeed", "feed-eu", "live" })
+	add(logi, func(g *GateInput) {
+		g.Action, g.ResType, g.ResID, g.ResStatus = "shipment.status", "Shipment", "SH-1", "in_transit"
+	})
+	add(logi, func(g *GateInput) {
+		g.Action, g.ResType, g.ResID, g.ResStatus = "vendor_record.update", "VendorRecord", "V-2", "active"
+	})
+	add(plan, func(g *GateInput) {
+		g.Action, g.ResType, g.ResID, g.ResStatus = "inventory_feed.read", "InventoryFeed", "feed-eu", "live"
+	})
 	add(comp, func(g *GateInput) {
 		g.Action, g.ResType, g.ResID, g.ResStatus, g.ResAmount = "invoice.post", "Invoice", "INV-3", "approved", 50
 	})
-	add(carrier, func(g *GateInput) { g.Action, g.ResType, g.ResID, g.ResStatus = "shipment.reroute", "Shipment", "SH-1", "in_transit" })
+	add(carrier, func(g *GateInput) {
+		g.Action, g.ResType, g.ResID, g.ResStatus = "shipment.reroute", "Shipment", "SH-1", "in_transit"
+	})
 	return out
 }
 
