@@ -3,7 +3,6 @@ package policybench
 import (
 	"context"
 	_ "embed"
-	"fmt"
 	"slices"
 	"testing"
 	"time"
@@ -280,5 +279,4 @@ func BenchmarkCompare(b *testing.B) {
 	b.ReportMetric(float64(w.Nanoseconds()), "warden-median-ns")
 	b.ReportMetric(float64(o.Nanoseconds()), "opa-median-ns")
 	b.ReportMetric(float64(o)/float64(w), "opa/warden")
-	_ = fmt.Sprint()
 }

@@ -15,11 +15,13 @@
 //
 //  1. agent suspended in the trust state      → Code "agent_suspended"
 //  2. a kill switch matches action, workflow, agent or zone → Code "kill_switch"
-//  3. Cedar: any evaluation error              → Code "evaluation_error" (an error denies)
+//  3. no caller SPIFFE ID, or a resource type the action does not apply to → "invalid_request"
+//     (an action unknown to the schema → "default_deny")
+//  4. Cedar: any evaluation error              → Code "evaluation_error" (an error denies)
 //     a forbid matches                         → Code from the policy's @code, else "policy_deny"
 //     no permit matches                        → Code "default_deny"
-//  4. the (agent, action) token bucket is empty → Code "rate_limited"
-//  5. otherwise                                → Allow, Code "policy_allow" (or "exception")
+//  5. the (agent, action) token bucket is empty → Code "rate_limited"
+//  6. otherwise                                → Allow, Code "policy_allow" (or "exception")
 //
 // Every [Decision] carries the determining policy ids, the obligations from their
 // @remedy annotations, one human sentence built from their @reason annotations, and the

@@ -270,6 +270,20 @@ func (e *Engine) decide(req *Request, now time.Time, consume bool) Decision {
 		d.Reason = fmt.Sprintf("Denied by default: %q is not an action of the schema.", req.Action)
 		return d
 	}
+	// A request outside the schema is refused before Cedar: an Invoice action on an
+	// Order, or an anonymous caller, could otherwise slip past policies that
+	// constrain the resource type or the principal.
+	if req.Agent.SPIFFEID == "" {
+		d.Code = CodeInvalidRequest
+		d.Reason = "Denied: the request has no caller SPIFFE ID."
+		return d
+	}
+	if !slices.Contains(e.actionInfo[req.Action].ResourceTypes, req.Resource.Type) {
+		d.Code = CodeInvalidRequest
+		d.Reason = fmt.Sprintf("Denied: %s applies to %s, not to %q.", req.Action,
+			strings.Join(e.actionInfo[req.Action].ResourceTypes, ", "), req.Resource.Type)
+		return d
+	}
 	var waived map[string]bool
 	var exc []string
 	for i := range e.exceptions {

@@ -99,6 +99,7 @@ const (
 	CodeRateLimited     = "rate_limited"
 	CodeAgentSuspended  = "agent_suspended"
 	CodeNoPolicy        = "no_policy_loaded"
+	CodeInvalidRequest  = "invalid_request" // no caller SPIFFE ID, or a resource type the action does not apply to
 )
 
 // Decision is the outcome of Engine.Decide. The zero value denies. Its slices and
