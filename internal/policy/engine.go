@@ -414,6 +414,9 @@ func (e *Engine) sentence(ids []string) string {
 
 func killMatches(ks *KillSwitch, req *Request) bool {
 	v := ks.Value
+	if v == "" {
+		return true // a malformed switch fails closed: it stops everything
+	}
 	switch ks.Scope {
 	case "action":
 		return v == "*" || v == req.Action

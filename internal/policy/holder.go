@@ -38,3 +38,14 @@ func (h *Holder) Swap(next *Engine) (prev *Engine) {
 func (h *Holder) Decide(req Request, now time.Time) Decision {
 	return h.cur.Load().Decide(req, now)
 }
+
+// LoadAndSwap loads the bundle in dir and swaps it in only if it is valid. On any
+// error the current engine keeps serving and the error is returned.
+func (h *Holder) LoadAndSwap(dir string, opts Options) (*Engine, error) {
+	e, err := Load(dir, opts)
+	if err != nil {
+		return nil, err
+	}
+	h.Swap(e)
+	return e, nil
+}

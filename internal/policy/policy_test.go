@@ -436,3 +436,33 @@ func TestRequestOutsideSchemaIsRefused(t *testing.T) {
 		})
 	}
 }
+
+func TestReloadKeepsServingOnInvalidBundle(t *testing.T) {
+	h := policy.NewHolder(load(t, defaultDir))
+	rev := h.Engine().Revision()
+	bad := copyBundle(t, map[string]string{"+guards.cedar": "\n@id(\"broken\")\n@reason(\"x\")\nforbid (principal, action, resource) when { context.nope };\n"})
+	if _, err := h.LoadAndSwap(bad, policy.Options{}); err == nil {
+		t.Fatal("invalid bundle loaded")
+	}
+	if h.Engine().Revision() != rev {
+		t.Fatal("invalid bundle replaced the serving one")
+	}
+	good := copyBundle(t, map[string]string{"+guards.cedar": "\n@id(\"extra\")\n@reason(\"x\")\nforbid (principal, action == Action::\"invoice.burn\", resource);\n"})
+	_, err := h.LoadAndSwap(good, policy.Options{})
+	if err == nil {
+		t.Fatal("bundle naming an unknown action loaded")
+	}
+	good = copyBundle(t, map[string]string{"+guards.cedar": "\n@id(\"extra\")\n@reason(\"x\")\nforbid (principal, action == Action::\"invoice.post\", resource) when { context.amount > 99999999 };\n"})
+	if e, err := h.LoadAndSwap(good, policy.Options{}); err != nil || h.Engine() != e || e.Revision() == rev {
+		t.Fatalf("valid bundle not swapped in: %v", err)
+	}
+}
+
+func TestMalformedKillSwitchFailsClosed(t *testing.T) {
+	e := load(t, defaultDir)
+	req := baseRequest("procurement", "purchase_order.read", policy.Resource{Type: "Order", ID: "PO-1", Status: "open"})
+	req.Trust.KillSwitches = []policy.KillSwitch{{Scope: "workflow", Value: ""}}
+	if d := e.Decide(req, now); d.Allow || d.Code != policy.CodeKillSwitch {
+		t.Fatalf("%+v", d)
+	}
+}
