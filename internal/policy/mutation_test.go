@@ -250,3 +250,26 @@ func FuzzParseRateLimits(f *testing.F) {
 		}
 	})
 }
+
+// FuzzReadBundle: a bundle file arrives from the network or disk; whatever its
+// bytes, reading it must not panic, and only a correctly signed one may load.
+func FuzzReadBundle(f *testing.F) {
+	e, err := Load("../../policies", Options{})
+	if err != nil {
+		f.Fatal(err)
+	}
+	pub, key, _ := ed25519.GenerateKey(rand.Reader)
+	good, err := WriteBundle(e, key, time.Unix(0, 0))
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Add(good)
+	f.Add([]byte(`{"payload":"e30=","alg":"Ed25519","signature":""}`))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		got, err := ReadBundle(b, pub, Options{})
+		if err == nil && got.Revision() != e.Revision() {
+			t.Fatalf("a bundle not signed by us loaded: revision %s", got.Revision())
+		}
+		_, _ = ReadBundleUnverified(b)
+	})
+}
