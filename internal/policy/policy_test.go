@@ -466,3 +466,17 @@ func TestMalformedKillSwitchFailsClosed(t *testing.T) {
 		t.Fatalf("%+v", d)
 	}
 }
+
+// TestOPAStaysInBenchModule: OPA is only a benchmark baseline; it must never enter
+// the product module (and so the binary).
+func TestOPAStaysInBenchModule(t *testing.T) {
+	for _, f := range []string{"../../go.mod", "../../go.sum"} {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if strings.Contains(string(b), "open-policy-agent") {
+			t.Errorf("%s mentions open-policy-agent; OPA belongs in bench/go.mod only", f)
+		}
+	}
+}
