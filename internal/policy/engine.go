@@ -216,10 +216,28 @@ func (e *Engine) WhatIf(req Request, now time.Time) Decision {
 // MayPerform answers the blast-radius question "may this agent ever do action on
 // a resource of type resourceType?" by deciding RepresentativeRequest(agent,
 // action, resourceType) under an empty trust view. It takes no rate-limit token.
-// An allow means: under the most favourable context some call is allowed.
+// An allow means: under the most favourable context some call is allowed. An
+// active exception scoped to one resource of that type counts: the agent can then
+// act on that one resource, and the decision names the exception.
 func (e *Engine) MayPerform(agent Agent, action, resourceType string, now time.Time) Decision {
 	req := RepresentativeRequest(agent, action, resourceType)
-	return e.decide(&req, now, false)
+	d := e.decide(&req, now, false)
+	if d.Allow || e == nil {
+		return d
+	}
+	for i := range e.exceptions {
+		x := &e.exceptions[i]
+		if x.resID == "" || !x.Active(now) || x.Scope.Principal != agent.SPIFFEID ||
+			x.Scope.Action != action || x.resType != resourceType {
+			continue
+		}
+		one := req
+		one.Resource.ID = x.resID
+		if xd := e.decide(&one, now, false); xd.Allow {
+			return xd
+		}
+	}
+	return d
 }
 
 // RepresentativeRequest builds the most favourable request for (agent, action,

@@ -355,7 +355,8 @@ func TestMayPerformForBlastRadius(t *testing.T) {
 		want            bool
 	}{
 		{logistics, "shipment.route", "Shipment", true},
-		{logistics, "vendor_record.update", "VendorRecord", false},
+		{logistics, "vendor_record.update", "VendorRecord", true}, // one record, by EXC-2026-041
+		{logistics, "invoice.post", "Invoice", false},
 		{planner, "inventory_feed.read", "InventoryFeed", true},
 		{planner, "purchase_order.approve", "Order", false},
 	}
