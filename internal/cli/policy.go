@@ -184,6 +184,7 @@ func loadOrCreateKey(path string, log io.Writer) (ed25519.PrivateKey, error) {
 
 func newPolicyDiffCmd() *cobra.Command {
 	var base, cur, pubFile string
+	var exitOnDrift bool
 	cmd := &cobra.Command{
 		Use:   "diff --baseline A --current B",
 		Short: "Report added, removed and changed policies, exceptions and rate limits between two bundles",
@@ -220,8 +221,11 @@ func newPolicyDiffCmd() *cobra.Command {
 			}
 			if len(d) == 0 {
 				fmt.Fprintln(out, "no drift")
-			} else {
-				fmt.Fprintf(out, "%d change(s)\n", len(d))
+				return nil
+			}
+			fmt.Fprintf(out, "%d change(s)\n", len(d))
+			if exitOnDrift {
+				return exitCode(1, nil)
 			}
 			return nil
 		},
@@ -229,6 +233,7 @@ func newPolicyDiffCmd() *cobra.Command {
 	cmd.Flags().StringVar(&base, "baseline", "", "baseline bundle directory or file")
 	cmd.Flags().StringVar(&cur, "current", "", "current bundle directory or file")
 	cmd.Flags().StringVar(&pubFile, "pub", "", "public key that bundle files must verify with")
+	cmd.Flags().BoolVar(&exitOnDrift, "exit-code", false, "exit 1 when there is any drift (for CI)")
 	return cmd
 }
 

@@ -131,6 +131,9 @@ func TestPolicyBundleAndDiff(t *testing.T) {
 			t.Errorf("diff lacks %q (exit %d):\n%s", want, code, out)
 		}
 	}
+	if _, code := runCLI(t, "policy", "diff", "--baseline", bundle, "--current", dir, "--exit-code"); code != 1 {
+		t.Errorf("--exit-code with drift: exit %d, want 1", code)
+	}
 	// A bundle that does not verify is refused.
 	b, _ := os.ReadFile(bundle)
 	b = bytes.Replace(b, []byte(`"signature": "`), []byte(`"signature": "AAAA`), 1)
