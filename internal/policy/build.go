@@ -40,13 +40,13 @@ var _ types.EntityGetter = (*requestEntities)(nil)
 // build maps a Request onto a Cedar request and its entities.
 func (e *Engine) build(req *Request, now time.Time) (cedar.Request, types.EntityGetter) {
 	a := &req.Agent
-	principal := e.principals.get(*a, principalEntity)
+	principal := e.principals.get(a.SPIFFEID, *a, principalEntity)
 	pUID := principal.UID
 
 	r := &req.Resource
 	var resource types.Entity
 	if len(r.Attrs) == 0 {
-		resource = e.resources.get(resourceKey{r.Type, r.ID, r.Status, r.Amount}, resourceEntity)
+		resource = e.resources.get(r.ID, resourceKey{r.Type, r.ID, r.Status, r.Amount}, resourceEntity)
 	} else {
 		rm := make(types.RecordMap, 2+len(r.Attrs))
 		for k, v := range r.Attrs {

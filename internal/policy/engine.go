@@ -37,8 +37,8 @@ type Engine struct {
 	all      policySlice
 
 	// Memoized Cedar values (see cache.go).
-	principals   *boundedCache[Agent, types.Entity]
-	resources    *boundedCache[resourceKey, types.Entity]
+	principals   *keyedEntityCache[Agent]
+	resources    *keyedEntityCache[resourceKey]
 	attestations *boundedCache[Attestation, types.Record]
 	trusts       *boundedCache[trustKey, types.Record]
 }
@@ -83,8 +83,8 @@ func (e *Engine) index() {
 		m.allowSentence = "Allowed by " + e.sentence(m.ids)
 		m.denySentence = "Denied by " + e.sentence(m.ids)
 	}
-	e.principals = newBoundedCache[Agent, types.Entity](4096)
-	e.resources = newBoundedCache[resourceKey, types.Entity](16384)
+	e.principals = newKeyedEntityCache[Agent](4096)
+	e.resources = newKeyedEntityCache[resourceKey](16384)
 	e.attestations = newBoundedCache[Attestation, types.Record](4096)
 	e.trusts = newBoundedCache[trustKey, types.Record](1024)
 	ids := slices.Sorted(maps.Keys(e.meta))

@@ -481,3 +481,34 @@ func TestOPAStaysInBenchModule(t *testing.T) {
 		}
 	}
 }
+
+// TestMemoizedEntitiesNeverServeStaleAttributes: the same SPIFFE ID or resource
+// id with changed attributes must be judged on the new attributes.
+func TestMemoizedEntitiesNeverServeStaleAttributes(t *testing.T) {
+	e := load(t, defaultDir)
+	req := baseRequest("procurement", "purchase_order.approve", policy.Resource{Type: "Order", ID: "PO-1", Status: "open", Amount: 10})
+	if d := e.Decide(req, now); !d.Allow {
+		t.Fatalf("base: %s", d.Reason)
+	}
+	demoted := req
+	demoted.Agent.Role = "forecasting"
+	if d := e.Decide(demoted, now); d.Allow {
+		t.Fatal("role change under the same SPIFFE ID served from cache")
+	}
+	closed := req
+	closed.Resource.Status = "closed"
+	if d := e.Decide(closed, now); d.Allow {
+		t.Fatal("status change of the same order served from cache")
+	}
+	stale := req
+	stale.Context.Attestation = policy.Attestation{Tier: "contraindicated", AgeSeconds: 30}
+	if d := e.Decide(stale, now); d.Allow {
+		t.Fatal("attestation change served from cache")
+	}
+	incident := req
+	incident.Agent.Zone = "z9"
+	incident.Trust.ZoneStates = map[string]string{"z9": "offline"}
+	if d := e.Decide(incident, now); d.Allow {
+		t.Fatal("zone state change served from cache")
+	}
+}
