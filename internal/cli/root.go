@@ -60,12 +60,13 @@ func newRootCmd() *cobra.Command {
 		newDemoCmd(),
 		newEnrollCmd(),
 		newEntryCmd(),
+		newPolicyCmd(),
+		newServerCmd(),
+		newTokenCmd(),
 		newTrustCmd("quarantine", "Quarantine an agent: reads go on, audited; policy restricts the rest"),
 		newTrustCmd("restore", "Lift a quarantine, suspension or identity revocation"),
 		newTrustCmd("revoke", "Revoke an identity (or one certificate serial): no renewal, refused by every gate"),
-		newServerCmd(),
 		newTrustCmd("suspend", "Suspend an agent: no renewal, every call refused"),
-		newTokenCmd(),
 		newVersionCmd(),
 	)
 	return root
