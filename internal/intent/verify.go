@@ -81,8 +81,8 @@ func NewVerifier(cfg Config) (*Verifier, error) {
 //	                   with typ intent+jwt (crit, jku, jwk, x5u, x5c, kid ... refused);
 //	                   duplicate members; payload not canonical claims
 //	alg_not_allowed    alg not EdDSA/ES256, or not the algorithm of the peer key
+//	channel_mismatch   cnf.x5t#S256 is not the thumbprint of peer (or no peer)
 //	wrong_issuer       iss is not the SPIFFE ID of peer
-//	channel_mismatch   cnf.x5t#S256 is not the thumbprint of peer
 //	bad_signature      signature does not verify with the key of peer
 //	wrong_audience     aud is not Config.Audience
 //	expired            now >= exp + skew
@@ -132,14 +132,16 @@ func (v *Verifier) verify(ctx context.Context, token string, peer *x509.Certific
 		return rerr
 	}
 	if peer == nil {
-		return refuse(ReasonWrongIssuer, "no peer certificate")
+		return refuse(ReasonChannelMismatch, "no peer certificate")
+	}
+	// Channel binding first: a token lifted from another connection is reported as
+	// channel_mismatch whatever certificate it is replayed with.
+	if !thumbprintEqual(peer, c.CertThumbprint) {
+		return refuse(ReasonChannelMismatch, "")
 	}
 	id, err := x509svid.IDFromCert(peer)
 	if err != nil || id.String() != c.Issuer {
 		return refuse(ReasonWrongIssuer, "")
-	}
-	if !thumbprintEqual(peer, c.CertThumbprint) {
-		return refuse(ReasonChannelMismatch, "")
 	}
 	if rerr := verifySig(alg, peer.PublicKey, []byte(token[:len(h)+1+len(p)]), sbuf[:sn]); rerr != nil {
 		return rerr
