@@ -41,4 +41,3 @@ func (r *RedisCache) CheckAndInsert(ctx context.Context, iss, jti string, now, u
 	}
 	return nil
 }
-

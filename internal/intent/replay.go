@@ -3,6 +3,7 @@ package intent
 import (
 	"context"
 	"hash/maphash"
+	"math"
 	"math/bits"
 	"sync"
 	"time"
@@ -46,8 +47,11 @@ type shard struct {
 	_      [40]byte // keep shards on separate cache lines
 }
 
-// NewMemoryCache returns a cache that holds at least capacity live entries (the
-// capacity is split evenly over the shards and rounded up).
+// NewMemoryCache returns a cache for capacity live entries. The capacity is split over
+// up to 64 shards, each with headroom for the uneven spread of hashes, so the cache
+// accepts at least capacity entries (with overwhelming probability) and at most
+// Capacity(), about capacity * (1 + 6/sqrt(capacity/64)); then it refuses new entries
+// with replay_cache_full until some expire.
 func NewMemoryCache(capacity int) *MemoryCache {
 	if capacity < 1 {
 		capacity = 1
@@ -57,6 +61,12 @@ func NewMemoryCache(capacity int) *MemoryCache {
 		n <<= 1
 	}
 	per := (capacity + n - 1) / n
+	if n > 1 {
+		// Hashes spread entries binomially over the shards: give each shard six
+		// standard deviations of headroom so that the cache takes capacity entries
+		// before any one shard is full (fails with probability < 64 * 1e-9).
+		per += int(math.Ceil(6*math.Sqrt(float64(per)))) + 8
+	}
 	slots := per*4/3 + 1
 	c := &MemoryCache{seed: maphash.MakeSeed(), shards: make([]shard, n), mask: uint64(n - 1)}
 	for i := range c.shards {
@@ -69,7 +79,7 @@ func NewMemoryCache(capacity int) *MemoryCache {
 	return c
 }
 
-// Capacity returns the number of live entries the cache is guaranteed to hold.
+// Capacity returns the hard upper bound on stored entries.
 func (c *MemoryCache) Capacity() int { return len(c.shards) * c.shards[0].limit }
 
 // Len returns the number of stored entries, counting expired ones not yet swept.

@@ -145,7 +145,9 @@ func TestVerifyRefusals(t *testing.T) {
 		{name: "alg-none", token: func() string {
 			return b64.EncodeToString([]byte(`{"alg":"none","typ":"intent+jwt"}`)) + "." + b64.EncodeToString([]byte(payloadOf(claimsFor(t, f.cert, f.body)))) + "."
 		}, want: intent.ReasonAlgNotAllowed},
-		{name: "alg-HS256-public-key-as-secret", token: func() string { return joseToken(t, jose.HS256, []byte(f.cert.PublicKey.(ed25519.PublicKey)), claimsFor(t, f.cert, f.body)) }, want: intent.ReasonAlgNotAllowed},
+		{name: "alg-HS256-public-key-as-secret", token: func() string {
+			return joseToken(t, jose.HS256, []byte(f.cert.PublicKey.(ed25519.PublicKey)), claimsFor(t, f.cert, f.body))
+		}, want: intent.ReasonAlgNotAllowed},
 		{name: "alg-HS256-cert-der-as-secret", token: func() string {
 			in := b64.EncodeToString([]byte(`{"alg":"HS256","typ":"intent+jwt"}`)) + "." + b64.EncodeToString([]byte(payloadOf(claimsFor(t, f.cert, f.body))))
 			m := hmac.New(sha256.New, f.cert.RawSubjectPublicKeyInfo)
@@ -159,7 +161,9 @@ func TestVerifyRefusals(t *testing.T) {
 			}
 			return joseToken(t, jose.RS256, rk, claimsFor(t, f.cert, f.body))
 		}, want: intent.ReasonAlgNotAllowed},
-		{name: "alg-ES256-with-ed25519-cert", token: func() string { return rawToken(t, `{"alg":"ES256","typ":"intent+jwt"}`, payloadOf(claimsFor(t, f.cert, f.body)), f.ecKey) }, want: intent.ReasonAlgNotAllowed},
+		{name: "alg-ES256-with-ed25519-cert", token: func() string {
+			return rawToken(t, `{"alg":"ES256","typ":"intent+jwt"}`, payloadOf(claimsFor(t, f.cert, f.body)), f.ecKey)
+		}, want: intent.ReasonAlgNotAllowed},
 		{name: "alg-EdDSA-with-p256-cert", token: func() string { return rawToken(t, hdrEd, payloadOf(claimsFor(t, f.ecCert, f.body)), f.key) }, peer: f.ecCert, want: intent.ReasonAlgNotAllowed},
 
 		{name: "signed-by-other-key", token: func() string { return sign(t, claimsFor(t, f.cert, f.body), f.key2) }, want: intent.ReasonBadSignature},
