@@ -131,28 +131,30 @@ func TestMemoryCacheNeverForgetsUnexpired(t *testing.T) {
 	c := intent.NewMemoryCache(n)
 	ctx := context.Background()
 	iss := "spiffe://example.org/agent/a"
-	// Fill until full with entries living until t0+100s: at least n fit, at most Capacity().
-	stored := 0
-	for ; ; stored++ {
-		err := c.CheckAndInsert(ctx, iss, fmt.Sprint(stored), t0, t0.Add(100*time.Second))
-		if intent.ReasonOf(err) == intent.ReasonReplayCacheFull {
-			break
-		}
-		if err != nil {
+	// Offer many more entries than fit, living until t0+100s: every shard fills; at
+	// least n and at most Capacity() are stored.
+	var stored []string
+	for i := range 4 * c.Capacity() {
+		err := c.CheckAndInsert(ctx, iss, fmt.Sprint(i), t0, t0.Add(100*time.Second))
+		switch intent.ReasonOf(err) {
+		case "":
+			stored = append(stored, fmt.Sprint(i))
+		case intent.ReasonReplayCacheFull:
+		default:
 			t.Fatal(err)
 		}
 	}
-	if stored < n || stored > c.Capacity() {
-		t.Fatalf("stored %d entries, want between %d and Capacity() %d", stored, n, c.Capacity())
+	if len(stored) < n || len(stored) > c.Capacity() {
+		t.Fatalf("stored %d entries, want between %d and Capacity() %d", len(stored), n, c.Capacity())
 	}
 	// Full: new intents are refused, old ones are still replays, at any time before expiry.
 	for _, now := range []time.Time{t0, t0.Add(99 * time.Second)} {
 		if got := intent.ReasonOf(c.CheckAndInsert(ctx, iss, "new", now, now.Add(time.Second))); got != intent.ReasonReplayCacheFull {
 			t.Fatalf("at %v: %q, want replay_cache_full", now, got)
 		}
-		for i := range stored {
-			if got := intent.ReasonOf(c.CheckAndInsert(ctx, iss, fmt.Sprint(i), now, now.Add(time.Second))); got != intent.ReasonReplay {
-				t.Fatalf("entry %d forgotten at %v: %q", i, now, got)
+		for _, jti := range stored {
+			if got := intent.ReasonOf(c.CheckAndInsert(ctx, iss, jti, now, now.Add(time.Second))); got != intent.ReasonReplay {
+				t.Fatalf("entry %s forgotten at %v: %q", jti, now, got)
 			}
 		}
 	}
