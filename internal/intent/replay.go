@@ -25,8 +25,9 @@ var (
 
 // MemoryCache is an in-process ReplayCache bounded to a fixed number of entries. It
 // stores, per entry, a 64-bit keyed hash of (iss, jti) (hash/maphash, random seed per
-// cache, so a peer cannot aim collisions) and the expiry in whole seconds: 12 bytes in
-// open-addressing tables (linear probing, load <= 3/4) spread over shards, each with
+// cache, so a peer cannot aim collisions) and the expiry in whole seconds: 12 bytes per
+// slot, two slots per entry (about 26 bytes per entry with the shard headroom), in
+// open-addressing tables (linear probing, load <= 1/2) spread over shards, each with
 // its own lock. Expired entries are reclaimed by a sweep of a shard, run when the shard
 // is full and its earliest expiry has passed — so at most once per second per shard.
 // A false "replay" needs a 64-bit hash collision among live entries (about n/2^64 per
@@ -67,7 +68,7 @@ func NewMemoryCache(capacity int) *MemoryCache {
 		// before any one shard is full (fails with probability < 64 * 1e-9).
 		per += int(math.Ceil(6*math.Sqrt(float64(per)))) + 8
 	}
-	slots := per*4/3 + 1
+	slots := 2*per + 1 // load <= 1/2: short linear-probing clusters
 	c := &MemoryCache{seed: maphash.MakeSeed(), shards: make([]shard, n), mask: uint64(n - 1)}
 	for i := range c.shards {
 		s := &c.shards[i]
