@@ -62,7 +62,9 @@ func BenchmarkVerify(b *testing.B) {
 
 func benchVerify(b *testing.B, cert *x509.Certificate, toks []string) {
 	ctx := context.Background()
-	newV := func() *intent.Verifier { return newVerifier(b, intent.Config{Replay: intent.NewMemoryCache(len(toks))}) }
+	newV := func() *intent.Verifier {
+		return newVerifier(b, intent.Config{Replay: intent.NewMemoryCache(len(toks))})
+	}
 	v := newV()
 	i := 0
 	b.ReportAllocs()
