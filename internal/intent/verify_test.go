@@ -256,6 +256,12 @@ func TestVerifyRefusals(t *testing.T) {
 	}
 }
 
+func hmacSHA256(key, msg []byte) []byte {
+	m := hmac.New(sha256.New, key)
+	m.Write(msg)
+	return m.Sum(nil)
+}
+
 func indexOf[T any](s []T, f func(T) bool) int {
 	for i, v := range s {
 		if f(v) {
