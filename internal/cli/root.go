@@ -60,6 +60,7 @@ func newRootCmd() *cobra.Command {
 		newDemoCmd(),
 		newEnrollCmd(),
 		newEntryCmd(),
+		newIntentCmd(),
 		newPolicyCmd(),
 		newServerCmd(),
 		newTokenCmd(),
