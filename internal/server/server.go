@@ -29,6 +29,7 @@ import (
 	"github.com/spiffe/go-spiffe/v2/spiffeid"
 	"github.com/spiffe/go-spiffe/v2/svid/x509svid"
 
+	"github.com/warden-a2a/warden/internal/approval"
 	"github.com/warden-a2a/warden/internal/ca"
 	"github.com/warden-a2a/warden/internal/store"
 	"github.com/warden-a2a/warden/internal/truststate"
@@ -50,6 +51,11 @@ type Config struct {
 	// error refuses it with reason attestation_failed. Nil accepts any evidence
 	// (attestation not configured).
 	Attest func(ctx context.Context, entry store.Entry, evidence []byte, renewal bool) error
+	// ApprovalStore keeps approval requests and approvers; nil: approval_* tables in
+	// Store's database (SQLite and PostgreSQL backends). OnApprovalEvent, if set, sees
+	// every approval lifecycle event (docs/approvals.md).
+	ApprovalStore   approval.Store
+	OnApprovalEvent func(approval.Event)
 }
 
 // Identities of the control plane's own credentials.
@@ -71,6 +77,8 @@ type Server struct {
 	ca     *ca.CA
 	issuer *ca.Issuer
 	trust  *truststate.Manager
+
+	approvals *approval.Service
 
 	tlsCert atomic.Pointer[tls.Certificate]
 	svid    atomic.Pointer[x509svid.SVID]
@@ -125,6 +133,9 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 		return nil, err
 	}
 	if err := s.refreshAdmin(ctx, false); err != nil {
+		return nil, err
+	}
+	if err := s.initApprovals(ctx); err != nil {
 		return nil, err
 	}
 	signer := func() (crypto.Signer, []*x509.Certificate) {

@@ -1,0 +1,307 @@
+package approval
+
+import (
+	"context"
+	"database/sql"
+	"embed"
+	"errors"
+	"fmt"
+	"io/fs"
+	"path"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgconn"
+	sqlite3 "modernc.org/sqlite"
+	sqlite3lib "modernc.org/sqlite/lib"
+)
+
+//go:embed schema/sqlite/*.sql schema/postgres/*.sql
+var schemaFS embed.FS
+
+// dialect is what differs between SQLite and PostgreSQL here: placeholders, the
+// migration lock and how a driver reports a constraint violation. Times are INTEGER /
+// BIGINT microseconds in both, so no time encoding differs.
+type dialect struct {
+	name   string
+	dollar bool
+	lock   string               // statement run first in the migration transaction ("" for none)
+	unique func(err error) bool // unique / primary-key violation
+	fk     func(err error) bool // foreign-key violation
+}
+
+var sqliteDialect = dialect{
+	name: "sqlite",
+	unique: func(err error) bool {
+		var e *sqlite3.Error
+		return errors.As(err, &e) && (e.Code() == sqlite3lib.SQLITE_CONSTRAINT_UNIQUE || e.Code() == sqlite3lib.SQLITE_CONSTRAINT_PRIMARYKEY)
+	},
+	fk: func(err error) bool {
+		var e *sqlite3.Error
+		return errors.As(err, &e) && e.Code() == sqlite3lib.SQLITE_CONSTRAINT_FOREIGNKEY
+	},
+}
+
+var postgresDialect = dialect{
+	name:   "postgres",
+	dollar: true,
+	// Replicas starting together migrate once; keyed per schema like the main store.
+	lock:   "SELECT pg_advisory_xact_lock(hashtext('warden-approval-migrate:' || current_schema()))",
+	unique: func(err error) bool { var e *pgconn.PgError; return errors.As(err, &e) && e.Code == "23505" },
+	fk:     func(err error) bool { var e *pgconn.PgError; return errors.As(err, &e) && e.Code == "23503" },
+}
+
+type sqlStore struct {
+	db *sql.DB
+	d  dialect
+}
+
+// NewSQLite returns the Store on a SQLite database (the control plane's own file, opened
+// with foreign keys on and BEGIN IMMEDIATE transactions) after migrating its approval_*
+// tables.
+func NewSQLite(ctx context.Context, db *sql.DB) (Store, error) { return newSQL(ctx, db, sqliteDialect) }
+
+// NewPostgres returns the Store on a PostgreSQL database after migrating its approval_*
+// tables (in the connection's current schema).
+func NewPostgres(ctx context.Context, db *sql.DB) (Store, error) {
+	return newSQL(ctx, db, postgresDialect)
+}
+
+func newSQL(ctx context.Context, db *sql.DB, d dialect) (*sqlStore, error) {
+	s := &sqlStore{db: db, d: d}
+	if err := s.migrate(ctx); err != nil {
+		return nil, err
+	}
+	return s, nil
+}
+
+// migrate applies schema/<dialect>/NNNN_*.sql in order inside one transaction, recording
+// each version in approval_schema_version; a database newer than this binary is refused.
+func (s *sqlStore) migrate(ctx context.Context) error {
+	tx, err := s.db.BeginTx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("approval: migrate: %w", err)
+	}
+	defer tx.Rollback()
+	if s.d.lock != "" {
+		if _, err := tx.ExecContext(ctx, s.d.lock); err != nil {
+			return fmt.Errorf("approval: migrate: %w", err)
+		}
+	}
+	if _, err := tx.ExecContext(ctx, "CREATE TABLE IF NOT EXISTS approval_schema_version (version INTEGER NOT NULL PRIMARY KEY)"); err != nil {
+		return fmt.Errorf("approval: migrate: %w", err)
+	}
+	var cur int
+	if err := tx.QueryRowContext(ctx, "SELECT COALESCE(MAX(version), 0) FROM approval_schema_version").Scan(&cur); err != nil {
+		return fmt.Errorf("approval: migrate: %w", err)
+	}
+	dir := path.Join("schema", s.d.name)
+	names, err := fs.Glob(schemaFS, path.Join(dir, "*.sql"))
+	if err != nil {
+		return fmt.Errorf("approval: migrate: %w", err)
+	}
+	sort.Strings(names)
+	latest := 0
+	for _, name := range names {
+		num, _, ok := strings.Cut(path.Base(name), "_")
+		v, err := strconv.Atoi(num)
+		if !ok || err != nil || v != latest+1 {
+			return fmt.Errorf("approval: migrate: bad migration file name %q", name)
+		}
+		latest = v
+		if v <= cur {
+			continue
+		}
+		body, err := fs.ReadFile(schemaFS, name)
+		if err != nil {
+			return fmt.Errorf("approval: migrate: %w", err)
+		}
+		if _, err := tx.ExecContext(ctx, string(body)); err != nil {
+			return fmt.Errorf("approval: migrate to version %d: %w", v, err)
+		}
+		if _, err := tx.ExecContext(ctx, s.q("INSERT INTO approval_schema_version (version) VALUES (?)"), v); err != nil {
+			return fmt.Errorf("approval: migrate to version %d: %w", v, err)
+		}
+	}
+	if cur > latest {
+		return fmt.Errorf("approval: database schema version %d is newer than this binary's %d", cur, latest)
+	}
+	if err := tx.Commit(); err != nil {
+		return fmt.Errorf("approval: migrate: %w", err)
+	}
+	return nil
+}
+
+// q rebinds ? placeholders to $1, $2, ... for PostgreSQL. No query here has a ? inside
+// a literal.
+func (s *sqlStore) q(query string) string {
+	if !s.d.dollar {
+		return query
+	}
+	var b strings.Builder
+	n := 0
+	for _, c := range query {
+		if c == '?' {
+			n++
+			b.WriteString("$" + strconv.Itoa(n))
+			continue
+		}
+		b.WriteRune(c)
+	}
+	return b.String()
+}
+
+func micros(t time.Time) int64      { return t.UnixMicro() }
+func fromMicros(us int64) time.Time { return time.UnixMicro(us).UTC() }
+
+const reqCols = "id, requester, filed_by, action, resource, amount, currency, intent_hash, required, policy_id, workflow, created_at, expires_at"
+
+func (s *sqlStore) CreateRequest(ctx context.Context, r Request) error {
+	_, err := s.db.ExecContext(ctx, s.q("INSERT INTO approval_requests ("+reqCols+") VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"),
+		r.ID, r.Requester, r.FiledBy, r.Action, r.Resource, r.Amount, r.Currency, r.IntentHash, r.Required,
+		r.PolicyID, r.Workflow, micros(r.CreatedAt), micros(r.ExpiresAt))
+	if err != nil && s.d.unique(err) {
+		return ErrExists
+	}
+	if err != nil {
+		return fmt.Errorf("approval: %w", err)
+	}
+	return nil
+}
+
+type scanner interface{ Scan(...any) error }
+
+func scanRequest(sc scanner) (Request, error) {
+	var r Request
+	var created, expires int64
+	err := sc.Scan(&r.ID, &r.Requester, &r.FiledBy, &r.Action, &r.Resource, &r.Amount, &r.Currency,
+		&r.IntentHash, &r.Required, &r.PolicyID, &r.Workflow, &created, &expires)
+	r.CreatedAt, r.ExpiresAt = fromMicros(created), fromMicros(expires)
+	return r, err
+}
+
+func (s *sqlStore) GetRequest(ctx context.Context, id string) (Request, []Decision, error) {
+	r, err := scanRequest(s.db.QueryRowContext(ctx, s.q("SELECT "+reqCols+" FROM approval_requests WHERE id = ?"), id))
+	if errors.Is(err, sql.ErrNoRows) {
+		return Request{}, nil, ErrNotFound
+	} else if err != nil {
+		return Request{}, nil, fmt.Errorf("approval: %w", err)
+	}
+	rows, err := s.db.QueryContext(ctx, s.q("SELECT approval_id, approver, decision, reason, statement, signature, key_id, decided_at "+
+		"FROM approval_decisions WHERE approval_id = ? ORDER BY decided_at, approver"), id)
+	if err != nil {
+		return Request{}, nil, fmt.Errorf("approval: %w", err)
+	}
+	defer rows.Close()
+	var ds []Decision
+	for rows.Next() {
+		var d Decision
+		var at int64
+		if err := rows.Scan(&d.ApprovalID, &d.Approver, &d.Decision, &d.Reason, &d.Statement, &d.Signature, &d.KeyID, &at); err != nil {
+			return Request{}, nil, fmt.Errorf("approval: %w", err)
+		}
+		d.DecidedAt = fromMicros(at)
+		ds = append(ds, d)
+	}
+	if err := rows.Err(); err != nil {
+		return Request{}, nil, fmt.Errorf("approval: %w", err)
+	}
+	return r, ds, nil
+}
+
+func (s *sqlStore) ListRequests(ctx context.Context, limit int) ([]Request, error) {
+	if limit <= 0 {
+		limit = 100
+	}
+	rows, err := s.db.QueryContext(ctx, s.q("SELECT "+reqCols+" FROM approval_requests ORDER BY created_at DESC, id LIMIT ?"), limit)
+	if err != nil {
+		return nil, fmt.Errorf("approval: %w", err)
+	}
+	defer rows.Close()
+	var out []Request
+	for rows.Next() {
+		r, err := scanRequest(rows)
+		if err != nil {
+			return nil, fmt.Errorf("approval: %w", err)
+		}
+		out = append(out, r)
+	}
+	return out, rows.Err()
+}
+
+func (s *sqlStore) AddDecision(ctx context.Context, d Decision) error {
+	// The primary key (approval_id, approver) makes a second decision of one approver
+	// fail, whichever replica or goroutine tries.
+	_, err := s.db.ExecContext(ctx, s.q("INSERT INTO approval_decisions (approval_id, approver, decision, reason, statement, signature, key_id, decided_at) "+
+		"VALUES (?, ?, ?, ?, ?, ?, ?, ?)"),
+		d.ApprovalID, d.Approver, d.Decision, d.Reason, d.Statement, d.Signature, d.KeyID, micros(d.DecidedAt))
+	switch {
+	case err == nil:
+		return nil
+	case s.d.unique(err):
+		return ErrExists
+	case s.d.fk(err):
+		return ErrNotFound
+	}
+	return fmt.Errorf("approval: %w", err)
+}
+
+func (s *sqlStore) PutApprover(ctx context.Context, a Approver) error {
+	_, err := s.db.ExecContext(ctx, s.q("INSERT INTO approval_approvers (name, public_key, spiffe_id, created_at) VALUES (?, ?, ?, ?)"),
+		a.Name, a.PublicKeyPEM, a.SPIFFEID, micros(a.CreatedAt))
+	if err != nil && s.d.unique(err) {
+		return ErrExists
+	}
+	if err != nil {
+		return fmt.Errorf("approval: %w", err)
+	}
+	return nil
+}
+
+func scanApprover(sc scanner) (Approver, error) {
+	var a Approver
+	var at int64
+	err := sc.Scan(&a.Name, &a.PublicKeyPEM, &a.SPIFFEID, &at)
+	a.CreatedAt = fromMicros(at)
+	return a, err
+}
+
+func (s *sqlStore) GetApprover(ctx context.Context, name string) (Approver, error) {
+	a, err := scanApprover(s.db.QueryRowContext(ctx, s.q("SELECT name, public_key, spiffe_id, created_at FROM approval_approvers WHERE name = ?"), name))
+	if errors.Is(err, sql.ErrNoRows) {
+		return Approver{}, ErrNotFound
+	} else if err != nil {
+		return Approver{}, fmt.Errorf("approval: %w", err)
+	}
+	return a, nil
+}
+
+func (s *sqlStore) ListApprovers(ctx context.Context) ([]Approver, error) {
+	rows, err := s.db.QueryContext(ctx, "SELECT name, public_key, spiffe_id, created_at FROM approval_approvers ORDER BY name")
+	if err != nil {
+		return nil, fmt.Errorf("approval: %w", err)
+	}
+	defer rows.Close()
+	var out []Approver
+	for rows.Next() {
+		a, err := scanApprover(rows)
+		if err != nil {
+			return nil, fmt.Errorf("approval: %w", err)
+		}
+		out = append(out, a)
+	}
+	return out, rows.Err()
+}
+
+func (s *sqlStore) DeleteApprover(ctx context.Context, name string) error {
+	res, err := s.db.ExecContext(ctx, s.q("DELETE FROM approval_approvers WHERE name = ?"), name)
+	if err != nil {
+		return fmt.Errorf("approval: %w", err)
+	}
+	if n, _ := res.RowsAffected(); n == 0 {
+		return ErrNotFound
+	}
+	return nil
+}

@@ -1,0 +1,78 @@
+package approval
+
+import (
+	"context"
+	"errors"
+	"time"
+)
+
+// Store errors callers tell apart with errors.Is.
+var (
+	// ErrNotFound: no request or approver with that id or name.
+	ErrNotFound = errors.New("approval: not found")
+	// ErrExists: a request with that id, an approver with that name, or a decision of
+	// that approver on that request already exists.
+	ErrExists = errors.New("approval: already exists")
+)
+
+// Request is one filed approval request.
+type Request struct {
+	ID         string
+	Requester  string // SPIFFE ID of the agent whose call was refused
+	FiledBy    string // SPIFFE ID of the gate (or agent) that filed it
+	Action     string
+	Resource   string
+	Amount     int64
+	Currency   string
+	IntentHash string
+	Required   int // distinct approvals needed
+	PolicyID   string
+	Workflow   string
+	CreatedAt  time.Time
+	ExpiresAt  time.Time
+}
+
+// Decision is one approver's signed decision on a request.
+type Decision struct {
+	ApprovalID string
+	Approver   string
+	Decision   string // DecisionApprove | DecisionDeny
+	Reason     string
+	Statement  []byte // SigningBytes of the statement, as verified
+	Signature  []byte
+	KeyID      string
+	DecidedAt  time.Time
+}
+
+// Approver is a registered human approver.
+type Approver struct {
+	Name         string
+	PublicKeyPEM []byte
+	SPIFFEID     string // optional identity this person also acts as
+	CreatedAt    time.Time
+}
+
+// Store persists requests, decisions and approvers. NewSQLite and NewPostgres are the
+// implementations; both pass the same suite (store_test.go). Safe for concurrent use,
+// also by several server replicas on one database.
+type Store interface {
+	// CreateRequest stores r; ErrExists if its id is taken.
+	CreateRequest(ctx context.Context, r Request) error
+	// GetRequest returns the request and its decisions (oldest first), or ErrNotFound.
+	GetRequest(ctx context.Context, id string) (Request, []Decision, error)
+	// ListRequests returns up to limit requests, newest first.
+	ListRequests(ctx context.Context, limit int) ([]Request, error)
+	// AddDecision stores d; ErrNotFound if the request does not exist, ErrExists if
+	// this approver already decided it (one decision per approver and request, so the
+	// same approver twice counts once).
+	AddDecision(ctx context.Context, d Decision) error
+
+	// PutApprover registers a; ErrExists if the name is taken.
+	PutApprover(ctx context.Context, a Approver) error
+	// GetApprover returns the approver, or ErrNotFound.
+	GetApprover(ctx context.Context, name string) (Approver, error)
+	// ListApprovers returns all approvers ordered by name.
+	ListApprovers(ctx context.Context) ([]Approver, error)
+	// DeleteApprover removes the approver (its recorded decisions stay); ErrNotFound if absent.
+	DeleteApprover(ctx context.Context, name string) error
+}
