@@ -56,6 +56,9 @@ func newRootCmd() *cobra.Command {
 	}
 	// One line per subcommand file; keep sorted.
 	root.AddCommand(
+		newApprovalsCmd(),
+		newApproveCmd(),
+		newApproverCmd(),
 		newAttestCmd(),
 		newDemoCmd(),
 		newEnrollCmd(),
