@@ -92,3 +92,6 @@ wait:
 		t.Errorf("replica B: renewal of a revoked agent: %q", got)
 	}
 }
+
+// TestApprovalHappyPathPostgres runs the approvals happy path on PostgreSQL.
+func TestApprovalHappyPathPostgres(t *testing.T) { approvalHappyPath(t, pgStore) }
