@@ -217,11 +217,23 @@ func newApproverCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			if err := os.WriteFile(outPrefix+".key", priv, 0o600); err != nil {
-				return err
-			}
-			if err := os.WriteFile(outPrefix+".pub", pub, 0o644); err != nil {
-				return err
+			// Never overwrite a key: O_EXCL.
+			for _, f := range []struct {
+				path string
+				data []byte
+				mode os.FileMode
+			}{{outPrefix + ".key", priv, 0o600}, {outPrefix + ".pub", pub, 0o644}} {
+				fh, err := os.OpenFile(f.path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, f.mode)
+				if err != nil {
+					return err
+				}
+				_, err = fh.Write(f.data)
+				if cerr := fh.Close(); err == nil {
+					err = cerr
+				}
+				if err != nil {
+					return err
+				}
 			}
 			fmt.Fprintf(cmd.OutOrStdout(), "%s.key\n%s.pub\n", outPrefix, outPrefix)
 			return nil

@@ -38,7 +38,7 @@ type aprFixture struct {
 	events []approval.Event
 }
 
-func (f *aprFixture) now() time.Time        { return time.Unix(0, f.clock.Load()) }
+func (f *aprFixture) now() time.Time          { return time.Unix(0, f.clock.Load()) }
 func (f *aprFixture) advance(d time.Duration) { f.clock.Add(int64(d)) }
 
 func (f *aprFixture) kinds() []string {
