@@ -72,10 +72,26 @@ func TestIntentHashBinding(t *testing.T) {
 // TestIntentHashPayloadMatchesClaims: the gate may hash the decoded payload bytes or the
 // Claims; both give the same value.
 func TestIntentHashPayloadMatchesClaims(t *testing.T) {
-	c := baseClaims()
-	h, err := approval.IntentHashPayload(c.AppendCanonical(nil))
-	if err != nil || h != approval.IntentHash(c) {
-		t.Fatalf("payload hash %q, %v; claims hash %q", h, err, approval.IntentHash(c))
+	variants := map[string]func(c *intent.Claims){
+		"base": func(*intent.Claims) {},
+		"minimal": func(c *intent.Claims) {
+			c.Workflow, c.Resource, c.Purpose, c.Scope = "", "", "", nil
+		},
+		"apr and escapes": func(c *intent.Claims) {
+			c.Approval, c.Purpose, c.Resource = `apr_"x",\`, "caf\u00e9 \"q\" <>&\u2028", `,"exp":1`
+		},
+		"delegated twice": func(c *intent.Claims) {
+			c.Delegation = &intent.Actor{Subject: `spiffe://td/agent/a,"exp":`, Scope: []string{"a", "b"},
+				Actor: &intent.Actor{Subject: "spiffe://td/agent/b", Scope: []string{"a", "b", "c"}}}
+		},
+	}
+	for name, mut := range variants {
+		c := baseClaims()
+		mut(c)
+		h, err := approval.IntentHashPayload(c.AppendCanonical(nil))
+		if err != nil || h != approval.IntentHash(c) {
+			t.Errorf("%s: payload hash %q, %v; claims hash %q", name, h, err, approval.IntentHash(c))
+		}
 	}
 	for _, bad := range []string{``, `[]`, `null`, `{"act":"a","act":"b"}`, `{"act":"\xff"}`, `{} x`} {
 		if _, err := approval.IntentHashPayload([]byte(bad)); err == nil {
