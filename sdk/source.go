@@ -121,7 +121,7 @@ func (s *Source) Renew(ctx context.Context) error {
 	if err := postJSON(ctx, s.client, strings.TrimRight(s.cfg.ServerURL, "/")+api.PathRenew, req, &resp); err != nil {
 		return err
 	}
-	svid, bundle, err := parseSVIDResponse(&resp, key)
+	svid, bundle, err := parseSVIDResponse(&resp, key, false)
 	if err != nil {
 		return err
 	}
