@@ -282,9 +282,19 @@ func WriteFiles(dir string, svid *x509svid.SVID, bundle *x509bundle.Bundle) erro
 	return nil
 }
 
-// LoadFiles reads what WriteFiles wrote.
+// LoadFiles reads what WriteFiles wrote. The three files are replaced one by one, so a
+// read during a rotation can pair a new key with the old certificate; LoadFiles then
+// reads again (a few times, 50 ms apart) until the pair matches. Readers in other
+// languages should do the same.
 func LoadFiles(dir string) (*x509svid.SVID, *x509bundle.Bundle, error) {
-	svid, err := x509svid.Load(filepath.Join(dir, SVIDFile), filepath.Join(dir, KeyFile))
+	var svid *x509svid.SVID
+	var err error
+	for attempt := 0; attempt < 5; attempt++ {
+		if svid, err = x509svid.Load(filepath.Join(dir, SVIDFile), filepath.Join(dir, KeyFile)); err == nil {
+			break
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
 	if err != nil {
 		return nil, nil, fmt.Errorf("sdk: %w", err)
 	}
