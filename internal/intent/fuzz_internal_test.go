@@ -68,7 +68,7 @@ func TestAppendCanonicalIsRFC8785(t *testing.T) {
 		Purpose: "caf\u00e9 \U0001F600 \u2028 </script> \t\n\x01\x7f", Scope: []string{"a", "\u00e9", "\U0001F600"},
 		BodyDigest: "47DEQpj8HBSa-_TImW-5JCeuQeRkm5NMpJWZG3hSuFU", CertThumbprint: "47DEQpj8HBSa-_TImW-5JCeuQeRkm5NMpJWZG3hSuFU",
 		Delegation: &Actor{Subject: "spiffe://example.org/agent/c", Scope: []string{"a", "b"}, Actor: &Actor{Subject: "spiffe://example.org/agent/d", Scope: []string{"a", "b", "c"}}},
-		Approval: "apr-1", Resource: "r", Workflow: "w",
+		Approval:   "apr-1", Resource: "r", Workflow: "w",
 	}
 	out := c.AppendCanonical(nil)
 	canon, err := jcs.Transform(out)
