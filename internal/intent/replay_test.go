@@ -233,3 +233,38 @@ func measureBytesPerEntry(t testing.TB, n int) float64 {
 	runtime.KeepAlive(c)
 	return float64(after.HeapAlloc-before.HeapAlloc) / float64(n)
 }
+
+// TestMemoryCacheConcurrent: goroutines racing on the same keys accept each exactly once.
+func TestMemoryCacheConcurrent(t *testing.T) {
+	c := intent.NewMemoryCache(100_000)
+	const keys, workers = 5000, 8
+	var accepted [keys]int32
+	var mu sync.Mutex
+	var wg sync.WaitGroup
+	for w := range workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range keys {
+				k := (i + w*617) % keys
+				err := c.CheckAndInsert(context.Background(), "spiffe://example.org/agent/a", fmt.Sprint(k), t0, t0.Add(time.Minute))
+				switch intent.ReasonOf(err) {
+				case "":
+					mu.Lock()
+					accepted[k]++
+					mu.Unlock()
+				case intent.ReasonReplay:
+				default:
+					t.Error(err)
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	for k, n := range accepted {
+		if n != 1 {
+			t.Fatalf("key %d accepted %d times", k, n)
+		}
+	}
+}
