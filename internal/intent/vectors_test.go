@@ -261,6 +261,15 @@ func writeVectors(t *testing.T) {
 
 	var out bytes.Buffer
 	out.WriteString(vectorsBegin + "\n")
+	// Worked example: the first vector taken apart.
+	parts := strings.Split(vs[0].Token, ".")
+	hb, _ := b64.DecodeString(parts[0])
+	pb, _ := b64.DecodeString(parts[1])
+	fmt.Fprintf(&out, "\nWorked example (vector 1 taken apart). Protected header, decoded:\n\n```text\n%s\n```\n\n"+
+		"Payload, decoded (RFC 8785 canonical JSON, %d bytes):\n\n```text\n%s\n```\n\n"+
+		"`bdy` is base64url(SHA-256(body)) of the vector's body; `cnf.x5t#S256` is base64url(SHA-256(DER of "+
+		"procurement-ed25519-cert.pem)); the signature is Ed25519 over the ASCII bytes `%s.%s...` (the first two segments).\n",
+		hb, len(pb), pb, parts[0], parts[1][:16])
 	for i, v := range vs {
 		b, _ := json.MarshalIndent(v, "", "  ")
 		fmt.Fprintf(&out, "\n%d. `%s` — expect `%s`\n\n```json\n%s\n```\n", i+1, v.Name, v.Want, b)
