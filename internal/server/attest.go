@@ -470,3 +470,59 @@ func (s *Server) enforceChallenges(ctx context.Context) {
 		}
 	}
 }
+
+// checkAttrs validates operator-supplied entry attributes: a JSON object whose reference
+// values (key "attestation"), if present, parse; the server-managed TPM binding
+// ("attestation_keys") cannot be set by hand.
+func checkAttrs(attrs []byte) error {
+	if len(bytes.TrimSpace(attrs)) == 0 {
+		return nil
+	}
+	var m map[string]json.RawMessage
+	if err := json.Unmarshal(attrs, &m); err != nil {
+		return errors.New("attrs must be a JSON object")
+	}
+	if _, ok := m[keysAttr]; ok {
+		return errors.New("attrs." + keysAttr + " is managed by the control plane")
+	}
+	if _, err := attest.RefsFromAttrs(attrs); err != nil && !errors.Is(err, attest.ErrNoReferenceValues) {
+		return err
+	}
+	return nil
+}
+
+// handleSetEntryAttrs replaces an entry's attributes (PUT /v1/admin/entries/{name}/attrs),
+// keeping the TPM binding the control plane recorded.
+func (s *Server) handleSetEntryAttrs(w http.ResponseWriter, r *http.Request) {
+	name := r.PathValue("name")
+	var attrs json.RawMessage
+	if !s.readJSON(w, r, &attrs) {
+		return
+	}
+	if err := checkAttrs(attrs); err != nil {
+		s.fail(w, r, http.StatusBadRequest, api.ReasonBadRequest, err.Error())
+		return
+	}
+	entry, err := s.cfg.Store.GetEntry(r.Context(), name)
+	if errors.Is(err, store.ErrNotFound) {
+		s.fail(w, r, http.StatusNotFound, api.ReasonNotFound, "no entry "+name)
+		return
+	} else if err != nil {
+		s.internal(w, r, err)
+		return
+	}
+	next := []byte(attrs)
+	if k, ok := keysFromAttrs(entry.Attrs); ok {
+		if next, err = attrsWithKeys(next, k); err != nil {
+			s.internal(w, r, err)
+			return
+		}
+	}
+	if err := s.cfg.Store.UpdateEntryAttrs(r.Context(), name, next); err != nil {
+		s.internal(w, r, err)
+		return
+	}
+	entry.Attrs = next
+	s.log.Info("entry attrs updated", "name", name)
+	writeJSON(w, http.StatusOK, s.apiEntry(entry))
+}
