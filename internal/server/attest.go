@@ -245,15 +245,9 @@ func (s *Server) appraise(ctx context.Context, entry store.Entry, subject string
 		}
 		return attest.Result{Tier: attest.TierNone, Time: now}, false
 	}
-	var ae api.AttestationEvidence
-	dec := json.NewDecoder(bytes.NewReader(slot))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&ae); err != nil || len(ae.Evidence) == 0 {
-		return attest.Refused(attest.ReasonMalformed, slot, now, "evidence slot is not {evidence, activation}"), true
-	}
-	ev, err := attest.ParseEvidence(ae.Evidence)
+	ae, ev, err := parseSlot(slot)
 	if err != nil {
-		return attest.Refused(attest.ReasonMalformed, ae.Evidence, now, err.Error()), true
+		return attest.Refused(attest.ReasonMalformed, slot, now, err.Error()), true
 	}
 	ch, err := a.nonces.Consume(ctx, subject, ev.Nonce, now)
 	if err != nil {
@@ -268,6 +262,26 @@ func (s *Server) appraise(ctx context.Context, entry store.Entry, subject string
 		req.Activation = &attest.Activation{Pending: pend, Response: ae.Activation}
 	}
 	return a.verifier.Appraise(req), true
+}
+
+// parseSlot strictly parses the evidence slot of an enroll or renew request (untrusted):
+// one {evidence, activation} object, no unknown fields, no trailing data, and evidence
+// that attest.ParseEvidence accepts.
+func parseSlot(slot []byte) (api.AttestationEvidence, *attest.Evidence, error) {
+	var ae api.AttestationEvidence
+	dec := json.NewDecoder(bytes.NewReader(slot))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&ae); err != nil || len(ae.Evidence) == 0 || dec.More() {
+		return ae, nil, errors.New("evidence slot is not one {evidence, activation} object")
+	}
+	if len(ae.Activation) > 64 {
+		return ae, nil, errors.New("activation secret longer than 64 bytes")
+	}
+	ev, err := attest.ParseEvidence(ae.Evidence)
+	if err != nil {
+		return ae, nil, err
+	}
+	return ae, ev, nil
 }
 
 // recordResult writes the result into the trust state and, when it is not affirming,
@@ -351,7 +365,11 @@ func (s *Server) attestIssue(w http.ResponseWriter, r *http.Request, entry store
 		return false
 	}
 	if _, has := keysFromAttrs(entry.Attrs); !has {
-		ev, _ := attest.ParseEvidence(mustEvidence(slot))
+		_, ev, err := parseSlot(slot) // parsed once already: affirming evidence
+		if err != nil {
+			s.internal(w, r, err)
+			return false
+		}
 		attrs, err := attrsWithKeys(entry.Attrs, enrolledKeys{AKPublic: ev.AKPublic, EKPublic: ev.EKPublic})
 		if err == nil {
 			err = s.cfg.Store.UpdateEntryAttrs(r.Context(), entry.Name, attrs)
@@ -362,12 +380,6 @@ func (s *Server) attestIssue(w http.ResponseWriter, r *http.Request, entry store
 		}
 	}
 	return true
-}
-
-func mustEvidence(slot json.RawMessage) []byte {
-	var ae api.AttestationEvidence
-	_ = json.Unmarshal(slot, &ae)
-	return ae.Evidence
 }
 
 // Challenge pushes an event-driven re-attestation challenge to the agent through the

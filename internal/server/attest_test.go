@@ -28,7 +28,7 @@ type attested struct {
 }
 
 // attestedEntry registers name with reference values approving its current binary.
-func (f *fixture) attestedEntry(t *testing.T, name, class, role string, seed int64) *attested {
+func (f *fixture) attestedEntry(t testing.TB, name, class, role string, seed int64) *attested {
 	t.Helper()
 	dir := t.TempDir()
 	bin := filepath.Join(dir, name)
@@ -54,7 +54,7 @@ func (f *fixture) attestedEntry(t *testing.T, name, class, role string, seed int
 	return &attested{name: name, class: class, role: role, bin: bin, tpm: tpm}
 }
 
-func (f *fixture) enrollAttested(t *testing.T, a *attested) error {
+func (f *fixture) enrollAttested(t testing.TB, a *attested) error {
 	t.Helper()
 	svid, bundle, err := sdk.Enroll(context.Background(), sdk.EnrollConfig{ServerURL: f.url, Token: f.token(t, a.name, time.Minute), Attester: a.tpm})
 	if err != nil {
