@@ -288,6 +288,12 @@ func parseSlot(slot []byte) (api.AttestationEvidence, *attest.Evidence, error) {
 // the class's fail-closed action (applyAction false: an enrollment, refused instead).
 // It returns the decision.
 func (s *Server) recordResult(ctx context.Context, entry store.Entry, res attest.Result, applyAction bool) (attest.Decision, error) {
+	return s.recordResultIf(ctx, entry, res, applyAction, nil)
+}
+
+// recordResultIf is recordResult that writes nothing when cond (if given) is false for
+// the newest trust state.
+func (s *Server) recordResultIf(ctx context.Context, entry store.Entry, res attest.Result, applyAction bool, cond func(*truststate.Document) bool) (attest.Decision, error) {
 	now := s.now()
 	d := s.att.policy.Decide(res, entry.Class, entry.Role, now)
 	if res.Tier == attest.TierNone && res.Reason == attest.ReasonNone {
@@ -300,7 +306,11 @@ func (s *Server) recordResult(ctx context.Context, entry store.Entry, res attest
 	if d.Action != attest.ActionAllow && !applyAction {
 		rec.Action = "refuse"
 	}
+	errSkip := errors.New("skip")
 	_, err := s.trust.Update(ctx, func(doc *truststate.Document) error {
+		if cond != nil && !cond(doc) {
+			return errSkip
+		}
 		doc.Attestations = setKey(doc.Attestations, entry.SPIFFEID, rec)
 		delete(doc.Challenges, entry.SPIFFEID)
 		if d.Action == attest.ActionAllow || !applyAction {
@@ -317,6 +327,9 @@ func (s *Server) recordResult(ctx context.Context, entry store.Entry, res attest
 		}
 		return nil
 	})
+	if errors.Is(err, errSkip) {
+		return d, nil
+	}
 	s.log.Info("attestation result", "spiffe_id", entry.SPIFFEID, "tier", rec.Tier, "reason", rec.Reason,
 		"action", rec.Action, "rule", d.Rule, "result_id", rec.ResultID, "evidence_digest", rec.EvidenceDigest, "detail", res.Detail)
 	return d, err
@@ -474,7 +487,10 @@ func (s *Server) enforceChallenges(ctx context.Context) {
 				_, err = s.trust.Update(ctx, func(d *truststate.Document) error { delete(d.Challenges, id); return nil })
 			} else if err == nil {
 				res := attest.Refused(attest.ReasonStaleEvidence, nil, now, "challenge ("+c.Rule+") not answered by "+c.Deadline.Format(time.RFC3339))
-				_, err = s.recordResult(ctx, entry, res, true)
+				_, err = s.recordResultIf(ctx, entry, res, true, func(d *truststate.Document) bool {
+					cur, ok := d.Challenges[id] // still pending: not answered meanwhile
+					return ok && cur.At.Equal(c.At)
+				})
 			}
 			if err != nil && ctx.Err() == nil {
 				s.log.Warn("challenge enforcement failed", "spiffe_id", id, "err", err)
