@@ -174,8 +174,9 @@ func (s *Source) NextRenewal() time.Time {
 func (s *Source) Run(ctx context.Context) error {
 	if s.cfg.Attester != nil {
 		fctx, stop := context.WithCancel(ctx)
-		defer stop()
-		go s.followChallenges(fctx)
+		done := make(chan struct{})
+		go func() { defer close(done); s.followChallenges(fctx) }()
+		defer func() { stop(); <-done }()
 	}
 	backoff := time.Second
 	for {
