@@ -304,3 +304,31 @@ func waitFor(t *testing.T, f *fixture, src *sdk.Source, ok func(*truststate.Docu
 		time.Sleep(100 * time.Millisecond)
 	}
 }
+
+// TestObserveTriggersChallenge: the trigger hook pushes a challenge into the trust state
+// when a rule fires (here: 5 denials within the window), once per cooldown.
+func TestObserveTriggersChallenge(t *testing.T) {
+	f := start(t, options{att: attestOn()})
+	a := f.attestedEntry(t, "noisy", "transactional", "procurement", 31)
+	if err := f.enrollAttested(t, a); err != nil {
+		t.Fatal(err)
+	}
+	id := mustSVID(a.src).ID.String()
+	now := time.Now()
+	var fired []attest.TriggerRule
+	for i := 0; i < 6; i++ {
+		rule, err := f.srv.Observe(context.Background(), id, attest.Observation{Time: now.Add(time.Duration(i) * time.Second), Denied: true})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if rule != "" {
+			fired = append(fired, rule)
+		}
+	}
+	if len(fired) != 1 || fired[0] != attest.TriggerDenials {
+		t.Fatalf("fired %v, want exactly one %s", fired, attest.TriggerDenials)
+	}
+	if c, ok := trustDoc(t, f, a.src).Challenges[id]; !ok || c.Rule != string(attest.TriggerDenials) {
+		t.Fatalf("trust state challenge = %+v, %v", c, ok)
+	}
+}
