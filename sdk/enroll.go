@@ -53,9 +53,11 @@ type EnrollConfig struct {
 	ServerURL string // https://host:port of the control plane
 	Token     string // one-time join token from `warden token create`
 	KeyType   KeyType
-	// Evidence returns the attestation evidence for the enrollment, or nil when the
-	// agent's class needs none.
-	Evidence func(ctx context.Context) ([]byte, error)
+	// Attester, when set, attests the agent at enrollment: a challenge round trip
+	// (credential activation + a quote over the server's nonce) fills the evidence slot.
+	// Classes that require attestation (by default transactional and regulated) cannot
+	// enrol without it.
+	Attester Attester
 	Timeout  time.Duration // per request; default 30s
 }
 
@@ -98,15 +100,15 @@ func Enroll(ctx context.Context, cfg EnrollConfig) (*x509svid.SVID, *x509bundle.
 		return nil, nil, fmt.Errorf("sdk: csr: %w", err)
 	}
 	req := api.EnrollRequest{Token: cfg.Token, CSR: csr}
-	if cfg.Evidence != nil {
-		if req.Evidence, err = cfg.Evidence(ctx); err != nil {
-			return nil, nil, fmt.Errorf("sdk: evidence: %w", err)
-		}
-	}
 	client := &http.Client{Timeout: timeout, Transport: &http.Transport{
 		TLSClientConfig: tlsconfig.TLSClientConfig(bundle, tlsconfig.AuthorizeID(serverID(td))),
 	}}
 	defer client.CloseIdleConnections()
+	if cfg.Attester != nil {
+		if req.Evidence, err = attestSlot(ctx, client, base, cfg.Token, cfg.Attester); err != nil {
+			return nil, nil, err
+		}
+	}
 	var resp api.SVIDResponse
 	if err := postJSON(ctx, client, base+api.PathEnroll, req, &resp); err != nil {
 		return nil, nil, err
