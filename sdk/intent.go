@@ -1,6 +1,7 @@
-// Package sdk is the public Go package for agents behind Warden. This file holds the
-// signing half of intents: SignIntent turns what a workload is about to do into a compact
-// JWS bound to the request body and to its X509-SVID (docs/intent-spec.md).
+// This file holds the signing half of intents: SignIntent turns what a workload is about
+// to do into a compact JWS bound to the request body and to its X509-SVID
+// (docs/intent-spec.md).
+
 package sdk
 
 import (

@@ -19,6 +19,7 @@ import (
 	"github.com/spiffe/go-spiffe/v2/svid/x509svid"
 
 	"github.com/warden-a2a/warden/internal/api"
+	"github.com/warden-a2a/warden/internal/truststate"
 )
 
 // SourceConfig configures a rotating Source.
@@ -28,8 +29,11 @@ type SourceConfig struct {
 	Bundle    *x509bundle.Bundle // the trust bundle of the SVID's trust domain
 	Dir       string             // when set, every new SVID is written there (WriteFiles)
 	KeyType   KeyType            // key type of renewed SVIDs; default ecdsa-p256
-	// Evidence returns fresh attestation evidence for each renewal (nil: none).
-	Evidence func(ctx context.Context) ([]byte, error)
+	// Attester, when set, re-attests at every renewal (fresh quote over a fresh nonce:
+	// no fresh evidence, no new SVID), and Run follows the trust-state stream and renews
+	// at once when the control plane pushes a challenge for this agent (event-driven
+	// re-attestation).
+	Attester Attester
 	// OnRotate, when set, is called after each successful rotation.
 	OnRotate func(*x509svid.SVID)
 	Logger   *slog.Logger
@@ -50,6 +54,8 @@ type Source struct {
 	mu     sync.RWMutex
 	svid   *x509svid.SVID
 	bundle *x509bundle.Bundle
+
+	kick chan struct{} // a pushed challenge: renew now
 }
 
 var (
@@ -68,7 +74,8 @@ func NewSource(cfg SourceConfig) (*Source, error) {
 	if cfg.Timeout == 0 {
 		cfg.Timeout = 30 * time.Second
 	}
-	s := &Source{cfg: cfg, td: cfg.SVID.ID.TrustDomain(), log: cfg.Logger, svid: cfg.SVID, bundle: cfg.Bundle}
+	s := &Source{cfg: cfg, td: cfg.SVID.ID.TrustDomain(), log: cfg.Logger, svid: cfg.SVID, bundle: cfg.Bundle,
+		kick: make(chan struct{}, 1)}
 	// Renewal authenticates with this very source: keep-alive connections are reused
 	// across renewals, and new ones present the newest SVID.
 	s.client = &http.Client{Timeout: cfg.Timeout, Transport: &http.Transport{
@@ -112,16 +119,16 @@ func (s *Source) Renew(ctx context.Context) error {
 		return err
 	}
 	req := api.RenewRequest{CSR: csr}
-	if s.cfg.Evidence != nil {
-		if req.Evidence, err = s.cfg.Evidence(ctx); err != nil {
-			return fmt.Errorf("sdk: evidence: %w", err)
+	if s.cfg.Attester != nil {
+		if req.Evidence, err = attestSlot(ctx, s.client, s.cfg.ServerURL, "", s.cfg.Attester); err != nil {
+			return err
 		}
 	}
 	var resp api.SVIDResponse
 	if err := postJSON(ctx, s.client, strings.TrimRight(s.cfg.ServerURL, "/")+api.PathRenew, req, &resp); err != nil {
 		return err
 	}
-	svid, bundle, err := parseSVIDResponse(&resp, key)
+	svid, bundle, err := parseSVIDResponse(&resp, key, false)
 	if err != nil {
 		return err
 	}
@@ -161,14 +168,28 @@ func (s *Source) NextRenewal() time.Time {
 // Run renews at NextRenewal until ctx ends. Failed renewals are retried with backoff
 // while the current SVID is still valid; a refusal (revoked, suspended, unknown identity)
 // stops Run with that error, since retrying cannot help.
+//
+// With an Attester, Run also follows the trust state (verified, pushed over the watch
+// stream) and renews — re-attests — at once when a challenge for this agent appears.
 func (s *Source) Run(ctx context.Context) error {
+	if s.cfg.Attester != nil {
+		fctx, stop := context.WithCancel(ctx)
+		done := make(chan struct{})
+		go func() { defer close(done); s.followChallenges(fctx) }()
+		defer func() { stop(); <-done }()
+	}
 	backoff := time.Second
 	for {
 		wait := time.Until(s.NextRenewal())
+		timer := time.NewTimer(max(wait, 0))
 		select {
 		case <-ctx.Done():
+			timer.Stop()
 			return nil
-		case <-time.After(max(wait, 0)):
+		case <-timer.C:
+		case <-s.kick:
+			timer.Stop()
+			s.log.Info("attestation challenge: re-attesting now")
 		}
 		err := s.Renew(ctx)
 		switch {
@@ -191,4 +212,23 @@ func (s *Source) Run(ctx context.Context) error {
 		}
 		backoff = min(backoff*2, time.Minute)
 	}
+}
+
+// followChallenges watches the trust state and kicks Run when a new challenge for this
+// agent appears (each challenge once, by its time).
+func (s *Source) followChallenges(ctx context.Context) {
+	f := truststate.NewFollower(truststate.FollowerConfig{URL: s.cfg.ServerURL, Client: s.client, Bundle: s, TrustDomain: s.td})
+	me := s.cfg.SVID.ID.String()
+	var last time.Time
+	_ = f.Run(ctx, func(d *truststate.Document) {
+		c, ok := d.Challenges[me]
+		if !ok || c.At.Equal(last) {
+			return
+		}
+		last = c.At
+		select {
+		case s.kick <- struct{}{}:
+		default:
+		}
+	})
 }

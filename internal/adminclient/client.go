@@ -128,3 +128,18 @@ func (c *Client) ChangeTrust(ctx context.Context, op string, ch api.TrustChange)
 	err := c.do(ctx, http.MethodPost, api.PathAdminTrust+op, ch, &out)
 	return out.Version, err
 }
+
+// Challenge pushes an event-driven re-attestation challenge to the agent with this SPIFFE
+// ID; it returns the trust-state version carrying it and the agent's deadline.
+func (c *Client) Challenge(ctx context.Context, spiffeID, reason string) (api.AdminChallengeResponse, error) {
+	var out api.AdminChallengeResponse
+	err := c.do(ctx, http.MethodPost, api.PathAdminAttestChallenge, api.AdminChallengeRequest{ID: spiffeID, Reason: reason}, &out)
+	return out, err
+}
+
+// SetEntryAttrs replaces an entry's attributes (e.g. new reference values).
+func (c *Client) SetEntryAttrs(ctx context.Context, name string, attrs json.RawMessage) (api.Entry, error) {
+	var out api.Entry
+	err := c.do(ctx, http.MethodPut, api.PathAdminEntries+"/"+name+"/attrs", attrs, &out)
+	return out, err
+}

@@ -20,6 +20,11 @@ const (
 	PathAdminEntries    = "/v1/admin/entries"
 	PathAdminTokens     = "/v1/admin/tokens"
 	PathAdminTrust      = "/v1/admin/trust/" // + revoke | quarantine | suspend | restore
+	// PathAttestChallenge issues a nonce (and, given EK and AK, a credential-activation
+	// challenge) before an enroll (join token) or renew (mTLS).
+	PathAttestChallenge = "/v1/attest/challenge"
+	// PathAdminAttestChallenge pushes an event-driven re-attestation challenge to an agent.
+	PathAdminAttestChallenge = "/v1/admin/attest/challenge"
 )
 
 // MaxBodyBytes bounds every request body the control plane reads.
@@ -45,7 +50,9 @@ const (
 	ReasonIdentityRevoked  = "identity_revoked"
 	ReasonIdentitySuspend  = "identity_suspended"
 	ReasonUnknownIdentity  = "unknown_identity"
-	ReasonAttestation      = "attestation_failed"
+	ReasonAttestation      = "attestation_failed" // Error.Attestation carries the attest reason
+	ReasonIdentityReview   = "identity_under_review"
+	ReasonBusy             = "busy" // too many outstanding attestation challenges
 	ReasonInternal         = "internal"
 )
 
@@ -55,6 +62,9 @@ type Error struct {
 	Code      string `json:"error"`
 	Message   string `json:"message"`
 	RequestID string `json:"request_id,omitempty"`
+	// Attestation is the attestation reason (tampered_binary, quote_replay, ...) of an
+	// attestation_failed refusal.
+	Attestation string `json:"attestation_reason,omitempty"`
 }
 
 func (e *Error) Error() string { return e.Code + ": " + e.Message }
@@ -65,6 +75,44 @@ type EnrollRequest struct {
 	CSR   []byte `json:"csr"` // DER PKCS#10, base64 in JSON
 	// Evidence is the attestation evidence slot (docs/attestation.md); opaque here.
 	Evidence json.RawMessage `json:"evidence,omitempty"`
+}
+
+// AttestChallengeRequest is the body of POST /v1/attest/challenge. Token authenticates an
+// enrolling agent (the token is checked, not consumed); a renewing agent calls over mTLS
+// and leaves it empty. EKPublic and AKPublic (TPM2B contents, TPMT_PUBLIC) ask for a
+// credential-activation challenge; without them only a nonce is issued.
+type AttestChallengeRequest struct {
+	Token    string `json:"token,omitempty"`
+	EKPublic []byte `json:"ek_public,omitempty"`
+	AKPublic []byte `json:"ak_public,omitempty"`
+}
+
+// AttestChallengeResponse answers POST /v1/attest/challenge.
+type AttestChallengeResponse struct {
+	Nonce     []byte    `json:"nonce"` // 32 bytes, single use
+	ExpiresAt time.Time `json:"expires_at"`
+	// CredBlob and EncSecret are the TPM2_ActivateCredential inputs (absent when no
+	// EK/AK was sent).
+	CredBlob  []byte `json:"cred_blob,omitempty"`
+	EncSecret []byte `json:"enc_secret,omitempty"`
+}
+
+// AttestationEvidence is the content of the evidence slot of enroll and renew.
+type AttestationEvidence struct {
+	Evidence   json.RawMessage `json:"evidence"`             // attest.Evidence (docs/attestation.md)
+	Activation []byte          `json:"activation,omitempty"` // the secret ActivateCredential released
+}
+
+// AdminChallengeRequest is the body of POST /v1/admin/attest/challenge.
+type AdminChallengeRequest struct {
+	ID     string `json:"id"`               // SPIFFE ID of the agent
+	Reason string `json:"reason,omitempty"` // recorded as the challenge's rule; default "admin"
+}
+
+// AdminChallengeResponse reports the trust-state version carrying the challenge.
+type AdminChallengeResponse struct {
+	Version  int64     `json:"version"`
+	Deadline time.Time `json:"deadline"`
 }
 
 // RenewRequest is the body of POST /v1/renew.

@@ -147,6 +147,7 @@ const (
 	ReasonBadProvenance      Reason = "bad_provenance"       // provenance missing, bad signature or wrong subject
 	ReasonNoReferenceValues  Reason = "no_reference_values"  // entry has no approved binary digests: fail closed
 	ReasonVerifierError      Reason = "verifier_malfunction" // internal error; never affirming
+	ReasonEvidenceRequired   Reason = "evidence_required"    // the class (or an enrolled AK) requires evidence and none came
 )
 
 // Result is an Attestation Result (RFC 9334 §8.4) in the AR4SI model.

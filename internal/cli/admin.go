@@ -29,14 +29,14 @@ func (a *adminFlags) client() (*adminclient.Client, error) {
 
 func newEntryCmd() *cobra.Command {
 	cmd := &cobra.Command{Use: "entry", Short: "Manage registration entries (one per agent identity)"}
-	cmd.AddCommand(newEntryCreateCmd(), newEntryListCmd(), newEntryDeleteCmd())
+	cmd.AddCommand(newEntryCreateCmd(), newEntryListCmd(), newEntryDeleteCmd(), newEntryRefsCmd())
 	return cmd
 }
 
 func newEntryCreateCmd() *cobra.Command {
 	var af adminFlags
 	var e api.Entry
-	var attrsFile string
+	var attrsFile, refsFile string
 	cmd := &cobra.Command{
 		Use:   "create --name NAME --role ROLE --class CLASS --zone ZONE",
 		Short: "Register an agent as spiffe://TRUST_DOMAIN/agent/NAME",
@@ -51,6 +51,13 @@ func newEntryCreateCmd() *cobra.Command {
 					return fmt.Errorf("%s is not JSON", attrsFile)
 				}
 				e.Attrs = b
+			}
+			if refsFile != "" {
+				attrs, err := attrsWithRefsFile(e.Attrs, refsFile)
+				if err != nil {
+					return err
+				}
+				e.Attrs = attrs
 			}
 			c, err := af.client()
 			if err != nil {
@@ -70,7 +77,8 @@ func newEntryCreateCmd() *cobra.Command {
 	f.StringVar(&e.Role, "role", "", "role (forecasting, procurement, shipping, ...)")
 	f.StringVar(&e.Class, "class", "", "class: read-only | advisory | transactional | regulated")
 	f.StringVar(&e.Zone, "zone", "default", "zone")
-	f.StringVar(&attrsFile, "attrs", "", "JSON file of further attributes (reference values, owner, ...)")
+	f.StringVar(&attrsFile, "attrs", "", "JSON file of further attributes (owner, ...)")
+	f.StringVar(&refsFile, "refs", "", "attestation reference values file (YAML or JSON, as written by warden attest refs)")
 	for _, n := range []string{"name", "role", "class"} {
 		_ = cmd.MarkFlagRequired(n)
 	}

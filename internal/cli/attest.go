@@ -24,7 +24,7 @@ func newAttestCmd() *cobra.Command {
 		Use:   "attest",
 		Short: "Reference values, build keys and signed provenance for runtime attestation",
 	}
-	cmd.AddCommand(newAttestRefsCmd(), newAttestKeygenCmd(), newAttestSignCmd(), newAttestVerifyCmd())
+	cmd.AddCommand(newAttestRefsCmd(), newAttestKeygenCmd(), newAttestSignCmd(), newAttestVerifyCmd(), newAttestChallengeCmd())
 	return cmd
 }
 

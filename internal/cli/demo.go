@@ -17,7 +17,9 @@ func newDemoCmd() *cobra.Command {
 		Short: "Run the supply-chain story end to end on the embedded store",
 		Long: `Run the whole supply-chain story: a control plane on the embedded store, the agents
 demand-planner, procurement, vendor-portal, logistics, compliance and payment-release enrolled
-with real SVIDs, their workflows, and the attacks of the threat model. Writes
+with real SVIDs and TPM evidence (one simulated TPM 2.0 each), their workflows, and the
+attacks of the threat model, including tampered binaries, a replayed quote and a quote from
+another TPM. Writes
 DIR/report.json and prints the same as a table; exits 0 only when every step's observed
 outcome equals its expected one. Without --data-dir it uses a temporary directory that is
 removed afterwards.`,

@@ -15,6 +15,7 @@ func newEnrollCmd() *cobra.Command {
 	var (
 		serverURL, token, out, keyType string
 		watch                          bool
+		tf                             enrollTPMFlags
 	)
 	cmd := &cobra.Command{
 		Use:   "enroll --server URL --token TOKEN --out DIR [--watch]",
@@ -27,7 +28,13 @@ intermediates), DIR/svid_key.pem (0600) and DIR/bundle.pem. With --watch it keep
 and renews at half-life (with jitter) over mTLS with the current SVID, replacing the files
 atomically; it exits non-zero when renewal is refused (revoked, suspended, unknown).
 The token may also come from the WARDEN_JOIN_TOKEN environment variable, which keeps it
-out of the process list.`,
+out of the process list.
+
+With --tpm the agent attests: its EK and AK are proven to share one TPM (credential
+activation), --binary (and --config, --manifest) are measured into PCR 23 and quoted over
+the server's nonce, with --provenance attached. With --watch every renewal carries a fresh
+quote, and a challenge pushed by the control plane (warden attest challenge) makes it
+re-attest at once.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			ctx := cmd.Context()
@@ -37,8 +44,20 @@ out of the process list.`,
 			if token == "" {
 				return exitCode(2, fmt.Errorf("--token (or WARDEN_JOIN_TOKEN) is required"))
 			}
-			svid, bundle, err := sdk.Enroll(ctx, sdk.EnrollConfig{ServerURL: serverURL, Token: strings.TrimSpace(token), KeyType: sdk.KeyType(keyType)})
+			ecfg := sdk.EnrollConfig{ServerURL: serverURL, Token: strings.TrimSpace(token), KeyType: sdk.KeyType(keyType)}
+			tpm, err := tf.open()
 			if err != nil {
+				return err
+			}
+			if tpm != nil {
+				defer tpm.Close()
+				ecfg.Attester = tpm
+			}
+			svid, bundle, err := sdk.Enroll(ctx, ecfg)
+			if err != nil {
+				if r := sdk.AttestationReason(err); r != "" {
+					return exitCode(1, fmt.Errorf("enrolment refused: attestation %s: %w", r, err))
+				}
 				return err
 			}
 			if err := sdk.WriteFiles(out, svid, bundle); err != nil {
@@ -50,7 +69,11 @@ out of the process list.`,
 				return nil
 			}
 			log := slog.New(slog.NewTextHandler(cmd.ErrOrStderr(), nil))
-			src, err := sdk.NewSource(sdk.SourceConfig{ServerURL: serverURL, SVID: svid, Bundle: bundle, Dir: out, KeyType: sdk.KeyType(keyType), Logger: log})
+			scfg := sdk.SourceConfig{ServerURL: serverURL, SVID: svid, Bundle: bundle, Dir: out, KeyType: sdk.KeyType(keyType), Logger: log}
+			if tpm != nil {
+				scfg.Attester = tpm
+			}
+			src, err := sdk.NewSource(scfg)
 			if err != nil {
 				return err
 			}
@@ -63,6 +86,7 @@ out of the process list.`,
 	f.StringVar(&out, "out", "", "directory for svid.pem, svid_key.pem, bundle.pem")
 	f.StringVar(&keyType, "key-type", string(sdk.KeyECDSAP256), "workload key: ecdsa-p256 | ed25519")
 	f.BoolVar(&watch, "watch", false, "keep running and renew at half-life")
+	tf.register(cmd)
 	_ = cmd.MarkFlagRequired("server")
 	_ = cmd.MarkFlagRequired("out")
 	return cmd

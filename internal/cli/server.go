@@ -37,6 +37,7 @@ func newServerCmd() *cobra.Command {
 		ttl                            time.Duration
 		dnsNames                       []string
 		verbose                        bool
+		af                             serverAttestFlags
 	)
 	cmd := &cobra.Command{
 		Use:   "server",
@@ -47,7 +48,14 @@ On first start it creates the trust domain's root and intermediate CA (ECDSA P-2
 DATA_DIR/ca and an admin credential in DATA_DIR/admin, which the entry, token, revoke,
 quarantine, suspend and restore commands use. The embedded store is DATA_DIR/warden.db
 (SQLite); --store postgres://... shares one PostgreSQL between several replicas (they must
-also share DATA_DIR/ca).`,
+also share DATA_DIR/ca).
+
+Runtime attestation is on by default (docs/attestation.md): transactional and regulated
+agents enrol only with affirming TPM evidence against their entry's reference values, every
+renewal of an attested agent carries fresh evidence, and a failed attestation applies the
+class's fail-closed action in the trust state. Attestation nonces and pending credential
+challenges are kept in memory: with several replicas, pin each agent to one replica (or use
+--no-attest).`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			ctx := cmd.Context()
@@ -64,7 +72,11 @@ also share DATA_DIR/ca).`,
 				return err
 			}
 			defer st.Close()
-			cfg := server.Config{TrustDomain: td, DataDir: dataDir, Store: st, SVIDTTL: ttl, Logger: log}
+			attCfg, err := af.config()
+			if err != nil {
+				return exitCode(2, err)
+			}
+			cfg := server.Config{TrustDomain: td, DataDir: dataDir, Store: st, SVIDTTL: ttl, Logger: log, Attestation: attCfg}
 			for _, n := range dnsNames {
 				if ip := net.ParseIP(n); ip != nil {
 					cfg.IPs = append(cfg.IPs, ip)
@@ -92,5 +104,6 @@ also share DATA_DIR/ca).`,
 	f.DurationVar(&ttl, "svid-ttl", 15*time.Minute, "lifetime of agent X509-SVIDs (at most 24h)")
 	f.StringSliceVar(&dnsNames, "san", nil, "extra DNS name or IP for the server certificate (default localhost, 127.0.0.1, ::1)")
 	f.BoolVarP(&verbose, "verbose", "v", false, "log every request")
+	af.register(cmd)
 	return cmd
 }

@@ -29,6 +29,7 @@ import (
 
 	"github.com/warden-a2a/warden/internal/adminclient"
 	"github.com/warden-a2a/warden/internal/api"
+	"github.com/warden-a2a/warden/internal/attest"
 	"github.com/warden-a2a/warden/internal/server"
 	"github.com/warden-a2a/warden/internal/store/sqlite"
 	"github.com/warden-a2a/warden/internal/truststate"
@@ -67,6 +68,8 @@ type env struct {
 	admin  *adminclient.Client
 	td     spiffeid.TrustDomain
 	agents map[string]*sdk.Source
+	tpms   map[string]*attest.Attester // each agent's simulated TPM (attest.go)
+	bins   map[string]string           // each agent's measured binary
 	report Report
 }
 
@@ -88,7 +91,8 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 		return nil, err
 	}
 	defer st.Close()
-	srv, err := server.New(ctx, server.Config{TrustDomain: TrustDomain, DataDir: cfg.DataDir, Store: st, Logger: cfg.Logger})
+	srv, err := server.New(ctx, server.Config{TrustDomain: TrustDomain, DataDir: cfg.DataDir, Store: st, Logger: cfg.Logger,
+		Attestation: &server.AttestConfig{ChallengeTimeout: challengeTimeout}})
 	if err != nil {
 		return nil, err
 	}
@@ -107,10 +111,15 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	if err != nil {
 		return nil, err
 	}
-	e := &env{cfg: cfg, srv: srv, admin: admin, td: spiffeid.RequireTrustDomainFromString(TrustDomain), agents: map[string]*sdk.Source{}}
+	e := &env{cfg: cfg, srv: srv, admin: admin, td: spiffeid.RequireTrustDomainFromString(TrustDomain), agents: map[string]*sdk.Source{},
+		tpms: map[string]*attest.Attester{}, bins: map[string]string{}}
+	defer e.closeTPMs()
 	fmt.Fprintf(cfg.Out, "Warden demo: control plane %s, trust domain %s, data in %s\n\n", srv.URL(), TrustDomain, cfg.DataDir)
 
 	for _, step := range identitySteps {
+		step(ctx, e)
+	}
+	for _, step := range attestSteps {
 		step(ctx, e)
 	}
 
@@ -176,34 +185,40 @@ var identitySteps = []func(context.Context, *env){
 	suspension,
 }
 
+// enrolAll enrols every agent with TPM evidence: each has its own simulated TPM and
+// measured binary, and its entry approves exactly that binary.
 func enrolAll(ctx context.Context, e *env) {
-	for _, a := range Agents {
-		s := Step{Name: "enrol " + a.Name, Kind: "workflow", Expected: "allow"}
+	for i, a := range Agents {
+		s := Step{Name: "enrol " + a.Name + " with TPM evidence", Kind: "workflow", Expected: "allow"}
 		err := func() error {
-			if _, err := e.admin.CreateEntry(ctx, api.Entry{Name: a.Name, Role: a.Role, Class: a.Class, Zone: a.Zone}); err != nil {
+			dir := filepath.Join(e.cfg.DataDir, "agents", a.Name)
+			tpm, attrs, err := e.agentTPM(a.Name, int64(1000+i))
+			if err != nil {
+				return err
+			}
+			if _, err := e.admin.CreateEntry(ctx, api.Entry{Name: a.Name, Role: a.Role, Class: a.Class, Zone: a.Zone, Attrs: attrs}); err != nil {
 				return err
 			}
 			tok, err := e.admin.CreateToken(ctx, a.Name, 10*time.Minute)
 			if err != nil {
 				return err
 			}
-			svid, bundle, err := sdk.Enroll(ctx, sdk.EnrollConfig{ServerURL: e.srv.URL(), Token: tok.Token})
+			svid, bundle, err := sdk.Enroll(ctx, sdk.EnrollConfig{ServerURL: e.srv.URL(), Token: tok.Token, Attester: tpm})
 			if err != nil {
 				return err
 			}
-			dir := filepath.Join(e.cfg.DataDir, "agents", a.Name)
 			if err := sdk.WriteFiles(dir, svid, bundle); err != nil {
 				return err
 			}
 			if err := os.WriteFile(filepath.Join(dir, "join_token_used"), []byte(tok.Token), 0o600); err != nil {
 				return err
 			}
-			src, err := sdk.NewSource(sdk.SourceConfig{ServerURL: e.srv.URL(), SVID: svid, Bundle: bundle, Dir: dir})
+			src, err := sdk.NewSource(sdk.SourceConfig{ServerURL: e.srv.URL(), SVID: svid, Bundle: bundle, Dir: dir, Attester: tpm})
 			if err != nil {
 				return err
 			}
 			e.agents[a.Name] = src
-			s.Reason = fmt.Sprintf("%s, SVID serial %x until %s", svid.ID, svid.Certificates[0].SerialNumber, svid.Certificates[0].NotAfter.Format(time.TimeOnly))
+			s.Reason = fmt.Sprintf("%s attested (affirming, AK in the EK's TPM), SVID serial %x until %s", svid.ID, svid.Certificates[0].SerialNumber, svid.Certificates[0].NotAfter.Format(time.TimeOnly))
 			return nil
 		}()
 		if err != nil {

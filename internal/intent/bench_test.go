@@ -128,6 +128,11 @@ func BenchmarkMemoryCache(b *testing.B) {
 	ctx := context.Background()
 	now := t0
 	i := 0
+	// Besides the mean, time batches of 10,000 operations and keep the fastest: on a
+	// shared CPU that is the rate of one core we actually had to ourselves.
+	const batch = 10_000
+	var best time.Duration
+	start := time.Now()
 	b.ReportAllocs()
 	for b.Loop() {
 		if i%200_000 == 0 {
@@ -137,8 +142,17 @@ func BenchmarkMemoryCache(b *testing.B) {
 			b.Fatalf("op %d: %v", i, err)
 		}
 		i++
+		if i%batch == 0 {
+			if d := time.Since(start); best == 0 || d < best {
+				best = d
+			}
+			start = time.Now()
+		}
 	}
 	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "ops/s")
+	if best > 0 {
+		b.ReportMetric(batch/best.Seconds(), "best-batch-ops/s")
+	}
 }
 
 // BenchmarkMemoryCacheBytesPerEntry reports the measured heap per live entry at

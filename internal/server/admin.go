@@ -29,7 +29,11 @@ func (s *Server) handleCreateEntry(w http.ResponseWriter, r *http.Request) {
 	if !s.readJSON(w, r, &req) {
 		return
 	}
-	if err := validateEntry(req); err != nil {
+	err := validateEntry(req)
+	if err == nil {
+		err = checkAttrs(req.Attrs)
+	}
+	if err != nil {
 		s.fail(w, r, http.StatusBadRequest, api.ReasonBadRequest, err.Error())
 		return
 	}

@@ -36,6 +36,9 @@ func (s *Server) Handler() http.Handler {
 	mux.HandleFunc("DELETE "+api.PathAdminEntries+"/{name}", s.admin(s.handleDeleteEntry))
 	mux.HandleFunc("POST "+api.PathAdminTokens, s.admin(s.handleCreateToken))
 	mux.HandleFunc("POST "+api.PathAdminTrust+"{op}", s.admin(s.handleTrustChange))
+	mux.HandleFunc("PUT "+api.PathAdminEntries+"/{name}/attrs", s.admin(s.handleSetEntryAttrs))
+	mux.HandleFunc("POST "+api.PathAttestChallenge, s.handleAttestChallenge)
+	mux.HandleFunc("POST "+api.PathAdminAttestChallenge, s.admin(s.handleAdminChallenge))
 	s.approvalRoutes(mux)
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, http.StatusNotFound, api.ReasonNotFound, "no such endpoint: "+r.Method+" "+r.URL.Path)

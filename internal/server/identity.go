@@ -77,7 +77,7 @@ func (s *Server) handleEnroll(w http.ResponseWriter, r *http.Request) {
 		s.internal(w, r, err)
 		return
 	}
-	s.issueFor(w, r, entry, req.CSR, req.Evidence, "enroll")
+	s.issueFor(w, r, entry, req.CSR, req.Evidence, enrollSubject(tok), "enroll")
 }
 
 // handleRenew issues a fresh SVID to an agent authenticated by its current one.
@@ -95,10 +95,13 @@ func (s *Server) handleRenew(w http.ResponseWriter, r *http.Request) {
 		s.internal(w, r, err)
 		return
 	}
-	s.issueFor(w, r, entry, req.CSR, req.Evidence, "renew")
+	s.issueFor(w, r, entry, req.CSR, req.Evidence, id.String(), "renew")
 }
 
-func (s *Server) issueFor(w http.ResponseWriter, r *http.Request, entry store.Entry, csr, evidence []byte, kind string) {
+// issueFor checks the identity's trust state, the CSR and (when attestation is on) the
+// evidence, then issues. subject is who the attestation nonce was issued to: the join
+// token's hash at enrollment, the SPIFFE ID at renewal.
+func (s *Server) issueFor(w http.ResponseWriter, r *http.Request, entry store.Entry, csr, evidence []byte, subject, kind string) {
 	id, err := spiffeid.FromString(entry.SPIFFEID)
 	if err != nil {
 		s.internal(w, r, err)
@@ -113,6 +116,10 @@ func (s *Server) issueFor(w http.ResponseWriter, r *http.Request, entry store.En
 		s.fail(w, r, http.StatusForbidden, api.ReasonIdentitySuspend, entry.SPIFFEID+" is suspended: "+doc.Agents[entry.SPIFFEID].Reason)
 		return
 	}
+	if doc.Status(entry.SPIFFEID) == truststate.StatusReview {
+		s.fail(w, r, http.StatusForbidden, api.ReasonIdentityReview, entry.SPIFFEID+" is held for manual review: "+doc.Agents[entry.SPIFFEID].Reason)
+		return
+	}
 	pub, err := enroll.CheckCSR(csr, id)
 	if err != nil {
 		code := api.ReasonCSRInvalid
@@ -125,11 +132,8 @@ func (s *Server) issueFor(w http.ResponseWriter, r *http.Request, entry store.En
 		s.fail(w, r, http.StatusBadRequest, code, err.Error())
 		return
 	}
-	if s.cfg.Attest != nil {
-		if err := s.cfg.Attest(r.Context(), entry, evidence, kind == "renew"); err != nil {
-			s.fail(w, r, http.StatusForbidden, api.ReasonAttestation, err.Error())
-			return
-		}
+	if s.att != nil && !s.attestIssue(w, r, entry, subject, evidence, kind == "renew") {
+		return
 	}
 	resp, err := s.issue(r.Context(), pub, id, entry.Name, kind)
 	if err != nil {

@@ -47,10 +47,10 @@ type Config struct {
 	IPs      []net.IP
 	Logger   *slog.Logger     // default: discard
 	Now      func() time.Time // default: time.Now
-	// Attest appraises the evidence of an enrollment (renewal=false) or renewal; a non-nil
-	// error refuses it with reason attestation_failed. Nil accepts any evidence
-	// (attestation not configured).
-	Attest func(ctx context.Context, entry store.Entry, evidence []byte, renewal bool) error
+	// Attestation turns on runtime attestation (TPM quotes, provenance, trust tiers,
+	// fail-closed actions; docs/attestation.md). Nil: evidence is ignored and enrollment
+	// needs only the join token.
+	Attestation *AttestConfig
 	// ApprovalStore keeps approval requests and approvers; nil: approval_* tables in
 	// Store's database (SQLite and PostgreSQL backends). OnApprovalEvent, if set, sees
 	// every approval lifecycle event (docs/approvals.md).
@@ -77,6 +77,7 @@ type Server struct {
 	ca     *ca.CA
 	issuer *ca.Issuer
 	trust  *truststate.Manager
+	att    *attestor // nil when attestation is off
 
 	approvals *approval.Service
 
@@ -141,6 +142,9 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	signer := func() (crypto.Signer, []*x509.Certificate) {
 		sv := s.svid.Load()
 		return sv.PrivateKey, sv.Certificates
+	}
+	if cfg.Attestation != nil {
+		s.att = newAttestor(*cfg.Attestation)
 	}
 	s.trust, err = truststate.NewManager(ctx, cfg.Store, td.Name(), signer, cfg.Now, cfg.Logger)
 	if err != nil {
@@ -213,6 +217,10 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	wg.Add(2)
 	go func() { defer wg.Done(); s.trust.Run(bg) }()
 	go func() { defer wg.Done(); s.maintain(bg) }()
+	if s.att != nil {
+		wg.Add(1)
+		go func() { defer wg.Done(); s.enforceChallenges(bg) }()
+	}
 	errc := make(chan error, 1)
 	go func() { errc <- hs.ServeTLS(ln, "", "") }()
 	s.log.Info("warden server listening", "url", s.URL(), "trust_domain", s.td.Name())

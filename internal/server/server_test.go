@@ -55,6 +55,7 @@ type options struct {
 	ttl   time.Duration
 	store func(t testing.TB) store.Store
 	now   func() time.Time
+	att   *server.AttestConfig
 }
 
 func sqliteStore(t testing.TB) store.Store {
@@ -72,7 +73,7 @@ func start(t testing.TB, o options) *fixture {
 		o.store = sqliteStore
 	}
 	dir := t.TempDir()
-	srv, err := server.New(context.Background(), server.Config{TrustDomain: td.Name(), DataDir: dir, Store: o.store(t), SVIDTTL: o.ttl, Now: o.now})
+	srv, err := server.New(context.Background(), server.Config{TrustDomain: td.Name(), DataDir: dir, Store: o.store(t), SVIDTTL: o.ttl, Now: o.now, Attestation: o.att})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -20,6 +20,9 @@ import (
 const (
 	StatusQuarantined = "quarantined" // reads go on, audited; policy restricts the rest
 	StatusSuspended   = "suspended"   // no renewal, every call refused
+	// StatusReview: calls are held for manual review; no renewal until an operator
+	// restores the agent (set by a failed attestation of a transactional agent).
+	StatusReview = "review"
 )
 
 // Zone states.
@@ -43,6 +46,38 @@ type Document struct {
 	Responders     []string              `json:"responders,omitempty"` // SPIFFE IDs allowed to act during an incident
 	Zones          map[string]Zone       `json:"zones,omitempty"`
 	PolicyRevision string                `json:"policy_revision,omitempty"`
+	// Attestations is the newest attestation result per agent (by SPIFFE ID), written by
+	// the control plane (the RATS verifier) after every appraisal; gates (relying parties)
+	// read tier and age from it. See docs/attestation.md.
+	Attestations map[string]Attestation `json:"attestations,omitempty"`
+	// Challenges are pending event-driven re-attestation requests by SPIFFE ID. The agent
+	// answers by renewing with fresh evidence before Deadline; an affirming answer removes
+	// the entry, no answer by Deadline counts as stale_evidence.
+	Challenges map[string]Challenge `json:"challenges,omitempty"`
+}
+
+// Attestation is the newest attestation result of one agent (AR4SI tier and reason).
+type Attestation struct {
+	Tier           string    `json:"tier"`                      // none | affirming | warning | contraindicated
+	Reason         string    `json:"reason,omitempty"`          // attest reason code when not affirming
+	EvidenceDigest string    `json:"evidence_digest,omitempty"` // "sha256:<hex>" of the evidence appraised
+	At             time.Time `json:"at"`                        // when the appraisal was made
+	ResultID       string    `json:"result_id"`                 // random id, also in the control plane's log
+	// Action is what the control plane did: allow, quarantine, review, suspend (the
+	// role-aware fail-closed table) or refuse (an enrollment refused: no SVID issued).
+	Action string `json:"action"`
+}
+
+// Affirming reports whether the result is affirming and no older than maxAge at now.
+func (a Attestation) Affirming(now time.Time, maxAge time.Duration) bool {
+	return a.Tier == "affirming" && a.Reason == "" && now.Sub(a.At) <= maxAge
+}
+
+// Challenge is a pending event-driven re-attestation request.
+type Challenge struct {
+	Rule     string    `json:"rule"` // admin, higher_class_action, uncataloged_path, dependency_change, denials
+	At       time.Time `json:"at"`
+	Deadline time.Time `json:"deadline"`
 }
 
 // Revocation records why and when an identity or serial was revoked.
@@ -85,7 +120,8 @@ func (d *Document) IsRevoked(spiffeID, serialHex string) (Revocation, bool) {
 	return Revocation{}, false
 }
 
-// Status returns the agent's status: "active", StatusQuarantined or StatusSuspended.
+// Status returns the agent's status: "active", StatusQuarantined, StatusReview or
+// StatusSuspended.
 func (d *Document) Status(spiffeID string) string {
 	if s, ok := d.Agents[spiffeID]; ok {
 		return s.Status
@@ -100,6 +136,8 @@ func (d *Document) Clone() *Document {
 	c.RevokedSerials = cloneMap(d.RevokedSerials)
 	c.Agents = cloneMap(d.Agents)
 	c.Zones = cloneMap(d.Zones)
+	c.Attestations = cloneMap(d.Attestations)
+	c.Challenges = cloneMap(d.Challenges)
 	c.KillSwitches = slices.Clone(d.KillSwitches)
 	c.Responders = slices.Clone(d.Responders)
 	return &c
