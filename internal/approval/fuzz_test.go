@@ -4,9 +4,11 @@ import (
 	"bytes"
 	"encoding/json"
 	"testing"
+	"unicode/utf8"
 
 	"github.com/warden-a2a/warden/internal/api"
 	"github.com/warden-a2a/warden/internal/approval"
+	"github.com/warden-a2a/warden/internal/intent"
 )
 
 // decodeStrict decodes like the server's readJSON: unknown fields and trailing data refused.
@@ -99,4 +101,31 @@ func FuzzParsePublicKeyPEM(f *testing.F) {
 	f.Add(pub)
 	f.Add([]byte("-----BEGIN PUBLIC KEY-----\nAAAA\n-----END PUBLIC KEY-----\n"))
 	f.Fuzz(func(t *testing.T, b []byte) { _, _ = approval.ParsePublicKeyPEM(b) })
+}
+
+// FuzzIntentHashClaims: the direct writer behind IntentHash agrees with the generic
+// definition (IntentHashPayload of the canonical payload) for any claim strings.
+func FuzzIntentHashClaims(f *testing.F) {
+	f.Add("payment.release", "Invoice/INV-7", "pay", "apr_1", "spiffe://td/agent/a", "wf")
+	f.Add(`a"b`, `,"exp":1`, "\u2028", "", `x\y`, "")
+	f.Fuzz(func(t *testing.T, act, res, purpose, apr, sub, wf string) {
+		if act == "" || sub == "" {
+			return
+		}
+		for _, s := range []string{act, res, purpose, apr, sub, wf} {
+			if !utf8.ValidString(s) { // each on its own: two invalid halves can concatenate to valid UTF-8
+				return
+			}
+		}
+		c := baseClaims()
+		c.Action, c.Resource, c.Purpose, c.Approval, c.Workflow = act, res, purpose, apr, wf
+		c.Delegation = &intent.Actor{Subject: sub, Scope: []string{"payments"}}
+		want, err := approval.IntentHashPayload(c.AppendCanonical(nil))
+		if err != nil {
+			t.Fatalf("canonical payload refused: %v", err)
+		}
+		if got := approval.IntentHash(c); got != want {
+			t.Fatalf("IntentHash %s, definition %s", got, want)
+		}
+	})
 }
