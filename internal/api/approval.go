@@ -25,6 +25,7 @@ const (
 	ReasonSelfApproval           = "self_approval"             // the approver is the requester
 	ReasonAlreadyDecided         = "approver_already_decided"  // this approver already decided this request
 	ReasonApprovalForbidden      = "approval_forbidden"        // caller may not file/check this request
+	ReasonApprovalsOff           = "approvals_unavailable"     // the server has no approval store
 )
 
 // ApprovalRequest is the body of POST /v1/approvals.

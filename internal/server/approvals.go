@@ -14,6 +14,8 @@ import (
 
 // initApprovals builds the approval service on cfg.ApprovalStore, or on approval_*
 // tables in the server's own database when the store is the SQLite or PostgreSQL backend.
+// With another backend and no ApprovalStore the approvals API is off: every approvals
+// endpoint refuses with approvals_unavailable (fail closed), and the server still starts.
 func (s *Server) initApprovals(ctx context.Context) error {
 	st := s.cfg.ApprovalStore
 	var err error
@@ -24,7 +26,8 @@ func (s *Server) initApprovals(ctx context.Context) error {
 		case *postgres.Store:
 			st, err = approval.NewPostgres(ctx, b.DB())
 		default:
-			return errors.New("server: Config.ApprovalStore is required with this store backend")
+			s.log.Warn("approvals API off: the store backend has no SQL database and Config.ApprovalStore is nil")
+			return nil
 		}
 		if err != nil {
 			return err
@@ -48,15 +51,26 @@ func (s *Server) Approvals() *approval.Service { return s.approvals }
 
 // approvalRoutes registers the approvals API (docs/approvals.md).
 func (s *Server) approvalRoutes(mux *http.ServeMux) {
-	mux.HandleFunc("POST "+api.PathApprovals, s.agent(s.handleFileApproval))
-	mux.HandleFunc("POST "+api.PathApprovals+"/{id}/check", s.agent(s.handleCheckApproval))
+	mux.HandleFunc("POST "+api.PathApprovals, s.agent(s.approvalsOn(s.handleFileApproval)))
+	mux.HandleFunc("POST "+api.PathApprovals+"/{id}/check", s.agent(s.approvalsOn(s.handleCheckApproval)))
 	// No client certificate needed: the approver's signature authenticates the decision.
-	mux.HandleFunc("POST "+api.PathApprovals+"/{id}/decisions", s.handleDecideApproval)
-	mux.HandleFunc("GET "+api.PathAdminApprovals, s.admin(s.handleListApprovals))
-	mux.HandleFunc("GET "+api.PathAdminApprovals+"/{id}", s.admin(s.handleGetApproval))
-	mux.HandleFunc("GET "+api.PathAdminApprovers, s.admin(s.handleListApprovers))
-	mux.HandleFunc("POST "+api.PathAdminApprovers, s.admin(s.handleAddApprover))
-	mux.HandleFunc("DELETE "+api.PathAdminApprovers+"/{name}", s.admin(s.handleDeleteApprover))
+	mux.HandleFunc("POST "+api.PathApprovals+"/{id}/decisions", s.approvalsOn(s.handleDecideApproval))
+	mux.HandleFunc("GET "+api.PathAdminApprovals, s.admin(s.approvalsOn(s.handleListApprovals)))
+	mux.HandleFunc("GET "+api.PathAdminApprovals+"/{id}", s.admin(s.approvalsOn(s.handleGetApproval)))
+	mux.HandleFunc("GET "+api.PathAdminApprovers, s.admin(s.approvalsOn(s.handleListApprovers)))
+	mux.HandleFunc("POST "+api.PathAdminApprovers, s.admin(s.approvalsOn(s.handleAddApprover)))
+	mux.HandleFunc("DELETE "+api.PathAdminApprovers+"/{name}", s.admin(s.approvalsOn(s.handleDeleteApprover)))
+}
+
+// approvalsOn refuses every approvals request while the service is off.
+func (s *Server) approvalsOn(h http.HandlerFunc) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		if s.approvals == nil {
+			s.fail(w, r, http.StatusServiceUnavailable, api.ReasonApprovalsOff, "the approvals API is not configured on this server")
+			return
+		}
+		h(w, r)
+	}
 }
 
 // approvalStatus maps approval reason codes to HTTP statuses.

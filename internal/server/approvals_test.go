@@ -442,3 +442,19 @@ func TestApproverAdminOnly(t *testing.T) {
 		t.Errorf("after delete: %v", as)
 	}
 }
+
+// wrappedStore hides the SQL backend behind another store.Store type.
+type wrappedStore struct{ store.Store }
+
+// TestApprovalsOffWithoutSQLStore: on a backend without an approval store the server
+// starts and the approvals API refuses (fail closed) rather than half-working.
+func TestApprovalsOffWithoutSQLStore(t *testing.T) {
+	f := startApprovals(t, func(t testing.TB) store.Store { return wrappedStore{sqliteStore(t)} })
+	claims := paymentClaims(`{"amount":25000}`)
+	if _, err := f.client(t, "/gate/bank").Request(context.Background(), paymentRequest(claims)); reason(err) != api.ReasonApprovalsOff {
+		t.Errorf("file: %v", err)
+	}
+	if _, err := f.admin.ListApprovers(context.Background()); reason(err) != api.ReasonApprovalsOff {
+		t.Errorf("list approvers: %v", err)
+	}
+}
