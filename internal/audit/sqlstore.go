@@ -1,0 +1,571 @@
+package audit
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"golang.org/x/mod/sumdb/tlog"
+)
+
+// dialect holds what differs between SQLite and PostgreSQL.
+type dialect struct {
+	name   string
+	blob   string           // column type of byte strings
+	ph     func(int) string // placeholder of the i-th (1-based) argument
+	schema []string
+	// begin starts the writer's transaction on conn, holding the log's write lock.
+	begin func(ctx context.Context, conn *sql.Conn) error
+}
+
+const schemaVersion = 1
+
+func schemaFor(blob, bigint string) []string {
+	return []string{
+		`CREATE TABLE IF NOT EXISTS audit_schema (version ` + bigint + ` NOT NULL)`,
+		`CREATE TABLE IF NOT EXISTS audit_records (
+			idx      ` + bigint + ` PRIMARY KEY,
+			id       TEXT NOT NULL UNIQUE,
+			kind     TEXT NOT NULL,
+			time_ns  ` + bigint + ` NOT NULL,
+			workflow TEXT NOT NULL,
+			caller   TEXT NOT NULL,
+			callee   TEXT NOT NULL,
+			decision TEXT NOT NULL,
+			data     ` + blob + ` NOT NULL)`,
+		`CREATE INDEX IF NOT EXISTS audit_records_workflow ON audit_records (workflow, idx)`,
+		`CREATE INDEX IF NOT EXISTS audit_records_caller ON audit_records (caller, idx)`,
+		`CREATE INDEX IF NOT EXISTS audit_records_callee ON audit_records (callee, idx)`,
+		`CREATE TABLE IF NOT EXISTS audit_hashes (
+			idx  ` + bigint + ` PRIMARY KEY,
+			hash ` + blob + ` NOT NULL)`,
+		`CREATE TABLE IF NOT EXISTS audit_checkpoints (
+			size    ` + bigint + ` PRIMARY KEY,
+			root    ` + blob + ` NOT NULL,
+			note    ` + blob + ` NOT NULL,
+			time_ns ` + bigint + ` NOT NULL)`,
+	}
+}
+
+var sqliteDialect = dialect{
+	name:   "sqlite",
+	blob:   "BLOB",
+	ph:     func(int) string { return "?" },
+	schema: schemaFor("BLOB", "INTEGER"),
+	begin: func(ctx context.Context, c *sql.Conn) error {
+		// synchronous=FULL: a commit is on disk (fsync of the WAL) before it returns.
+		// busy_timeout: wait for another process's writer instead of failing.
+		for _, q := range []string{"PRAGMA synchronous=FULL", "PRAGMA busy_timeout=10000", "BEGIN IMMEDIATE"} {
+			if _, err := c.ExecContext(ctx, q); err != nil {
+				return err
+			}
+		}
+		return nil
+	},
+}
+
+// pgLockKey is the pg_advisory_xact_lock key of the audit log writer ("wardaudt").
+const pgLockKey = 0x7761726461756474
+
+var postgresDialect = dialect{
+	name:   "postgres",
+	blob:   "BYTEA",
+	ph:     func(i int) string { return "$" + strconv.Itoa(i) },
+	schema: schemaFor("BYTEA", "BIGINT"),
+	begin: func(ctx context.Context, c *sql.Conn) error {
+		if _, err := c.ExecContext(ctx, "BEGIN"); err != nil {
+			return err
+		}
+		_, err := c.ExecContext(ctx, "SELECT pg_advisory_xact_lock($1)", int64(pgLockKey))
+		return err
+	},
+}
+
+// NewSQLite returns the Storage on an open modernc.org/sqlite database (driver "sqlite"),
+// creating or migrating the audit_* tables and switching the file to WAL mode.
+func NewSQLite(ctx context.Context, db *sql.DB) (Storage, error) {
+	if _, err := db.ExecContext(ctx, "PRAGMA journal_mode=WAL"); err != nil {
+		return nil, fmt.Errorf("audit: sqlite WAL: %w", err)
+	}
+	return newSQLStorage(ctx, db, sqliteDialect)
+}
+
+// NewPostgres returns the Storage on an open PostgreSQL database (pgx stdlib, driver
+// "pgx"), creating or migrating the audit_* tables.
+func NewPostgres(ctx context.Context, db *sql.DB) (Storage, error) {
+	return newSQLStorage(ctx, db, postgresDialect)
+}
+
+type sqlStorage struct {
+	db *sql.DB
+	d  dialect
+
+	mu       sync.Mutex
+	frontier map[int64]tlog.Hash // stored hashes a next append needs; immutable values
+}
+
+func newSQLStorage(ctx context.Context, db *sql.DB, d dialect) (*sqlStorage, error) {
+	s := &sqlStorage{db: db, d: d, frontier: map[int64]tlog.Hash{}}
+	if err := s.migrate(ctx); err != nil {
+		return nil, fmt.Errorf("audit: migrate %s: %w", d.name, err)
+	}
+	return s, nil
+}
+
+func (s *sqlStorage) migrate(ctx context.Context) error {
+	conn, err := s.db.Conn(ctx)
+	if err != nil {
+		return err
+	}
+	defer conn.Close()
+	if err := s.d.begin(ctx, conn); err != nil {
+		return err
+	}
+	err = func() error {
+		for _, q := range s.d.schema {
+			if _, err := conn.ExecContext(ctx, q); err != nil {
+				return err
+			}
+		}
+		var v int64
+		switch err := conn.QueryRowContext(ctx, "SELECT version FROM audit_schema").Scan(&v); {
+		case errors.Is(err, sql.ErrNoRows):
+			_, err = conn.ExecContext(ctx, "INSERT INTO audit_schema (version) VALUES ("+s.d.ph(1)+")", schemaVersion)
+			return err
+		case err != nil:
+			return err
+		case v > schemaVersion:
+			return fmt.Errorf("schema version %d is newer than this binary's %d", v, schemaVersion)
+		}
+		return nil // v == 1: nothing to migrate yet
+	}()
+	return finish(ctx, conn, err)
+}
+
+// finish commits when err is nil and rolls back otherwise.
+func finish(ctx context.Context, conn *sql.Conn, err error) error {
+	if err != nil {
+		_, _ = conn.ExecContext(context.WithoutCancel(ctx), "ROLLBACK")
+		return err
+	}
+	_, err = conn.ExecContext(ctx, "COMMIT")
+	return err
+}
+
+func (s *sqlStorage) placeholders(start, n int) string {
+	var b strings.Builder
+	for i := 0; i < n; i++ {
+		if i > 0 {
+			b.WriteByte(',')
+		}
+		b.WriteString(s.d.ph(start + i))
+	}
+	return b.String()
+}
+
+type queryer interface {
+	QueryContext(ctx context.Context, q string, args ...any) (*sql.Rows, error)
+}
+
+func (s *sqlStorage) AppendBatch(ctx context.Context, entries []Entry) ([]Result, error) {
+	if len(entries) == 0 {
+		return nil, nil
+	}
+	conn, err := s.db.Conn(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("audit: append: %w", err)
+	}
+	defer conn.Close()
+	if err := s.d.begin(ctx, conn); err != nil {
+		_, _ = conn.ExecContext(context.WithoutCancel(ctx), "ROLLBACK")
+		return nil, fmt.Errorf("audit: append: begin: %w", err)
+	}
+	res, pending, size, err := s.appendTx(ctx, conn, entries)
+	if err = finish(ctx, conn, err); err != nil {
+		return nil, fmt.Errorf("audit: append: %w", err)
+	}
+	s.keepFrontier(size, pending)
+	return res, nil
+}
+
+func (s *sqlStorage) appendTx(ctx context.Context, conn *sql.Conn, entries []Entry) ([]Result, map[int64]tlog.Hash, int64, error) {
+	var size int64
+	if err := conn.QueryRowContext(ctx, "SELECT COALESCE(MAX(idx)+1, 0) FROM audit_records").Scan(&size); err != nil {
+		return nil, nil, 0, err
+	}
+	// Ids already stored (idempotent re-append) and repeated inside the batch.
+	existing := map[string]Record{}
+	ids := make([]any, len(entries))
+	for i, e := range entries {
+		ids[i] = e.ID
+	}
+	for start := 0; start < len(ids); start += 500 {
+		chunk := ids[start:min(start+500, len(ids))]
+		rows, err := conn.QueryContext(ctx, "SELECT idx, id, data FROM audit_records WHERE id IN ("+s.placeholders(1, len(chunk))+")", chunk...)
+		if err != nil {
+			return nil, nil, 0, err
+		}
+		for rows.Next() {
+			var r Record
+			if err := rows.Scan(&r.Index, &r.ID, &r.Data); err != nil {
+				rows.Close()
+				return nil, nil, 0, err
+			}
+			existing[r.ID] = r
+		}
+		if err := rows.Close(); err != nil {
+			return nil, nil, 0, err
+		}
+	}
+
+	pending := map[int64]tlog.Hash{}
+	s.mu.Lock()
+	frontier := s.frontier
+	s.mu.Unlock()
+	reader := tlog.HashReaderFunc(func(idx []int64) ([]tlog.Hash, error) {
+		out := make([]tlog.Hash, len(idx))
+		var miss []int64
+		for i, x := range idx {
+			if h, ok := pending[x]; ok {
+				out[i] = h
+			} else if h, ok := frontier[x]; ok {
+				out[i] = h
+			} else {
+				miss = append(miss, x)
+			}
+		}
+		if len(miss) == 0 {
+			return out, nil
+		}
+		got, err := s.readHashes(ctx, conn, miss)
+		if err != nil {
+			return nil, err
+		}
+		m := make(map[int64]tlog.Hash, len(miss))
+		for i, x := range miss {
+			m[x] = got[i]
+		}
+		for i, x := range idx {
+			if h, ok := m[x]; ok {
+				out[i] = h
+			}
+		}
+		return out, nil
+	})
+
+	res := make([]Result, len(entries))
+	var recs []Record
+	n := size
+	for i, e := range entries {
+		if r, ok := existing[e.ID]; ok {
+			res[i].Index = r.Index
+			if string(r.Data) != string(e.Data) {
+				res[i].Err = ErrConflict
+			}
+			continue
+		}
+		hs, err := tlog.StoredHashes(n, e.Data, reader)
+		if err != nil {
+			return nil, nil, 0, err
+		}
+		base := tlog.StoredHashIndex(0, n)
+		for j, h := range hs {
+			pending[base+int64(j)] = h
+		}
+		existing[e.ID] = Record{Index: n, Entry: e}
+		recs = append(recs, Record{Index: n, Entry: e})
+		res[i].Index = n
+		n++
+	}
+	if err := s.insertRecords(ctx, conn, recs); err != nil {
+		return nil, nil, 0, err
+	}
+	if err := s.insertHashes(ctx, conn, pending); err != nil {
+		return nil, nil, 0, err
+	}
+	return res, pending, n, nil
+}
+
+func (s *sqlStorage) insertRecords(ctx context.Context, conn *sql.Conn, recs []Record) error {
+	const cols = 9
+	for start := 0; start < len(recs); start += 100 {
+		chunk := recs[start:min(start+100, len(recs))]
+		var q strings.Builder
+		q.WriteString("INSERT INTO audit_records (idx, id, kind, time_ns, workflow, caller, callee, decision, data) VALUES ")
+		args := make([]any, 0, len(chunk)*cols)
+		for i, r := range chunk {
+			if i > 0 {
+				q.WriteByte(',')
+			}
+			q.WriteString("(" + s.placeholders(i*cols+1, cols) + ")")
+			args = append(args, r.Index, r.ID, string(r.Kind), r.Time.UnixNano(), r.Workflow, r.Caller, r.Callee, r.Decision, r.Data)
+		}
+		if _, err := conn.ExecContext(ctx, q.String(), args...); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (s *sqlStorage) insertHashes(ctx context.Context, conn *sql.Conn, hs map[int64]tlog.Hash) error {
+	idx := make([]int64, 0, len(hs))
+	for x := range hs {
+		idx = append(idx, x)
+	}
+	for start := 0; start < len(idx); start += 400 {
+		chunk := idx[start:min(start+400, len(idx))]
+		var q strings.Builder
+		q.WriteString("INSERT INTO audit_hashes (idx, hash) VALUES ")
+		args := make([]any, 0, 2*len(chunk))
+		for i, x := range chunk {
+			if i > 0 {
+				q.WriteByte(',')
+			}
+			q.WriteString("(" + s.placeholders(2*i+1, 2) + ")")
+			h := hs[x]
+			args = append(args, x, h[:])
+		}
+		if _, err := conn.ExecContext(ctx, q.String(), args...); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// keepFrontier keeps, out of the hashes just committed, those the next append reads: the
+// roots of the complete subtrees on the right edge of a tree of size n.
+func (s *sqlStorage) keepFrontier(n int64, pending map[int64]tlog.Hash) {
+	next := map[int64]tlog.Hash{}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for l := 0; l < 63 && n>>l > 0; l++ {
+		if (n>>l)&1 == 0 {
+			continue
+		}
+		x := tlog.StoredHashIndex(l, (n>>l)-1)
+		if h, ok := pending[x]; ok {
+			next[x] = h
+		} else if h, ok := s.frontier[x]; ok {
+			next[x] = h
+		}
+	}
+	s.frontier = next
+}
+
+func (s *sqlStorage) readHashes(ctx context.Context, q queryer, indexes []int64) ([]tlog.Hash, error) {
+	got := make(map[int64]tlog.Hash, len(indexes))
+	for start := 0; start < len(indexes); start += 500 {
+		chunk := indexes[start:min(start+500, len(indexes))]
+		args := make([]any, len(chunk))
+		for i, x := range chunk {
+			args[i] = x
+		}
+		rows, err := q.QueryContext(ctx, "SELECT idx, hash FROM audit_hashes WHERE idx IN ("+s.placeholders(1, len(chunk))+")", args...)
+		if err != nil {
+			return nil, err
+		}
+		for rows.Next() {
+			var x int64
+			var b []byte
+			if err := rows.Scan(&x, &b); err != nil {
+				rows.Close()
+				return nil, err
+			}
+			var h tlog.Hash
+			if len(b) != len(h) {
+				rows.Close()
+				return nil, fmt.Errorf("audit: stored hash %d has %d bytes", x, len(b))
+			}
+			copy(h[:], b)
+			got[x] = h
+		}
+		if err := rows.Close(); err != nil {
+			return nil, err
+		}
+	}
+	out := make([]tlog.Hash, len(indexes))
+	for i, x := range indexes {
+		h, ok := got[x]
+		if !ok {
+			return nil, fmt.Errorf("audit: stored hash %d missing", x)
+		}
+		out[i] = h
+	}
+	return out, nil
+}
+
+func (s *sqlStorage) ReadHashes(ctx context.Context, indexes []int64) ([]tlog.Hash, error) {
+	return s.readHashes(ctx, s.db, indexes)
+}
+
+func (s *sqlStorage) HashRange(ctx context.Context, start, end int64) ([]int64, []tlog.Hash, error) {
+	rows, err := s.db.QueryContext(ctx, "SELECT idx, hash FROM audit_hashes WHERE idx >= "+s.d.ph(1)+" AND idx < "+s.d.ph(2)+" ORDER BY idx", start, end)
+	if err != nil {
+		return nil, nil, fmt.Errorf("audit: read hashes: %w", err)
+	}
+	defer rows.Close()
+	var idx []int64
+	var hs []tlog.Hash
+	for rows.Next() {
+		var x int64
+		var b []byte
+		if err := rows.Scan(&x, &b); err != nil {
+			return nil, nil, fmt.Errorf("audit: read hashes: %w", err)
+		}
+		var h tlog.Hash
+		copy(h[:], b) // a short or long value shows as a mismatch in Verify
+		if len(b) != len(h) {
+			h[0] ^= 0xff
+		}
+		idx = append(idx, x)
+		hs = append(hs, h)
+	}
+	return idx, hs, rows.Err()
+}
+
+const recordCols = "idx, id, kind, time_ns, workflow, caller, callee, decision, data"
+
+func scanRecords(rows *sql.Rows) ([]Record, error) {
+	defer rows.Close()
+	var out []Record
+	for rows.Next() {
+		var r Record
+		var kind string
+		var tns int64
+		if err := rows.Scan(&r.Index, &r.ID, &kind, &tns, &r.Workflow, &r.Caller, &r.Callee, &r.Decision, &r.Data); err != nil {
+			return nil, fmt.Errorf("audit: read records: %w", err)
+		}
+		r.Kind = Kind(kind)
+		r.Time = time.Unix(0, tns).UTC()
+		out = append(out, r)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("audit: read records: %w", err)
+	}
+	return out, nil
+}
+
+func (s *sqlStorage) Records(ctx context.Context, start, end int64) ([]Record, error) {
+	rows, err := s.db.QueryContext(ctx, "SELECT "+recordCols+" FROM audit_records WHERE idx >= "+s.d.ph(1)+" AND idx < "+s.d.ph(2)+" ORDER BY idx", start, end)
+	if err != nil {
+		return nil, fmt.Errorf("audit: read records: %w", err)
+	}
+	return scanRecords(rows)
+}
+
+func (s *sqlStorage) Lookup(ctx context.Context, id string) (Record, error) {
+	rows, err := s.db.QueryContext(ctx, "SELECT "+recordCols+" FROM audit_records WHERE id = "+s.d.ph(1), id)
+	if err != nil {
+		return Record{}, fmt.Errorf("audit: lookup: %w", err)
+	}
+	recs, err := scanRecords(rows)
+	if err != nil {
+		return Record{}, err
+	}
+	if len(recs) == 0 {
+		return Record{}, fmt.Errorf("%w: event %q", ErrNotFound, id)
+	}
+	return recs[0], nil
+}
+
+func (s *sqlStorage) Query(ctx context.Context, f Filter) ([]Record, error) {
+	var where []string
+	var args []any
+	arg := func(v any) string {
+		args = append(args, v)
+		return s.d.ph(len(args))
+	}
+	if f.Workflow != "" {
+		where = append(where, "workflow = "+arg(f.Workflow))
+	}
+	if f.Agent != "" {
+		where = append(where, "(caller = "+arg(f.Agent)+" OR callee = "+arg(f.Agent)+")")
+	}
+	if f.Decision != "" {
+		where = append(where, "decision = "+arg(f.Decision))
+	}
+	if f.Kind != "" {
+		where = append(where, "kind = "+arg(string(f.Kind)))
+	}
+	if f.Before > 0 {
+		where = append(where, "idx < "+arg(f.Before))
+	}
+	limit := f.Limit
+	if limit <= 0 {
+		limit = 100
+	}
+	q := "SELECT " + recordCols + " FROM audit_records"
+	if len(where) > 0 {
+		q += " WHERE " + strings.Join(where, " AND ")
+	}
+	q += " ORDER BY idx DESC LIMIT " + arg(limit)
+	rows, err := s.db.QueryContext(ctx, q, args...)
+	if err != nil {
+		return nil, fmt.Errorf("audit: query: %w", err)
+	}
+	recs, err := scanRecords(rows)
+	if err != nil {
+		return nil, err
+	}
+	for i, j := 0, len(recs)-1; i < j; i, j = i+1, j-1 {
+		recs[i], recs[j] = recs[j], recs[i]
+	}
+	return recs, nil
+}
+
+func (s *sqlStorage) Size(ctx context.Context) (int64, error) {
+	var n int64
+	if err := s.db.QueryRowContext(ctx, "SELECT COALESCE(MAX(idx)+1, 0) FROM audit_records").Scan(&n); err != nil {
+		return 0, fmt.Errorf("audit: size: %w", err)
+	}
+	return n, nil
+}
+
+func (s *sqlStorage) PutCheckpoint(ctx context.Context, c Checkpoint) error {
+	q := "INSERT INTO audit_checkpoints (size, root, note, time_ns) VALUES (" + s.placeholders(1, 4) + ") ON CONFLICT (size) DO NOTHING"
+	if _, err := s.db.ExecContext(ctx, q, c.Size, c.Root[:], c.Note, c.Time.UnixNano()); err != nil {
+		return fmt.Errorf("audit: store checkpoint: %w", err)
+	}
+	return nil
+}
+
+func (s *sqlStorage) checkpoints(ctx context.Context, q string) ([]Checkpoint, error) {
+	rows, err := s.db.QueryContext(ctx, q)
+	if err != nil {
+		return nil, fmt.Errorf("audit: read checkpoints: %w", err)
+	}
+	defer rows.Close()
+	var out []Checkpoint
+	for rows.Next() {
+		var c Checkpoint
+		var root []byte
+		var tns int64
+		if err := rows.Scan(&c.Size, &root, &c.Note, &tns); err != nil {
+			return nil, fmt.Errorf("audit: read checkpoints: %w", err)
+		}
+		copy(c.Root[:], root)
+		c.Time = time.Unix(0, tns).UTC()
+		out = append(out, c)
+	}
+	return out, rows.Err()
+}
+
+func (s *sqlStorage) Checkpoints(ctx context.Context) ([]Checkpoint, error) {
+	return s.checkpoints(ctx, "SELECT size, root, note, time_ns FROM audit_checkpoints ORDER BY size")
+}
+
+func (s *sqlStorage) LatestCheckpoint(ctx context.Context) (Checkpoint, error) {
+	cs, err := s.checkpoints(ctx, "SELECT size, root, note, time_ns FROM audit_checkpoints ORDER BY size DESC LIMIT 1")
+	if err != nil {
+		return Checkpoint{}, err
+	}
+	if len(cs) == 0 {
+		return Checkpoint{}, fmt.Errorf("%w: no checkpoint", ErrNotFound)
+	}
+	return cs[0], nil
+}
