@@ -50,8 +50,8 @@ type Log struct {
 	// exited is closed when the committer has returned: no reply comes after it.
 	exited chan struct{}
 	stop   sync.Once
-	wg   sync.WaitGroup
-	cpMu sync.Mutex
+	wg     sync.WaitGroup
+	cpMu   sync.Mutex
 }
 
 type appendReq struct {

@@ -37,13 +37,8 @@ func schemaFor(blob, bigint string) []string {
 			caller   TEXT NOT NULL,
 			callee   TEXT NOT NULL,
 			decision TEXT NOT NULL,
-			data     ` + blob + ` NOT NULL)`,
-		`CREATE INDEX IF NOT EXISTS audit_records_workflow ON audit_records (workflow, idx)`,
-		`CREATE INDEX IF NOT EXISTS audit_records_caller ON audit_records (caller, idx)`,
-		`CREATE INDEX IF NOT EXISTS audit_records_callee ON audit_records (callee, idx)`,
-		`CREATE TABLE IF NOT EXISTS audit_hashes (
-			idx  ` + bigint + ` PRIMARY KEY,
-			hash ` + blob + ` NOT NULL)`,
+			data     ` + blob + ` NOT NULL,
+			hashes   ` + blob + ` NOT NULL)`,
 		`CREATE TABLE IF NOT EXISTS audit_checkpoints (
 			size    ` + bigint + ` PRIMARY KEY,
 			root    ` + blob + ` NOT NULL,
@@ -260,6 +255,7 @@ func (s *sqlStorage) appendTx(ctx context.Context, conn *sql.Conn, entries []Ent
 
 	res := make([]Result, len(entries))
 	var recs []Record
+	var recHashes [][]byte
 	n := size
 	for i, e := range entries {
 		if r, ok := existing[e.ID]; ok {
@@ -274,61 +270,36 @@ func (s *sqlStorage) appendTx(ctx context.Context, conn *sql.Conn, entries []Ent
 			return nil, nil, 0, err
 		}
 		base := tlog.StoredHashIndex(0, n)
+		blob := make([]byte, 0, len(hs)*tlog.HashSize)
 		for j, h := range hs {
 			pending[base+int64(j)] = h
+			blob = append(blob, h[:]...)
 		}
 		existing[e.ID] = Record{Index: n, Entry: e}
 		recs = append(recs, Record{Index: n, Entry: e})
+		recHashes = append(recHashes, blob)
 		res[i].Index = n
 		n++
 	}
-	if err := s.insertRecords(ctx, conn, recs); err != nil {
-		return nil, nil, 0, err
-	}
-	if err := s.insertHashes(ctx, conn, pending); err != nil {
+	if err := s.insertRecords(ctx, conn, recs, recHashes); err != nil {
 		return nil, nil, 0, err
 	}
 	return res, pending, n, nil
 }
 
-func (s *sqlStorage) insertRecords(ctx context.Context, conn *sql.Conn, recs []Record) error {
-	const cols = 9
+func (s *sqlStorage) insertRecords(ctx context.Context, conn *sql.Conn, recs []Record, hashes [][]byte) error {
+	const cols = 10
 	for start := 0; start < len(recs); start += 100 {
 		chunk := recs[start:min(start+100, len(recs))]
 		var q strings.Builder
-		q.WriteString("INSERT INTO audit_records (idx, id, kind, time_ns, workflow, caller, callee, decision, data) VALUES ")
+		q.WriteString("INSERT INTO audit_records (" + recordCols + ") VALUES ")
 		args := make([]any, 0, len(chunk)*cols)
 		for i, r := range chunk {
 			if i > 0 {
 				q.WriteByte(',')
 			}
 			q.WriteString("(" + s.placeholders(i*cols+1, cols) + ")")
-			args = append(args, r.Index, r.ID, string(r.Kind), r.Time.UnixNano(), r.Workflow, r.Caller, r.Callee, r.Decision, r.Data)
-		}
-		if _, err := conn.ExecContext(ctx, q.String(), args...); err != nil {
-			return err
-		}
-	}
-	return nil
-}
-
-func (s *sqlStorage) insertHashes(ctx context.Context, conn *sql.Conn, hs map[int64]tlog.Hash) error {
-	idx := make([]int64, 0, len(hs))
-	for x := range hs {
-		idx = append(idx, x)
-	}
-	for start := 0; start < len(idx); start += 400 {
-		chunk := idx[start:min(start+400, len(idx))]
-		var q strings.Builder
-		q.WriteString("INSERT INTO audit_hashes (idx, hash) VALUES ")
-		args := make([]any, 0, 2*len(chunk))
-		for i, x := range chunk {
-			if i > 0 {
-				q.WriteByte(',')
-			}
-			q.WriteString("(" + s.placeholders(2*i+1, 2) + ")")
-			h := hs[x]
-			args = append(args, x, h[:])
+			args = append(args, r.Index, r.ID, string(r.Kind), r.Time.UnixNano(), r.Workflow, r.Caller, r.Callee, r.Decision, r.Data, hashes[start+i])
 		}
 		if _, err := conn.ExecContext(ctx, q.String(), args...); err != nil {
 			return err
@@ -357,15 +328,33 @@ func (s *sqlStorage) keepFrontier(n int64, pending map[int64]tlog.Hash) {
 	s.frontier = next
 }
 
+// readHashes reads stored hashes: the hash at stored index x, a node at level l, is kept
+// in the hashes column of the record that completed that node, at offset l.
 func (s *sqlStorage) readHashes(ctx context.Context, q queryer, indexes []int64) ([]tlog.Hash, error) {
-	got := make(map[int64]tlog.Hash, len(indexes))
-	for start := 0; start < len(indexes); start += 500 {
-		chunk := indexes[start:min(start+500, len(indexes))]
+	type loc struct {
+		rec   int64
+		level int
+	}
+	locs := make([]loc, len(indexes))
+	recSet := map[int64]bool{}
+	var recIdx []int64
+	for i, x := range indexes {
+		level, n := tlog.SplitStoredHashIndex(x)
+		r := (n+1)<<level - 1 // the last leaf under node (level, n)
+		locs[i] = loc{r, level}
+		if !recSet[r] {
+			recSet[r] = true
+			recIdx = append(recIdx, r)
+		}
+	}
+	blobs := make(map[int64][]byte, len(recIdx))
+	for start := 0; start < len(recIdx); start += 500 {
+		chunk := recIdx[start:min(start+500, len(recIdx))]
 		args := make([]any, len(chunk))
 		for i, x := range chunk {
 			args[i] = x
 		}
-		rows, err := q.QueryContext(ctx, "SELECT idx, hash FROM audit_hashes WHERE idx IN ("+s.placeholders(1, len(chunk))+")", args...)
+		rows, err := q.QueryContext(ctx, "SELECT idx, hashes FROM audit_records WHERE idx IN ("+s.placeholders(1, len(chunk))+")", args...)
 		if err != nil {
 			return nil, err
 		}
@@ -376,25 +365,19 @@ func (s *sqlStorage) readHashes(ctx context.Context, q queryer, indexes []int64)
 				rows.Close()
 				return nil, err
 			}
-			var h tlog.Hash
-			if len(b) != len(h) {
-				rows.Close()
-				return nil, fmt.Errorf("audit: stored hash %d has %d bytes", x, len(b))
-			}
-			copy(h[:], b)
-			got[x] = h
+			blobs[x] = b
 		}
 		if err := rows.Close(); err != nil {
 			return nil, err
 		}
 	}
 	out := make([]tlog.Hash, len(indexes))
-	for i, x := range indexes {
-		h, ok := got[x]
-		if !ok {
-			return nil, fmt.Errorf("audit: stored hash %d missing", x)
+	for i, l := range locs {
+		b, ok := blobs[l.rec]
+		if !ok || len(b) < (l.level+1)*tlog.HashSize {
+			return nil, fmt.Errorf("audit: stored hash %d (record %d level %d) missing", indexes[i], l.rec, l.level)
 		}
-		out[i] = h
+		copy(out[i][:], b[l.level*tlog.HashSize:])
 	}
 	return out, nil
 }
@@ -403,32 +386,7 @@ func (s *sqlStorage) ReadHashes(ctx context.Context, indexes []int64) ([]tlog.Ha
 	return s.readHashes(ctx, s.db, indexes)
 }
 
-func (s *sqlStorage) HashRange(ctx context.Context, start, end int64) ([]int64, []tlog.Hash, error) {
-	rows, err := s.db.QueryContext(ctx, "SELECT idx, hash FROM audit_hashes WHERE idx >= "+s.d.ph(1)+" AND idx < "+s.d.ph(2)+" ORDER BY idx", start, end)
-	if err != nil {
-		return nil, nil, fmt.Errorf("audit: read hashes: %w", err)
-	}
-	defer rows.Close()
-	var idx []int64
-	var hs []tlog.Hash
-	for rows.Next() {
-		var x int64
-		var b []byte
-		if err := rows.Scan(&x, &b); err != nil {
-			return nil, nil, fmt.Errorf("audit: read hashes: %w", err)
-		}
-		var h tlog.Hash
-		copy(h[:], b) // a short or long value shows as a mismatch in Verify
-		if len(b) != len(h) {
-			h[0] ^= 0xff
-		}
-		idx = append(idx, x)
-		hs = append(hs, h)
-	}
-	return idx, hs, rows.Err()
-}
-
-const recordCols = "idx, id, kind, time_ns, workflow, caller, callee, decision, data"
+const recordCols = "idx, id, kind, time_ns, workflow, caller, callee, decision, data, hashes"
 
 func scanRecords(rows *sql.Rows) ([]Record, error) {
 	defer rows.Close()
@@ -437,11 +395,21 @@ func scanRecords(rows *sql.Rows) ([]Record, error) {
 		var r Record
 		var kind string
 		var tns int64
-		if err := rows.Scan(&r.Index, &r.ID, &kind, &tns, &r.Workflow, &r.Caller, &r.Callee, &r.Decision, &r.Data); err != nil {
+		var hashes []byte
+		if err := rows.Scan(&r.Index, &r.ID, &kind, &tns, &r.Workflow, &r.Caller, &r.Callee, &r.Decision, &r.Data, &hashes); err != nil {
 			return nil, fmt.Errorf("audit: read records: %w", err)
 		}
 		r.Kind = Kind(kind)
 		r.Time = time.Unix(0, tns).UTC()
+		for len(hashes) >= tlog.HashSize {
+			var h tlog.Hash
+			copy(h[:], hashes)
+			r.Hashes = append(r.Hashes, h)
+			hashes = hashes[tlog.HashSize:]
+		}
+		if len(hashes) != 0 { // a truncated hash shows as a mismatch in Verify
+			r.Hashes = append(r.Hashes, tlog.Hash{})
+		}
 		out = append(out, r)
 	}
 	if err := rows.Err(); err != nil {

@@ -42,9 +42,12 @@ func entryOf(e *Event, data []byte) Entry {
 		Caller: caller, Callee: e.Callee, Decision: e.Decision}
 }
 
-// Record is a stored Entry with its position in the log.
+// Record is a stored Entry with its position in the log and its tlog stored hashes
+// (tlog.StoredHashes of this record: the leaf hash, then one hash per subtree it
+// completes, lowest level first).
 type Record struct {
-	Index int64
+	Index  int64
+	Hashes []tlog.Hash
 	Entry
 }
 
@@ -72,7 +75,8 @@ type Filter struct {
 	Limit    int   // newest Limit records; 0 means 100
 }
 
-// Storage is where a log keeps its records, tlog stored hashes and checkpoints. NewSQLite
+// Storage is where a log keeps its records, tlog stored hashes and checkpoints. Each
+// record's stored hashes live in its own row, so an append writes one row per event. NewSQLite
 // and NewPostgres return the two implementations; both take an already-open *sql.DB that
 // other tables may share, and create and migrate only tables named audit_*.
 //
@@ -91,9 +95,6 @@ type Storage interface {
 	// ReadHashes returns the stored hashes at the given stored-hash indexes
 	// (tlog.HashReader semantics).
 	ReadHashes(ctx context.Context, indexes []int64) ([]tlog.Hash, error)
-	// HashRange returns the stored hashes with index in [start, end), in index order,
-	// with their indexes (a gap shows as a missing index).
-	HashRange(ctx context.Context, start, end int64) ([]int64, []tlog.Hash, error)
 	// Records returns the records with index in [start, end), in index order.
 	Records(ctx context.Context, start, end int64) ([]Record, error)
 	// Lookup returns the record with this id, or ErrNotFound.
