@@ -2,6 +2,7 @@ package audit
 
 import (
 	"bytes"
+	"crypto/ed25519"
 	"crypto/rand"
 	"encoding/base64"
 	"errors"
@@ -36,17 +37,63 @@ func LoadOrCreateKeys(dir, name string) (note.Signer, note.Verifier, error) {
 		if err := os.MkdirAll(dir, 0o700); err != nil {
 			return nil, nil, fmt.Errorf("audit: key dir: %w", err)
 		}
-		skey, vkey, err := note.GenerateKey(rand.Reader, name)
+		skey, _, err := note.GenerateKey(rand.Reader, name)
 		if err != nil {
 			return nil, nil, fmt.Errorf("audit: generate key: %w", err)
-		}
-		if err := writeNew(vkPath, []byte(vkey+"\n"), 0o644); err != nil {
-			return nil, nil, err
 		}
 		if err := writeNew(skPath, []byte(skey+"\n"), 0o600); err != nil {
 			return nil, nil, err
 		}
 	}
+	// The verifier key is derived from the signer key, so a crash between the two
+	// writes leaves nothing to repair by hand.
+	if _, err := os.Stat(vkPath); errors.Is(err, os.ErrNotExist) {
+		b, err := os.ReadFile(skPath)
+		if err != nil {
+			return nil, nil, fmt.Errorf("audit: read signer key: %w", err)
+		}
+		vkey, err := verifierKeyOf(strings.TrimSpace(string(b)))
+		if err != nil {
+			return nil, nil, fmt.Errorf("audit: signer key in %s is malformed", skPath)
+		}
+		tmp := vkPath + ".tmp"
+		os.Remove(tmp)
+		if err := writeNew(tmp, []byte(vkey+"\n"), 0o644); err != nil {
+			return nil, nil, err
+		}
+		if err := os.Rename(tmp, vkPath); err != nil {
+			return nil, nil, fmt.Errorf("audit: write verifier key: %w", err)
+		}
+	}
+	signer, verifier, err := LoadKeys(dir)
+	if err != nil {
+		return nil, nil, err
+	}
+	if signer.Name() != name {
+		return nil, nil, fmt.Errorf("audit: keys in %s are for %q, want %q", dir, signer.Name(), name)
+	}
+	return signer, verifier, nil
+}
+
+// verifierKeyOf derives the note verifier key from an Ed25519 note signer key
+// "PRIVATE+KEY+<name>+<hash>+<base64(0x01 || seed)>".
+func verifierKeyOf(skey string) (string, error) {
+	parts := strings.SplitN(skey, "+", 5)
+	if len(parts) != 5 || parts[0] != "PRIVATE" || parts[1] != "KEY" {
+		return "", errors.New("malformed")
+	}
+	k, err := base64.StdEncoding.DecodeString(parts[4])
+	if err != nil || len(k) != 1+ed25519.SeedSize || k[0] != 1 {
+		return "", errors.New("malformed")
+	}
+	pub := ed25519.NewKeyFromSeed(k[1:]).Public().(ed25519.PublicKey)
+	return note.NewEd25519VerifierKey(parts[2], pub)
+}
+
+// LoadKeys returns the existing checkpoint signer and verifier kept in dir, whatever
+// their name. It refuses a signer key file readable by group or others.
+func LoadKeys(dir string) (note.Signer, note.Verifier, error) {
+	skPath := filepath.Join(dir, SignerKeyFile)
 	b, err := os.ReadFile(skPath)
 	if err != nil {
 		return nil, nil, fmt.Errorf("audit: read signer key: %w", err)
@@ -58,12 +105,12 @@ func LoadOrCreateKeys(dir, name string) (note.Signer, note.Verifier, error) {
 	if err != nil {
 		return nil, nil, fmt.Errorf("audit: signer key in %s is malformed", skPath) // never echo the key
 	}
-	verifier, err := LoadVerifier(vkPath)
+	verifier, err := LoadVerifier(filepath.Join(dir, VerifierKeyFile))
 	if err != nil {
 		return nil, nil, err
 	}
-	if signer.Name() != name || verifier.Name() != name || signer.KeyHash() != verifier.KeyHash() {
-		return nil, nil, fmt.Errorf("audit: keys in %s are for %q, want %q (or signer and verifier differ)", dir, signer.Name(), name)
+	if signer.Name() != verifier.Name() || signer.KeyHash() != verifier.KeyHash() {
+		return nil, nil, fmt.Errorf("audit: %s and %s are not one key pair", SignerKeyFile, VerifierKeyFile)
 	}
 	return signer, verifier, nil
 }

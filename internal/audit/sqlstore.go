@@ -460,6 +460,9 @@ func (s *sqlStorage) Query(ctx context.Context, f Filter) ([]Record, error) {
 	if f.Kind != "" {
 		where = append(where, "kind = "+arg(string(f.Kind)))
 	}
+	if f.Since > 0 {
+		where = append(where, "idx >= "+arg(f.Since))
+	}
 	if f.Before > 0 {
 		where = append(where, "idx < "+arg(f.Before))
 	}

@@ -71,6 +71,7 @@ type Filter struct {
 	Agent    string // matches the caller, the callee or a lifecycle event's subject
 	Decision string
 	Kind     Kind
+	Since    int64 // only records with Index >= Since
 	Before   int64 // only records with Index < Before; 0 means no bound
 	Limit    int   // newest Limit records; 0 means 100
 }
