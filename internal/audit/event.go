@@ -123,6 +123,9 @@ func (e *Event) Validate() error {
 	if e.Time.IsZero() {
 		return bad("time missing")
 	}
+	if y := e.Time.UTC().Year(); y < 1970 || y > 9999 {
+		return bad("time out of range")
+	}
 	if e.Kind == KindDecision && e.Decision != DecisionAllow && e.Decision != DecisionDeny {
 		return bad("decision must be allow or deny, got %q", e.Decision)
 	}

@@ -47,7 +47,9 @@ func TestKeysRefused(t *testing.T) {
 		want  string
 	}{
 		{"signer-key-world-readable", func(dir string) { os.Chmod(filepath.Join(dir, audit.SignerKeyFile), 0o644) }, ""},
-		{"signer-key-garbage", func(dir string) { os.WriteFile(filepath.Join(dir, audit.SignerKeyFile), []byte("PRIVATE+KEY+x"), 0o600) }, ""},
+		{"signer-key-garbage", func(dir string) {
+			os.WriteFile(filepath.Join(dir, audit.SignerKeyFile), []byte("PRIVATE+KEY+x"), 0o600)
+		}, ""},
 		{"other-trust-domain", func(string) {}, "other.org"},
 	}
 	for _, tc := range cases {
