@@ -117,3 +117,34 @@ func BenchmarkVerify(b *testing.B) {
 	}
 	b.ReportMetric(float64(n), "events")
 }
+
+// BenchmarkSpoolAppend measures a gate's spool: Sync (fsync before returning, group
+// commit among concurrent callers) against Batched (fsync within 10 ms), 64 callers per
+// core.
+func BenchmarkSpoolAppend(b *testing.B) {
+	for _, bc := range []struct {
+		name string
+		d    audit.Durability
+	}{{"sync", audit.Sync}, {"batched-10ms", audit.Batched}} {
+		b.Run(bc.name, func(b *testing.B) {
+			sp, err := audit.OpenSpool(audit.SpoolConfig{Dir: b.TempDir()})
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer sp.Close()
+			var seq atomic.Int64
+			b.SetParallelism(64)
+			b.ResetTimer()
+			start := time.Now()
+			b.RunParallel(func(pb *testing.PB) {
+				for pb.Next() {
+					if err := sp.Append(context.Background(), decisionEvent(int(seq.Add(1))), bc.d); err != nil {
+						b.Error(err)
+						return
+					}
+				}
+			})
+			b.ReportMetric(float64(b.N)/time.Since(start).Seconds(), "appends/s")
+		})
+	}
+}

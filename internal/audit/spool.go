@@ -62,7 +62,8 @@ type Spool struct {
 	segSize int64    // bytes in the active segment
 	next    int64    // sequence number of the next append
 	cursor  int64    // first sequence number not yet shipped
-	dirty   bool     // written but not fsynced
+	synced  int64    // every frame before this sequence number is fsynced
+	syncMu  sync.Mutex
 	timer   *time.Timer
 	err     error // sticky write error: the spool fails closed
 	closed  bool
@@ -147,6 +148,7 @@ func OpenSpool(cfg SpoolConfig) (*Spool, error) {
 		}
 		s.f, s.segSize = f, valid
 	}
+	s.synced = s.next
 	if s.cursor > s.next {
 		s.cursor = s.next // the tail lost in a crash had been shipped already
 	}
@@ -233,56 +235,86 @@ func (s *Spool) Append(ctx context.Context, ev Event, d Durability) error {
 	}
 	frame := appendFrame(make([]byte, 0, frameHeader+len(data)), data)
 	s.mu.Lock()
-	defer s.mu.Unlock()
 	if s.closed {
+		s.mu.Unlock()
 		return ErrClosed
 	}
 	if s.err != nil {
-		return s.err
+		err := s.err
+		s.mu.Unlock()
+		return err
 	}
 	if s.segSize >= s.cfg.SegmentSize {
 		if err := s.roll(); err != nil {
-			return s.fail(err)
+			err = s.fail(err)
+			s.mu.Unlock()
+			return err
 		}
 	}
 	if _, err := s.f.Write(frame); err != nil {
-		return s.fail(err)
+		err = s.fail(err)
+		s.mu.Unlock()
+		return err
 	}
 	s.segSize += int64(len(frame))
 	s.next++
-	s.dirty = true
+	mine := s.next // durable once synced >= mine
 	select {
 	case s.wake <- struct{}{}:
 	default:
 	}
-	if d == Sync {
-		return s.syncLocked()
-	}
-	if s.timer == nil {
+	if d != Sync && s.timer == nil {
 		s.timer = time.AfterFunc(s.cfg.FlushInterval, func() {
 			s.mu.Lock()
-			defer s.mu.Unlock()
 			s.timer = nil
-			if !s.closed && s.err == nil {
-				_ = s.syncLocked()
-			}
+			upTo := s.next
+			s.mu.Unlock()
+			_ = s.syncUpTo(upTo)
 		})
+	}
+	s.mu.Unlock()
+	if d == Sync {
+		return s.syncUpTo(mine)
 	}
 	return nil
 }
 
-// syncLocked fsyncs the active segment when it has unsynced writes. Concurrent Sync
-// appenders queue on s.mu, so one fsync covers every frame written before it (group
-// commit).
-func (s *Spool) syncLocked() error {
-	if !s.dirty {
-		return nil
+// syncUpTo returns once every frame before sequence number seq is fsynced. One caller
+// at a time fsyncs, covering every frame written so far; callers queued behind it usually
+// find their frame covered already (group commit).
+func (s *Spool) syncUpTo(seq int64) error {
+	s.syncMu.Lock()
+	defer s.syncMu.Unlock()
+	for {
+		s.mu.Lock()
+		if s.synced >= seq {
+			s.mu.Unlock()
+			return nil
+		}
+		if s.err != nil || s.closed {
+			err := s.err
+			s.mu.Unlock()
+			if err == nil {
+				err = ErrClosed
+			}
+			return err
+		}
+		target, f := s.next, s.f
+		s.mu.Unlock()
+		err := f.Sync()
+		s.mu.Lock()
+		switch {
+		case err == nil:
+			s.synced = max(s.synced, target)
+		case errors.Is(err, os.ErrClosed):
+			// roll or Close synced and closed f meanwhile; loop to re-check.
+		default:
+			err = s.fail(err)
+			s.mu.Unlock()
+			return err
+		}
+		s.mu.Unlock()
 	}
-	if err := s.f.Sync(); err != nil {
-		return s.fail(err)
-	}
-	s.dirty = false
-	return nil
 }
 
 func (s *Spool) fail(err error) error {
@@ -295,7 +327,7 @@ func (s *Spool) roll() error {
 	if err := s.f.Sync(); err != nil {
 		return err
 	}
-	s.dirty = false
+	s.synced = s.next
 	if err := s.f.Close(); err != nil {
 		return err
 	}
@@ -338,7 +370,10 @@ func (s *Spool) Close() error {
 	if s.timer != nil {
 		s.timer.Stop()
 	}
-	err := s.syncLocked()
+	err := s.f.Sync()
+	if err == nil {
+		s.synced = s.next
+	}
 	if cerr := s.f.Close(); err == nil {
 		err = cerr
 	}
