@@ -17,13 +17,18 @@ import (
 // synchronous=FULL) from many concurrent callers. "group-commit" is the Log as shipped;
 // "baseline-one-tx-per-append" is the same Log with MaxBatch 1, one transaction and
 // one fsync per event.
-func BenchmarkAppendSQLite(b *testing.B) {
+func BenchmarkAppendSQLite(b *testing.B) { benchAppend(b, newSQLiteBackend) }
+
+// BenchmarkAppendPostgres is the same on WARDEN_TEST_POSTGRES (skipped when unset).
+func BenchmarkAppendPostgres(b *testing.B) { benchAppend(b, newPostgresBackend) }
+
+func benchAppend(b *testing.B, open func(testing.TB) backend) {
 	for _, bc := range []struct {
 		name     string
 		maxBatch int
 	}{{"group-commit", 0}, {"baseline-one-tx-per-append", 1}} {
 		b.Run(bc.name, func(b *testing.B) {
-			be := newSQLiteBackend(b)
+			be := open(b)
 			l, err := audit.Open(context.Background(), audit.Config{Storage: be.st, MaxBatch: bc.maxBatch})
 			if err != nil {
 				b.Fatal(err)

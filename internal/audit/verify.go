@@ -58,12 +58,38 @@ func Verify(ctx context.Context, st Storage, v note.Verifier) (VerifyReport, err
 
 	var stack []tlog.Hash // roots of the complete subtrees on the right edge, left to right
 	next := 0             // next checkpoint to compare
+	// Read the next chunk while this one is hashed: both cores work.
+	type chunk struct {
+		recs []Record
+		err  error
+	}
+	chunks := make(chan chunk, 2)
+	rctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	go func() {
+		defer close(chunks)
+		for start := int64(0); start < size; start += verifyChunk {
+			recs, err := st.Records(rctx, start, min(start+verifyChunk, size))
+			select {
+			case chunks <- chunk{recs, err}:
+			case <-rctx.Done():
+				return
+			}
+			if err != nil {
+				return
+			}
+		}
+	}()
 	for start := int64(0); start < size; start += verifyChunk {
 		end := min(start+verifyChunk, size)
-		recs, err := st.Records(ctx, start, end)
-		if err != nil {
-			return rep, err
+		c, ok := <-chunks
+		if !ok {
+			return rep, ctx.Err()
 		}
+		if c.err != nil {
+			return rep, c.err
+		}
+		recs := c.recs
 		for i := range end - start {
 			n := start + i
 			if int(i) >= len(recs) || recs[i].Index != n {
