@@ -148,7 +148,11 @@ func finish(ctx context.Context, conn *sql.Conn, err error) error {
 		_, _ = conn.ExecContext(context.WithoutCancel(ctx), "ROLLBACK")
 		return err
 	}
-	_, err = conn.ExecContext(ctx, "COMMIT")
+	if _, err = conn.ExecContext(ctx, "COMMIT"); err != nil {
+		// A failed COMMIT can leave the transaction open (SQLite BUSY); never hand the
+		// connection back to the pool inside it.
+		_, _ = conn.ExecContext(context.WithoutCancel(ctx), "ROLLBACK")
+	}
 	return err
 }
 
@@ -176,19 +180,39 @@ func (s *sqlStorage) AppendBatch(ctx context.Context, entries []Entry) ([]Result
 		return nil, fmt.Errorf("audit: append: %w", err)
 	}
 	defer conn.Close()
-	if err := s.d.begin(ctx, conn); err != nil {
-		_, _ = conn.ExecContext(context.WithoutCancel(ctx), "ROLLBACK")
-		return nil, fmt.Errorf("audit: append: begin: %w", err)
+	// Optimistically skip the look-up of already logged ids; a unique-constraint
+	// violation (a re-shipped batch) rolls back and retries with the look-up.
+	var (
+		res     []Result
+		pending map[int64]tlog.Hash
+		size    int64
+	)
+	for _, lookup := range []bool{false, true} {
+		if err := s.d.begin(ctx, conn); err != nil {
+			_, _ = conn.ExecContext(context.WithoutCancel(ctx), "ROLLBACK")
+			return nil, fmt.Errorf("audit: append: begin: %w", err)
+		}
+		res, pending, size, err = s.appendTx(ctx, conn, entries, lookup)
+		err = finish(ctx, conn, err)
+		if err == nil || lookup || !isUniqueViolation(err) {
+			break
+		}
 	}
-	res, pending, size, err := s.appendTx(ctx, conn, entries)
-	if err = finish(ctx, conn, err); err != nil {
+	if err != nil {
 		return nil, fmt.Errorf("audit: append: %w", err)
 	}
 	s.keepFrontier(size, pending)
 	return res, nil
 }
 
-func (s *sqlStorage) appendTx(ctx context.Context, conn *sql.Conn, entries []Entry) ([]Result, map[int64]tlog.Hash, int64, error) {
+// isUniqueViolation reports a duplicate id (SQLite "UNIQUE constraint failed",
+// PostgreSQL SQLSTATE 23505).
+func isUniqueViolation(err error) bool {
+	m := err.Error()
+	return strings.Contains(m, "UNIQUE constraint failed") || strings.Contains(m, "23505")
+}
+
+func (s *sqlStorage) appendTx(ctx context.Context, conn *sql.Conn, entries []Entry, lookup bool) ([]Result, map[int64]tlog.Hash, int64, error) {
 	var size int64
 	if err := conn.QueryRowContext(ctx, "SELECT COALESCE(MAX(idx)+1, 0) FROM audit_records").Scan(&size); err != nil {
 		return nil, nil, 0, err
@@ -199,7 +223,7 @@ func (s *sqlStorage) appendTx(ctx context.Context, conn *sql.Conn, entries []Ent
 	for i, e := range entries {
 		ids[i] = e.ID
 	}
-	for start := 0; start < len(ids); start += 500 {
+	for start := 0; lookup && start < len(ids); start += 500 {
 		chunk := ids[start:min(start+500, len(ids))]
 		rows, err := conn.QueryContext(ctx, "SELECT idx, id, data FROM audit_records WHERE id IN ("+s.placeholders(1, len(chunk))+")", chunk...)
 		if err != nil {
