@@ -25,6 +25,8 @@ type backend struct {
 	db   *sql.DB
 	st   audit.Storage
 	ph   func(int) string
+	// second opens another handle on the same database, as a second process would.
+	second func(t testing.TB) audit.Storage
 }
 
 func openSQLiteDB(t testing.TB, path string) *sql.DB {
@@ -39,12 +41,20 @@ func openSQLiteDB(t testing.TB, path string) *sql.DB {
 
 func newSQLiteBackend(t testing.TB) backend {
 	t.Helper()
-	db := openSQLiteDB(t, filepath.Join(t.TempDir(), "warden.db"))
+	path := filepath.Join(t.TempDir(), "warden.db")
+	open := func(t testing.TB) audit.Storage {
+		st, err := audit.NewSQLite(context.Background(), openSQLiteDB(t, path))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return st
+	}
+	db := openSQLiteDB(t, path)
 	st, err := audit.NewSQLite(context.Background(), db)
 	if err != nil {
 		t.Fatal(err)
 	}
-	return backend{name: "sqlite", db: db, st: st, ph: func(int) string { return "?" }}
+	return backend{name: "sqlite", db: db, st: st, ph: func(int) string { return "?" }, second: open}
 }
 
 // newPostgresBackend returns a Storage in a fresh schema of WARDEN_TEST_POSTGRES, or skips.
@@ -76,16 +86,21 @@ func newPostgresBackend(t testing.TB) backend {
 	if strings.Contains(dsn, "?") {
 		sep = "&"
 	}
-	db, err := sql.Open("pgx", dsn+sep+"search_path="+schema)
-	if err != nil {
-		t.Fatal(err)
+	open := func(t testing.TB) (*sql.DB, audit.Storage) {
+		db, err := sql.Open("pgx", dsn+sep+"search_path="+schema)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { db.Close() })
+		st, err := audit.NewPostgres(context.Background(), db)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return db, st
 	}
-	t.Cleanup(func() { db.Close() })
-	st, err := audit.NewPostgres(context.Background(), db)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return backend{name: "postgres", db: db, st: st, ph: func(i int) string { return fmt.Sprintf("$%d", i) }}
+	db, st := open(t)
+	return backend{name: "postgres", db: db, st: st, ph: func(i int) string { return fmt.Sprintf("$%d", i) },
+		second: func(t testing.TB) audit.Storage { _, st := open(t); return st }}
 }
 
 // eachBackend runs f against SQLite and, when configured, PostgreSQL.

@@ -214,3 +214,48 @@ func TestQueryFilters(t *testing.T) {
 		t.Fatalf("tail by agent: %d records", len(recs))
 	}
 }
+
+func TestTwoWritersShareOneDatabase(t *testing.T) {
+	eachBackend(t, func(t *testing.T, b backend) {
+		ctx := context.Background()
+		signer, verifier := testKeys(t)
+		var logs []*audit.Log
+		for _, st := range []audit.Storage{b.st, b.second(t)} {
+			l, err := audit.Open(ctx, audit.Config{Storage: st, Signer: signer})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer l.Close()
+			logs = append(logs, l)
+		}
+		var wg sync.WaitGroup
+		for w := 0; w < 8; w++ {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				l := logs[w%2]
+				for i := w; i < 800; i += 8 {
+					if _, err := l.Append(ctx, decisionEvent(i)); err != nil {
+						t.Error(err)
+						return
+					}
+					if i%97 == 0 {
+						if _, err := l.Checkpoint(ctx); err != nil {
+							t.Error(err)
+							return
+						}
+					}
+				}
+			}()
+		}
+		wg.Wait()
+		logs[0].Checkpoint(ctx)
+		rep, err := audit.Verify(ctx, b.st, verifier)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if rep.Size != 800 {
+			t.Fatalf("size %d, want 800", rep.Size)
+		}
+	})
+}
