@@ -412,9 +412,9 @@ func (s *sqlStorage) ReadHashes(ctx context.Context, indexes []int64) ([]tlog.Ha
 
 const recordCols = "idx, id, kind, time_ns, workflow, caller, callee, decision, data, hashes"
 
-func scanRecords(rows *sql.Rows) ([]Record, error) {
+func scanRecords(rows *sql.Rows, sizeHint int64) ([]Record, error) {
 	defer rows.Close()
-	var out []Record
+	out := make([]Record, 0, min(sizeHint, 1<<16))
 	for rows.Next() {
 		var r Record
 		var kind string
@@ -447,7 +447,7 @@ func (s *sqlStorage) Records(ctx context.Context, start, end int64) ([]Record, e
 	if err != nil {
 		return nil, fmt.Errorf("audit: read records: %w", err)
 	}
-	return scanRecords(rows)
+	return scanRecords(rows, end-start)
 }
 
 func (s *sqlStorage) Lookup(ctx context.Context, id string) (Record, error) {
@@ -455,7 +455,7 @@ func (s *sqlStorage) Lookup(ctx context.Context, id string) (Record, error) {
 	if err != nil {
 		return Record{}, fmt.Errorf("audit: lookup: %w", err)
 	}
-	recs, err := scanRecords(rows)
+	recs, err := scanRecords(rows, 1)
 	if err != nil {
 		return Record{}, err
 	}
@@ -503,7 +503,7 @@ func (s *sqlStorage) Query(ctx context.Context, f Filter) ([]Record, error) {
 	if err != nil {
 		return nil, fmt.Errorf("audit: query: %w", err)
 	}
-	recs, err := scanRecords(rows)
+	recs, err := scanRecords(rows, 1)
 	if err != nil {
 		return nil, err
 	}
@@ -563,4 +563,24 @@ func (s *sqlStorage) LatestCheckpoint(ctx context.Context) (Checkpoint, error) {
 		return Checkpoint{}, fmt.Errorf("%w: no checkpoint", ErrNotFound)
 	}
 	return cs[0], nil
+}
+
+func (s *sqlStorage) scanLeaves(ctx context.Context, start, end int64, fn func(idx int64, data, hashes []byte)) error {
+	rows, err := s.db.QueryContext(ctx, "SELECT idx, data, hashes FROM audit_records WHERE idx >= "+s.d.ph(1)+" AND idx < "+s.d.ph(2)+" ORDER BY idx", start, end)
+	if err != nil {
+		return fmt.Errorf("audit: read records: %w", err)
+	}
+	defer rows.Close()
+	var idx int64
+	var data, hashes sql.RawBytes
+	for rows.Next() {
+		if err := rows.Scan(&idx, &data, &hashes); err != nil {
+			return fmt.Errorf("audit: read records: %w", err)
+		}
+		fn(idx, data, hashes)
+	}
+	if err := rows.Err(); err != nil {
+		return fmt.Errorf("audit: read records: %w", err)
+	}
+	return nil
 }

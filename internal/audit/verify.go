@@ -60,8 +60,8 @@ func Verify(ctx context.Context, st Storage, v note.Verifier) (VerifyReport, err
 	next := 0             // next checkpoint to compare
 	// Read the next chunk while this one is hashed: both cores work.
 	type chunk struct {
-		recs []Record
-		err  error
+		c   leafChunk
+		err error
 	}
 	chunks := make(chan chunk, 2)
 	rctx, cancel := context.WithCancel(ctx)
@@ -69,9 +69,10 @@ func Verify(ctx context.Context, st Storage, v note.Verifier) (VerifyReport, err
 	go func() {
 		defer close(chunks)
 		for start := int64(0); start < size; start += verifyChunk {
-			recs, err := st.Records(rctx, start, min(start+verifyChunk, size))
+			var c leafChunk
+			err := readLeaves(rctx, st, start, min(start+verifyChunk, size), &c)
 			select {
-			case chunks <- chunk{recs, err}:
+			case chunks <- chunk{c, err}:
 			case <-rctx.Done():
 				return
 			}
@@ -89,13 +90,13 @@ func Verify(ctx context.Context, st Storage, v note.Verifier) (VerifyReport, err
 		if c.err != nil {
 			return rep, c.err
 		}
-		recs := c.recs
+		recs := &c.c
 		for i := range end - start {
 			n := start + i
-			if int(i) >= len(recs) || recs[i].Index != n {
+			if int(i) >= len(recs.idx) || recs.idx[i] != n {
 				return rep, &FaultError{Index: n, Reason: "record missing (deleted, or indexes renumbered)"}
 			}
-			leaf := tlog.RecordHash(recs[i].Data)
+			leaf := tlog.RecordHash(recs.data[i])
 			stack = append(stack, leaf)
 			want := []tlog.Hash{leaf}
 			// SHA256(0x01 || left || right) for each subtree that record n completes.
@@ -105,12 +106,12 @@ func Verify(ctx context.Context, st Storage, v note.Verifier) (VerifyReport, err
 				stack = append(stack[:k-2], h)
 				want = append(want, h)
 			}
-			got := recs[i].Hashes
-			if len(got) != len(want) {
-				return rep, &FaultError{Index: n, Reason: fmt.Sprintf("record has %d stored hashes, want %d", len(got), len(want))}
+			got := recs.hashes[i]
+			if len(got) != len(want)*tlog.HashSize {
+				return rep, &FaultError{Index: n, Reason: fmt.Sprintf("record has %d bytes of stored hashes, want %d", len(got), len(want)*tlog.HashSize)}
 			}
 			for l, h := range want {
-				if got[l] != h {
+				if tlog.Hash(got[l*tlog.HashSize:(l+1)*tlog.HashSize]) != h {
 					if l == 0 {
 						return rep, &FaultError{Index: n, Reason: "event bytes do not match the stored record hash (changed or reordered)"}
 					}
@@ -174,4 +175,67 @@ func IsFault(err error) (*FaultError, bool) {
 	var fe *FaultError
 	ok := errors.As(err, &fe)
 	return fe, ok
+}
+
+// leafChunk is what Verify reads of records [start, end): index, canonical bytes and the
+// stored hashes as one byte string, all slices into one arena.
+type leafChunk struct {
+	idx    []int64
+	data   [][]byte
+	hashes [][]byte
+	arena  []byte
+}
+
+func (c *leafChunk) add(idx int64, data, hashes []byte) {
+	a := len(c.arena)
+	c.arena = append(c.arena, data...)
+	c.arena = append(c.arena, hashes...)
+	c.idx = append(c.idx, idx)
+	// Re-slice after the loop: the arena may move while it grows.
+	c.data = append(c.data, c.arena[a:a+len(data):a+len(data)])
+	c.hashes = append(c.hashes, c.arena[a+len(data):a+len(data)+len(hashes)])
+}
+
+// fix re-points every slice into the final arena.
+func (c *leafChunk) fix(lens [][2]int) {
+	off := 0
+	for i, l := range lens {
+		c.data[i] = c.arena[off : off+l[0] : off+l[0]]
+		c.hashes[i] = c.arena[off+l[0] : off+l[0]+l[1] : off+l[0]+l[1]]
+		off += l[0] + l[1]
+	}
+}
+
+// leafScanner is an optional Storage capability: stream the canonical bytes and stored
+// hashes of records [start, end) in index order without a copy per row.
+type leafScanner interface {
+	scanLeaves(ctx context.Context, start, end int64, fn func(idx int64, data, hashes []byte)) error
+}
+
+func readLeaves(ctx context.Context, st Storage, start, end int64, c *leafChunk) error {
+	var lens [][2]int
+	add := func(idx int64, data, hashes []byte) {
+		c.add(idx, data, hashes)
+		lens = append(lens, [2]int{len(data), len(hashes)})
+	}
+	if ls, ok := st.(leafScanner); ok {
+		c.arena = make([]byte, 0, int(end-start)*1024)
+		if err := ls.scanLeaves(ctx, start, end, add); err != nil {
+			return err
+		}
+	} else {
+		recs, err := st.Records(ctx, start, end)
+		if err != nil {
+			return err
+		}
+		for _, r := range recs {
+			var hs []byte
+			for _, h := range r.Hashes {
+				hs = append(hs, h[:]...)
+			}
+			add(r.Index, r.Data, hs)
+		}
+	}
+	c.fix(lens)
+	return nil
 }
