@@ -289,7 +289,11 @@ func (s *sqlStorage) appendTx(ctx context.Context, conn *sql.Conn, entries []Ent
 			}
 			continue
 		}
-		hs, err := tlog.StoredHashes(n, e.Data, reader)
+		leaf := e.leaf
+		if !e.hashed {
+			leaf = tlog.RecordHash(e.Data)
+		}
+		hs, err := tlog.StoredHashesForRecordHash(n, leaf, reader)
 		if err != nil {
 			return nil, nil, 0, err
 		}

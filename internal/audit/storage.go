@@ -31,6 +31,9 @@ type Entry struct {
 	Caller   string // caller SPIFFE ID, or Subject for lifecycle events
 	Callee   string
 	Decision string
+
+	leaf   tlog.Hash // tlog.RecordHash(Data), computed by Log.Append in the caller's goroutine
+	hashed bool
 }
 
 func entryOf(e *Event, data []byte) Entry {
@@ -39,7 +42,7 @@ func entryOf(e *Event, data []byte) Entry {
 		caller = e.Subject
 	}
 	return Entry{ID: e.ID, Data: data, Kind: e.Kind, Time: e.Time, Workflow: e.WorkflowID,
-		Caller: caller, Callee: e.Callee, Decision: e.Decision}
+		Caller: caller, Callee: e.Callee, Decision: e.Decision, leaf: tlog.RecordHash(data), hashed: true}
 }
 
 // Record is a stored Entry with its position in the log and its tlog stored hashes
