@@ -60,6 +60,7 @@ func newRootCmd() *cobra.Command {
 		newApproveCmd(),
 		newApproverCmd(),
 		newAttestCmd(),
+		newAuditCmd(),
 		newDemoCmd(),
 		newEnrollCmd(),
 		newEntryCmd(),

@@ -1,0 +1,23 @@
+// Package audit is Warden's tamper-evident audit log. Every gate decision and every
+// lifecycle change of the control plane is an Event; the log stores each event's canonical
+// bytes as one record of an append-only Merkle tree that follows Certificate Transparency
+// (RFC 6962) through golang.org/x/mod/sumdb/tlog, and the control plane signs checkpoints
+// of that tree as signed notes (golang.org/x/mod/sumdb/note, the C2SP tlog-checkpoint
+// text). Nobody can change, drop or reorder a record without Verify naming the index.
+//
+// The calls the server and the gate make:
+//
+//	st, _ := audit.NewSQLite(ctx, db)        // or audit.NewPostgres(ctx, db); shares db
+//	signer, verifier, _ := audit.LoadOrCreateKeys(dataDir+"/audit", audit.NoteName(td))
+//	log, _ := audit.Open(ctx, audit.Config{Storage: st, Signer: signer, CheckpointInterval: time.Minute})
+//	rcpt, err := log.Append(ctx, ev)          // returns when durable (group commit)
+//	cp, err := log.Checkpoint(ctx)            // sign and store a checkpoint now
+//	p, err := log.Proof(ctx, id)              // inclusion proof against the latest checkpoint
+//	rep, err := audit.Verify(ctx, st, verifier) // *FaultError names the first bad index
+//
+// A gate writes to a Spool (a local durable file) and ships batches through a Sink to the
+// control plane, which parses them with ParseEvent and appends them.
+//
+// Storage keeps three tables, audit_records (index, id, filter columns, canonical bytes),
+// audit_hashes (tlog stored hashes, so proofs read O(log n) rows) and audit_checkpoints.
+package audit
