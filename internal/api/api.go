@@ -16,6 +16,7 @@ const (
 	PathJWTSVID         = "/v1/jwt-svid"   // mTLS
 	PathTrustState      = "/v1/trust-state"
 	PathTrustStateWatch = "/v1/trust-state/watch" // text/event-stream
+	PathAuditEvents     = "/v1/audit/events"      // gates ship decision events, mTLS
 	PathAdmin           = "/v1/admin/"            // mTLS with the admin credential
 	PathAdminEntries    = "/v1/admin/entries"
 	PathAdminTokens     = "/v1/admin/tokens"
@@ -54,6 +55,8 @@ const (
 	ReasonIdentityReview   = "identity_under_review"
 	ReasonBusy             = "busy" // too many outstanding attestation challenges
 	ReasonInternal         = "internal"
+	// ReasonAuditUnavailable: the control plane keeps no audit log (POST /v1/audit/events).
+	ReasonAuditUnavailable = "audit_unavailable"
 )
 
 // Error is the body of every 4xx/5xx answer.
@@ -124,6 +127,7 @@ type RenewRequest struct {
 // SVIDResponse answers enroll and renew.
 type SVIDResponse struct {
 	SPIFFEID  string    `json:"spiffe_id"`
+	Serial    string    `json:"serial"`     // lower-case hex
 	SVIDPEM   string    `json:"svid_pem"`   // leaf, then intermediates
 	BundlePEM string    `json:"bundle_pem"` // X.509 authorities of the trust domain
 	ExpiresAt time.Time `json:"expires_at"`

@@ -76,7 +76,12 @@ challenges are kept in memory: with several replicas, pin each agent to one repl
 			if err != nil {
 				return exitCode(2, err)
 			}
-			cfg := server.Config{TrustDomain: td, DataDir: dataDir, Store: st, SVIDTTL: ttl, Logger: log, Attestation: attCfg}
+			auditLog, err := server.OpenAudit(ctx, st, dataDir, td, 10*time.Second, log)
+			if err != nil {
+				return err
+			}
+			defer auditLog.Close()
+			cfg := server.Config{TrustDomain: td, DataDir: dataDir, Store: st, SVIDTTL: ttl, Logger: log, Attestation: attCfg, Audit: auditLog}
 			for _, n := range dnsNames {
 				if ip := net.ParseIP(n); ip != nil {
 					cfg.IPs = append(cfg.IPs, ip)

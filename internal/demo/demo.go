@@ -30,6 +30,7 @@ import (
 	"github.com/warden-a2a/warden/internal/adminclient"
 	"github.com/warden-a2a/warden/internal/api"
 	"github.com/warden-a2a/warden/internal/attest"
+	"github.com/warden-a2a/warden/internal/audit"
 	"github.com/warden-a2a/warden/internal/server"
 	"github.com/warden-a2a/warden/internal/store/sqlite"
 	"github.com/warden-a2a/warden/internal/truststate"
@@ -70,6 +71,8 @@ type env struct {
 	agents map[string]*sdk.Source
 	tpms   map[string]*attest.Attester // each agent's simulated TPM (attest.go)
 	bins   map[string]string           // each agent's measured binary
+	audit  *audit.Log                  // the control plane's audit log
+	store  *sqlite.Store
 	report Report
 }
 
@@ -91,8 +94,13 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 		return nil, err
 	}
 	defer st.Close()
+	auditLog, err := server.OpenAudit(ctx, st, cfg.DataDir, TrustDomain, 0, cfg.Logger)
+	if err != nil {
+		return nil, err
+	}
+	defer auditLog.Close()
 	srv, err := server.New(ctx, server.Config{TrustDomain: TrustDomain, DataDir: cfg.DataDir, Store: st, Logger: cfg.Logger,
-		Attestation: &server.AttestConfig{ChallengeTimeout: challengeTimeout}})
+		Attestation: &server.AttestConfig{ChallengeTimeout: challengeTimeout}, Audit: auditLog})
 	if err != nil {
 		return nil, err
 	}
@@ -116,11 +124,12 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	defer e.closeTPMs()
 	fmt.Fprintf(cfg.Out, "Warden demo: control plane %s, trust domain %s, data in %s\n\n", srv.URL(), TrustDomain, cfg.DataDir)
 
-	for _, step := range identitySteps {
-		step(ctx, e)
-	}
-	for _, step := range attestSteps {
-		step(ctx, e)
+	e.audit, e.store = auditLog, st
+	// The story in order; the audit steps close it, verifying what the others recorded.
+	for _, group := range [][]func(context.Context, *env){identitySteps, attestSteps, auditSteps} {
+		for _, step := range group {
+			step(ctx, e)
+		}
 	}
 
 	e.report.OK = len(e.report.Steps) > 0

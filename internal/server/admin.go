@@ -199,6 +199,7 @@ func (s *Server) handleTrustChange(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	s.log.Info("trust state changed", "op", op, "id", req.ID, "serial", req.Serial, "reason", req.Reason, "version", doc.Version)
+	s.trustEvent(r.Context(), op, req.ID, strings.ToLower(req.Serial), req.Reason, doc.Version)
 	writeJSON(w, http.StatusOK, api.TrustChangeResponse{Version: doc.Version})
 }
 

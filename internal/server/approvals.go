@@ -39,6 +39,7 @@ func (s *Server) initApprovals(ctx context.Context) error {
 		s.log.Info(e.Kind, "approval_id", e.ApprovalID, "requester", e.Requester, "caller", e.Caller,
 			"approver", e.Approver, "decision", e.Decision, "action", e.Action, "resource", e.Resource,
 			"amount", e.Amount, "currency", e.Currency, "status", e.Status, "reason", e.Reason)
+		s.approvalEvent(e)
 		if hook != nil {
 			hook(e)
 		}

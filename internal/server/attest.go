@@ -17,6 +17,7 @@ import (
 
 	"github.com/warden-a2a/warden/internal/api"
 	"github.com/warden-a2a/warden/internal/attest"
+	"github.com/warden-a2a/warden/internal/audit"
 	"github.com/warden-a2a/warden/internal/enroll"
 	"github.com/warden-a2a/warden/internal/store"
 	"github.com/warden-a2a/warden/internal/truststate"
@@ -332,6 +333,13 @@ func (s *Server) recordResultIf(ctx context.Context, entry store.Entry, res atte
 	}
 	s.log.Info("attestation result", "spiffe_id", entry.SPIFFEID, "tier", rec.Tier, "reason", rec.Reason,
 		"action", rec.Action, "rule", d.Rule, "result_id", rec.ResultID, "evidence_digest", rec.EvidenceDigest, "detail", res.Detail)
+	reason := rec.Reason
+	if reason == "" {
+		reason = "attestation_" + rec.Tier
+	}
+	s.emit(ctx, audit.Event{Kind: audit.KindAttestation, ID: "attestation-" + rec.ResultID, Subject: entry.SPIFFEID,
+		Outcome: rec.Tier, Reason: reason, Detail: map[string]string{"action": rec.Action, "rule": d.Rule,
+			"evidence_digest": rec.EvidenceDigest, "result_id": rec.ResultID}})
 	return d, err
 }
 

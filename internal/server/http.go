@@ -31,6 +31,7 @@ func (s *Server) Handler() http.Handler {
 	mux.HandleFunc("POST "+api.PathJWTSVID, s.agent(s.handleJWTSVID))
 	mux.HandleFunc("GET "+api.PathTrustState, s.agent(s.handleTrustState))
 	mux.HandleFunc("GET "+api.PathTrustStateWatch, s.agent(s.handleTrustWatch))
+	mux.HandleFunc("POST "+api.PathAuditEvents, s.agent(s.handleAuditEvents))
 	mux.HandleFunc("GET "+api.PathAdminEntries, s.admin(s.handleListEntries))
 	mux.HandleFunc("POST "+api.PathAdminEntries, s.admin(s.handleCreateEntry))
 	mux.HandleFunc("DELETE "+api.PathAdminEntries+"/{name}", s.admin(s.handleDeleteEntry))
@@ -51,6 +52,7 @@ func (s *Server) Handler() http.Handler {
 		r = r.WithContext(contextWithRequestID(r.Context(), id))
 		sw := &statusWriter{ResponseWriter: w, status: 200}
 		mux.ServeHTTP(sw, r)
+		s.auditRequest(r, sw)
 		// The access log names the caller and the outcome, never a token or key. Every
 		// refusal is logged with its reason; successes only at debug level.
 		level := slog.LevelDebug
@@ -160,8 +162,9 @@ func (s *Server) fail(w http.ResponseWriter, r *http.Request, status int, code, 
 
 type statusWriter struct {
 	http.ResponseWriter
-	status int
-	reason string
+	status          int
+	reason          string
+	subject, serial string // set by handlers for the audit event (annotate)
 }
 
 func (w *statusWriter) WriteHeader(code int)        { w.status = code; w.ResponseWriter.WriteHeader(code) }

@@ -102,6 +102,7 @@ func (s *Server) handleRenew(w http.ResponseWriter, r *http.Request) {
 // evidence, then issues. subject is who the attestation nonce was issued to: the join
 // token's hash at enrollment, the SPIFFE ID at renewal.
 func (s *Server) issueFor(w http.ResponseWriter, r *http.Request, entry store.Entry, csr, evidence []byte, subject, kind string) {
+	annotate(w, entry.SPIFFEID, "")
 	id, err := spiffeid.FromString(entry.SPIFFEID)
 	if err != nil {
 		s.internal(w, r, err)
@@ -140,6 +141,7 @@ func (s *Server) issueFor(w http.ResponseWriter, r *http.Request, entry store.En
 		s.internal(w, r, err)
 		return
 	}
+	annotate(w, entry.SPIFFEID, resp.Serial)
 	s.log.Info("svid issued", "kind", kind, "spiffe_id", entry.SPIFFEID, "expires_at", resp.ExpiresAt)
 	writeJSON(w, http.StatusOK, resp)
 }
@@ -151,6 +153,7 @@ func (s *Server) issue(ctx context.Context, pub crypto.PublicKey, id spiffeid.ID
 	}
 	return &api.SVIDResponse{
 		SPIFFEID:  id.String(),
+		Serial:    ca.SerialHex(cert),
 		SVIDPEM:   string(ca.CertsPEM(append(ca.CertsOf(cert), s.ca.Intermediates()...)...)),
 		BundlePEM: string(ca.CertsPEM(s.ca.Root())),
 		ExpiresAt: cert.NotAfter,

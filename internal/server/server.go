@@ -30,6 +30,7 @@ import (
 	"github.com/spiffe/go-spiffe/v2/svid/x509svid"
 
 	"github.com/warden-a2a/warden/internal/approval"
+	"github.com/warden-a2a/warden/internal/audit"
 	"github.com/warden-a2a/warden/internal/ca"
 	"github.com/warden-a2a/warden/internal/store"
 	"github.com/warden-a2a/warden/internal/truststate"
@@ -56,6 +57,10 @@ type Config struct {
 	// every approval lifecycle event (docs/approvals.md).
 	ApprovalStore   approval.Store
 	OnApprovalEvent func(approval.Event)
+	// Audit, when set, receives every lifecycle event (enrollments and renewals granted or
+	// refused, revocations, quarantines, suspensions, attestation results, approvals) and
+	// the decision events gates ship to POST /v1/audit/events (docs/audit-events.md).
+	Audit *audit.Log
 }
 
 // Identities of the control plane's own credentials.

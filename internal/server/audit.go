@@ -1,0 +1,214 @@
+package server
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/warden-a2a/warden/internal/api"
+	"github.com/warden-a2a/warden/internal/approval"
+	"github.com/warden-a2a/warden/internal/audit"
+	"github.com/warden-a2a/warden/internal/store"
+	"github.com/warden-a2a/warden/internal/store/postgres"
+	"github.com/warden-a2a/warden/internal/store/sqlite"
+)
+
+// MaxAuditBatchBytes bounds one batch of events shipped by a gate.
+const MaxAuditBatchBytes = 4 << 20
+
+// emit appends a lifecycle event to the audit log, if one is configured. The change it
+// records has already happened, so a failure is logged, not returned: the event is also
+// in the server log with the same fields.
+func (s *Server) emit(ctx context.Context, ev audit.Event) {
+	if s.cfg.Audit == nil {
+		return
+	}
+	if ev.ID == "" {
+		ev.ID = newEventID(string(ev.Kind))
+	}
+	if ev.Time.IsZero() {
+		ev.Time = s.now().UTC()
+	}
+	ev.V = audit.SchemaVersion
+	if ev.Actor == "" {
+		ev.Actor = "server"
+	}
+	// The caller's request may already be cancelled; the record must still be written.
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+	defer cancel()
+	if _, err := s.cfg.Audit.Append(ctx, ev); err != nil {
+		s.log.Error("audit append failed", "kind", ev.Kind, "id", ev.ID, "subject", ev.Subject, "reason", ev.Reason, "err", err)
+	}
+}
+
+func newEventID(prefix string) string {
+	var b [12]byte
+	_, _ = rand.Read(b[:])
+	return prefix + "-" + hex.EncodeToString(b[:])
+}
+
+// auditRequest records the outcome of an enrollment or renewal, granted or refused, with
+// its reason code; the handlers annotate the response writer with the subject.
+func (s *Server) auditRequest(r *http.Request, sw *statusWriter) {
+	kind := audit.KindEnrollment
+	switch r.URL.Path {
+	case api.PathEnroll:
+	case api.PathRenew:
+		kind = audit.KindRenewal
+	default:
+		return
+	}
+	ev := audit.Event{Kind: kind, Subject: sw.subject, Serial: sw.serial, Reason: sw.reason, Outcome: "granted",
+		Detail: map[string]string{"request_id": requestID(r)}}
+	if sw.status >= 400 {
+		ev.Outcome = "refused"
+		if ev.Subject == "" {
+			ev.Subject = peerString(r)
+		}
+	}
+	if ev.Subject == "" {
+		ev.Subject = "unknown"
+	}
+	if ev.Reason == "" {
+		ev.Reason = string(kind) + "_granted"
+	}
+	ev.Detail["remote"] = r.RemoteAddr
+	s.emit(r.Context(), ev)
+}
+
+// annotate tells the audit wrapper whom a request was about.
+func annotate(w http.ResponseWriter, subject, serial string) {
+	if sw, ok := w.(*statusWriter); ok {
+		sw.subject, sw.serial = subject, serial
+	}
+}
+
+// trustEvent records an operator's trust-state change.
+func (s *Server) trustEvent(ctx context.Context, op, id, serial, reason string, version int64) {
+	kind, outcome := audit.KindRevocation, "revoked"
+	switch op {
+	case "quarantine":
+		kind, outcome = audit.KindQuarantine, "engaged"
+	case "suspend":
+		kind, outcome = audit.KindSuspension, "engaged"
+	case "restore":
+		kind, outcome = audit.KindQuarantine, "released"
+	}
+	subject := id
+	if subject == "" {
+		subject = "serial:" + serial
+	}
+	s.emit(ctx, audit.Event{Kind: kind, Subject: subject, Serial: serial, Actor: "operator:admin", Outcome: outcome,
+		Reason: "operator_" + op, Detail: map[string]string{"text": reason, "trust_state_version": strconv.FormatInt(version, 10)}})
+}
+
+// approvalEvent maps an approval lifecycle step to an audit event.
+func (s *Server) approvalEvent(e approval.Event) {
+	actor := e.Approver
+	if actor == "" {
+		actor = e.Caller
+	}
+	if actor == "" {
+		actor = "server"
+	}
+	reason := e.Reason
+	if reason == "" || strings.Contains(reason, " ") { // free text from an approver goes to detail
+		reason = "approval_" + e.Kind
+	}
+	s.emit(context.Background(), audit.Event{Kind: audit.KindApproval, Time: e.Time.UTC(), Subject: e.Requester, Actor: actor,
+		Outcome: e.Kind, Action: e.Action, Resource: e.Resource, Reason: reason,
+		Detail: map[string]string{"approval_id": e.ApprovalID, "status": e.Status, "amount": strconv.FormatInt(e.Amount, 10),
+			"currency": e.Currency, "policy_id": e.PolicyID, "decision": e.Decision, "text": e.Reason}})
+}
+
+// handleAuditEvents takes a batch of events from a gate's spool: POST /v1/audit/events
+// with {"events": [event, ...]}. Only gates (spiffe://TD/gate/NAME) may ship, and only
+// decision and anomaly events whose gate_id is the shipping gate's SPIFFE ID. Every event
+// is parsed as untrusted input; the batch is appended durably or refused whole.
+func (s *Server) handleAuditEvents(w http.ResponseWriter, r *http.Request) {
+	if s.cfg.Audit == nil {
+		s.fail(w, r, http.StatusServiceUnavailable, api.ReasonAuditUnavailable, "this control plane keeps no audit log")
+		return
+	}
+	id, _ := peerID(r)
+	if !strings.HasPrefix(id.Path(), "/gate/") {
+		s.fail(w, r, http.StatusForbidden, api.ReasonForbidden, "only gates ship audit events")
+		return
+	}
+	if ct := r.Header.Get("Content-Type"); !strings.HasPrefix(ct, "application/json") {
+		s.fail(w, r, http.StatusUnsupportedMediaType, api.ReasonUnsupportedMedia, "Content-Type must be application/json")
+		return
+	}
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, MaxAuditBatchBytes))
+	if err != nil {
+		s.fail(w, r, http.StatusRequestEntityTooLarge, api.ReasonBodyTooLarge, "audit batch over 4 MiB")
+		return
+	}
+	var batch struct {
+		Events []json.RawMessage `json:"events"`
+	}
+	if err := json.Unmarshal(body, &batch); err != nil || len(batch.Events) == 0 {
+		s.fail(w, r, http.StatusBadRequest, api.ReasonBadRequest, "body must be {\"events\": [...]} with at least one event")
+		return
+	}
+	raw := make([][]byte, len(batch.Events))
+	for i, e := range batch.Events {
+		ev, err := audit.ParseEvent(e)
+		if err != nil {
+			s.fail(w, r, http.StatusBadRequest, api.ReasonBadRequest, fmt.Sprintf("event %d: %v", i, err))
+			return
+		}
+		if ev.Kind != audit.KindDecision && ev.Kind != audit.KindAnomaly {
+			s.fail(w, r, http.StatusForbidden, api.ReasonForbidden, fmt.Sprintf("event %d: a gate may not record %s events", i, ev.Kind))
+			return
+		}
+		if ev.GateID != id.String() {
+			s.fail(w, r, http.StatusForbidden, api.ReasonForbidden, fmt.Sprintf("event %d: gate_id %q is not the shipping gate %s", i, ev.GateID, id))
+			return
+		}
+		raw[i] = e
+	}
+	if err := (audit.LogSink{Log: s.cfg.Audit}).Ship(r.Context(), raw); err != nil {
+		if errors.Is(err, audit.ErrInvalidEvent) {
+			s.fail(w, r, http.StatusBadRequest, api.ReasonBadRequest, err.Error())
+			return
+		}
+		s.internal(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]int{"appended": len(raw)})
+}
+
+// OpenAudit opens the audit log in the store's own database (tables audit_*), with the
+// checkpoint signer key in DATA_DIR/audit (created on first use) and a signed checkpoint
+// every interval while the log grows. The store must be the SQLite or PostgreSQL backend.
+func OpenAudit(ctx context.Context, st store.Store, dataDir, trustDomain string, interval time.Duration, log *slog.Logger) (*audit.Log, error) {
+	var storage audit.Storage
+	var err error
+	switch b := st.(type) {
+	case *sqlite.Store:
+		storage, err = audit.NewSQLite(ctx, b.DB())
+	case *postgres.Store:
+		storage, err = audit.NewPostgres(ctx, b.DB())
+	default:
+		return nil, fmt.Errorf("server: audit log: store %T has no SQL database", st)
+	}
+	if err != nil {
+		return nil, err
+	}
+	signer, _, err := audit.LoadOrCreateKeys(filepath.Join(dataDir, "audit"), audit.NoteName(trustDomain))
+	if err != nil {
+		return nil, err
+	}
+	return audit.Open(ctx, audit.Config{Storage: storage, Signer: signer, CheckpointInterval: interval, Logger: log})
+}
