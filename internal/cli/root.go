@@ -56,6 +56,7 @@ func newRootCmd() *cobra.Command {
 	}
 	// One line per subcommand file; keep sorted.
 	root.AddCommand(
+		newInventoryCmd(),
 		newVersionCmd(),
 	)
 	return root

@@ -1,0 +1,123 @@
+package cli
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"strings"
+
+	"github.com/spf13/cobra"
+
+	"github.com/warden-a2a/warden/internal/inventory"
+)
+
+// inventoryPolicyLoader turns `--policies DIR` into an Authorizer. It is nil until the
+// policy engine (internal/policy, issue 4) is wired in; the adapter is described on
+// inventory.Authorizer.
+var inventoryPolicyLoader func(dir string) (inventory.Authorizer, error)
+
+func newInventoryCmd() *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "inventory",
+		Short: "Check and analyse the workflow inventory (catalog of agent interactions)",
+	}
+	cmd.AddCommand(newInventoryCheckCmd(), newInventoryReportCmd())
+	return cmd
+}
+
+func inventoryAuthorizer(dir string) (inventory.Authorizer, string, error) {
+	if dir == "" {
+		return nil, "", nil
+	}
+	if inventoryPolicyLoader == nil {
+		return nil, "", errors.New("inventory: --policies needs the policy engine, which this build does not include yet")
+	}
+	az, err := inventoryPolicyLoader(dir)
+	if err != nil {
+		return nil, "", err
+	}
+	return az, "policies in " + dir, nil
+}
+
+func newInventoryCheckCmd() *cobra.Command {
+	var policies string
+	cmd := &cobra.Command{
+		Use:   "check FILE",
+		Short: "Validate a catalog and flag shared identities and secrets, privilege aggregation, unclassified or unprotected interactions, ungated legacy systems",
+		Long: `Validate a catalog and flag its rollout risks. Each finding is printed as
+FILE:LINE: SEVERITY CODE: MESSAGE. Exits 1 when there is at least one error.`,
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			c, err := inventory.Load(args[0])
+			if err != nil {
+				return exitCode(1, err)
+			}
+			az, _, err := inventoryAuthorizer(policies)
+			if err != nil {
+				return exitCode(1, err)
+			}
+			fs := inventory.Check(c, az)
+			out := cmd.OutOrStdout()
+			errs := 0
+			for _, f := range fs {
+				fmt.Fprintln(out, f.String())
+				if f.Severity == inventory.SevError {
+					errs++
+				}
+			}
+			fmt.Fprintf(out, "%d errors, %d warnings\n", errs, len(fs)-errs)
+			if errs > 0 {
+				return exitCode(1, nil)
+			}
+			return nil
+		},
+	}
+	cmd.Flags().StringVar(&policies, "policies", "", "directory of Cedar policies whose requirements are checked (default: the catalog's `requires`)")
+	return cmd
+}
+
+func newInventoryReportCmd() *cobra.Command {
+	var policies, format, output string
+	cmd := &cobra.Command{
+		Use:   "report FILE",
+		Short: "Blast radius, chokepoints, rollout order and catalog-vs-enforcement report",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			ok := false
+			for _, f := range inventory.Formats {
+				ok = ok || f == format
+			}
+			if !ok {
+				return exitCode(2, fmt.Errorf("--format %q: want one of %s", format, strings.Join(inventory.Formats, ", ")))
+			}
+			c, err := inventory.Load(args[0])
+			if err != nil {
+				return exitCode(1, err)
+			}
+			az, engine, err := inventoryAuthorizer(policies)
+			if err != nil {
+				return exitCode(1, err)
+			}
+			r := inventory.Analyze(c, inventory.Options{Authorizer: az, Engine: engine})
+			if output == "" {
+				return r.Write(cmd.OutOrStdout(), format)
+			}
+			f, err := os.Create(output)
+			if err != nil {
+				return exitCode(1, err)
+			}
+			if err := r.Write(f, format); err != nil {
+				f.Close()
+				return exitCode(1, err)
+			}
+			if err := f.Close(); err != nil {
+				return exitCode(1, err)
+			}
+			return nil
+		},
+	}
+	cmd.Flags().StringVar(&policies, "policies", "", "directory of Cedar policies to take decisions from (default: the catalog's own declarations)")
+	cmd.Flags().StringVar(&format, "format", "text", "text, json, dot or svg")
+	cmd.Flags().StringVarP(&output, "output", "o", "", "write to this file instead of standard output")
+	return cmd
+}

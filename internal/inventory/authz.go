@@ -1,0 +1,157 @@
+package inventory
+
+import (
+	"strings"
+)
+
+// Request is one question put to the enforcement policies: may Agent perform Action on a
+// resource of type ResourceType?
+//
+// Attested and Approvals describe the context the question is asked in. The report asks
+// each question twice: once bare (Attested false, Approvals 0) and once strong (Attested
+// true: a fresh, affirming attestation; Approvals 2: two distinct approvers). Allowed
+// strong but denied bare means the policies demand approval or attestation; denied strong
+// means the policies deny the path whatever the context.
+type Request struct {
+	Agent        Agent
+	Action       string
+	ResourceType string
+	Attested     bool
+	Approvals    int
+}
+
+// Decision is the policies' answer. Policies are the ids of the policies (or the reason)
+// that determined it. Obligations are remedies the engine attaches to an allow or a deny
+// ("approval", "review", "attestation"); an obligation on an allow counts as a requirement.
+type Decision struct {
+	Allow       bool
+	Policies    []string
+	Obligations []string
+}
+
+// Authorizer is what the inventory needs from a policy engine. An implementation must be
+// deterministic and must not need the network; errors are reported in the report and the
+// request counts as denied (fail closed).
+//
+// An adapter for the Cedar engine maps Request.Agent to the principal entity (its Name
+// and Identity for the UID, Role, Class, Zone, TrustDomain, Environment for attributes),
+// Action to Action::"<action>", ResourceType to a resource entity of that type, and
+// Attested/Approvals to the context (attestation {tier: "affirming", age_s: 0} or
+// {tier: "none"}; approvals {count}). Amount-dependent rules should be asked with an
+// amount above every threshold, so that the strongest requirement shows.
+type Authorizer interface {
+	Authorize(req Request) (Decision, error)
+}
+
+// AuthorizerFunc lets a plain function be an Authorizer.
+type AuthorizerFunc func(Request) (Decision, error)
+
+// Authorize calls f.
+func (f AuthorizerFunc) Authorize(r Request) (Decision, error) { return f(r) }
+
+// CatalogAuthorizer answers from the catalog's declarations alone: an agent may perform
+// the actions of the interactions it is the source of, and each interaction's `requires:`
+// list is enforced (approval needs two approvals, attestation needs Attested). It is
+// what the report uses when no policy engine is given; with it the catalog and
+// enforcement agree by construction, except where requirements are missing.
+type CatalogAuthorizer struct {
+	allowed map[string][]*Interaction // agent name + "\x00" + action
+}
+
+var _ Authorizer = (*CatalogAuthorizer)(nil)
+
+// NewCatalogAuthorizer indexes c's interactions.
+func NewCatalogAuthorizer(c *Catalog) *CatalogAuthorizer {
+	a := &CatalogAuthorizer{allowed: make(map[string][]*Interaction, len(c.Interactions))}
+	for i := range c.Interactions {
+		in := &c.Interactions[i]
+		k := in.From + "\x00" + in.Action
+		a.allowed[k] = append(a.allowed[k], in)
+	}
+	return a
+}
+
+// Authorize allows r when an interaction declares it and the context meets the weakest
+// requirement set among the matching interactions.
+func (a *CatalogAuthorizer) Authorize(r Request) (Decision, error) {
+	ins := a.allowed[r.Agent.Name+"\x00"+r.Action]
+	if len(ins) == 0 {
+		return Decision{Policies: []string{"catalog:undeclared"}}, nil
+	}
+	var missing []string
+	for _, in := range ins {
+		if rt := in.ResourceType(); r.ResourceType != "" && rt != r.ResourceType {
+			continue
+		}
+		miss := missingRequirements(in.Requires, r)
+		if len(miss) == 0 {
+			id := in.ID
+			if id == "" {
+				id = in.WorkflowName()
+			}
+			return Decision{Allow: true, Policies: []string{"catalog:" + id}}, nil
+		}
+		missing = miss
+	}
+	if missing == nil {
+		return Decision{Policies: []string{"catalog:undeclared-resource"}}, nil
+	}
+	return Decision{Policies: []string{"catalog:requires-" + strings.Join(missing, "+")}, Obligations: missing}, nil
+}
+
+func missingRequirements(req []string, r Request) []string {
+	var miss []string
+	for _, q := range req {
+		switch q {
+		case RequireApproval:
+			if r.Approvals < 2 {
+				miss = append(miss, RequireApproval)
+			}
+		case RequireAttestation:
+			if !r.Attested {
+				miss = append(miss, RequireAttestation)
+			}
+		}
+	}
+	return miss
+}
+
+// probe is what the policies say about one (agent, action, resource) triple.
+type probe struct {
+	bare, strong Decision
+	err          error
+}
+
+// requirement reports whether enforcement demands approval or attestation.
+func (p probe) requirement() bool {
+	if p.strong.Allow && !p.bare.Allow {
+		return true
+	}
+	if p.bare.Allow {
+		for _, o := range p.bare.Obligations {
+			switch o {
+			case RequireApproval, RequireAttestation, "review":
+				return true
+			}
+		}
+	}
+	return false
+}
+
+func ask(az Authorizer, a *Agent, action, resource string) probe {
+	var p probe
+	p.strong, p.err = az.Authorize(Request{Agent: *a, Action: action, ResourceType: resource, Attested: true, Approvals: 2})
+	if p.err != nil {
+		p.strong = Decision{}
+		return p
+	}
+	if !p.strong.Allow {
+		p.bare = p.strong
+		return p
+	}
+	p.bare, p.err = az.Authorize(Request{Agent: *a, Action: action, ResourceType: resource})
+	if p.err != nil {
+		p.bare, p.strong = Decision{}, Decision{}
+	}
+	return p
+}
