@@ -174,6 +174,8 @@ func Load(path string) (*Catalog, error) {
 	return Parse(path, data)
 }
 
+// lineRE finds the line yaml.v3 puts in its messages. For some syntax errors that is
+// the line where the enclosing block starts, not the line of the mistake.
 var lineRE = regexp.MustCompile(`line (\d+)`)
 
 // Parse parses a catalog; file is used in errors only. It checks the shape (known keys,
@@ -288,8 +290,11 @@ func yamlError(file string, err error) error {
 	}
 	msg := strings.TrimPrefix(err.Error(), "yaml: ")
 	line := 0
-	if m := lineRE.FindStringSubmatch(msg); m != nil {
-		line, _ = strconv.Atoi(m[1])
+	if m := lineRE.FindStringSubmatchIndex(msg); m != nil {
+		line, _ = strconv.Atoi(msg[m[2]:m[3]])
+		if m[0] == 0 {
+			msg = strings.TrimPrefix(msg[m[1]:], ": ")
+		}
 	}
 	if te, ok := err.(*yaml.TypeError); ok && len(te.Errors) > 0 {
 		msg = strings.Join(te.Errors, "; ")

@@ -398,7 +398,7 @@ func (a *analyzer) blastRadius(paths int) {
 		var ps []string
 		worst, worstN := -1, 0
 		set.each(func(v int) {
-			if v != src && regN[v] > worstN {
+			if v != src && regN[v] > 0 && regN[v] >= worstN {
 				worst, worstN = v, regN[v]
 			}
 			if v == src || sensN[v] == 0 || len(ps) >= 8 {
