@@ -43,6 +43,15 @@ type Authorizer interface {
 	Authorize(req Request) (Decision, error)
 }
 
+// Enumerator is an optional capability of an Authorizer: Candidates returns a superset
+// of the actions agent may ever be allowed, and the report asks Authorize only about
+// those. Without it the report asks about every action of the catalog for every agent
+// (agents x actions decisions), which is what finds undeclared paths in an engine
+// whose policies are not written per action.
+type Enumerator interface {
+	Candidates(agent *Agent) []string
+}
+
 // AuthorizerFunc lets a plain function be an Authorizer.
 type AuthorizerFunc func(Request) (Decision, error)
 
@@ -55,26 +64,39 @@ func (f AuthorizerFunc) Authorize(r Request) (Decision, error) { return f(r) }
 // what the report uses when no policy engine is given; with it the catalog and
 // enforcement agree by construction, except where requirements are missing.
 type CatalogAuthorizer struct {
-	allowed map[string][]*Interaction // agent name + "\x00" + action
+	allowed map[agentAction][]*Interaction
+	actions map[string][]string       // agent name -> declared actions
 }
 
-var _ Authorizer = (*CatalogAuthorizer)(nil)
+var (
+	_ Authorizer = (*CatalogAuthorizer)(nil)
+	_ Enumerator = (*CatalogAuthorizer)(nil)
+)
 
 // NewCatalogAuthorizer indexes c's interactions.
 func NewCatalogAuthorizer(c *Catalog) *CatalogAuthorizer {
-	a := &CatalogAuthorizer{allowed: make(map[string][]*Interaction, len(c.Interactions))}
+	a := &CatalogAuthorizer{
+		allowed: make(map[agentAction][]*Interaction, len(c.Interactions)),
+		actions: make(map[string][]string, len(c.Agents)),
+	}
 	for i := range c.Interactions {
 		in := &c.Interactions[i]
-		k := in.From + "\x00" + in.Action
+		k := agentAction{in.From, in.Action}
+		if len(a.allowed[k]) == 0 {
+			a.actions[in.From] = append(a.actions[in.From], in.Action)
+		}
 		a.allowed[k] = append(a.allowed[k], in)
 	}
 	return a
 }
 
+// Candidates returns the actions the catalog declares for agent.
+func (a *CatalogAuthorizer) Candidates(agent *Agent) []string { return a.actions[agent.Name] }
+
 // Authorize allows r when an interaction declares it and the context meets the weakest
 // requirement set among the matching interactions.
 func (a *CatalogAuthorizer) Authorize(r Request) (Decision, error) {
-	ins := a.allowed[r.Agent.Name+"\x00"+r.Action]
+	ins := a.allowed[agentAction{r.Agent.Name, r.Action}]
 	if len(ins) == 0 {
 		return Decision{Policies: []string{"catalog:undeclared"}}, nil
 	}
@@ -115,6 +137,8 @@ func missingRequirements(req []string, r Request) []string {
 	}
 	return miss
 }
+
+type agentAction struct{ agent, action string }
 
 // probe is what the policies say about one (agent, action, resource) triple.
 type probe struct {

@@ -121,6 +121,8 @@ type Interaction struct {
 
 	Line  int            `yaml:"-"`
 	Lines map[string]int `yaml:"-"`
+
+	rtype string // ResourceType, computed once by Parse
 }
 
 // Dependency is a queue, database, secret or integration account and who uses it.
@@ -227,6 +229,13 @@ func Parse(file string, data []byte) (*Catalog, error) {
 }
 
 func (c *Catalog) index() {
+	for i := range c.Interactions {
+		in := &c.Interactions[i]
+		in.rtype = in.Resource
+		if in.rtype == "" {
+			in.rtype = ResourceTypeOf(in.Action)
+		}
+	}
 	c.byName = make(map[string]int, len(c.Agents))
 	for i := range c.Agents {
 		a := &c.Agents[i]
@@ -262,6 +271,9 @@ func (in *Interaction) WorkflowName() string {
 // ResourceType is the declared resource, or the action's object in CamelCase
 // (purchase_order.create -> PurchaseOrder).
 func (in *Interaction) ResourceType() string {
+	if in.rtype != "" {
+		return in.rtype
+	}
 	if in.Resource != "" {
 		return in.Resource
 	}

@@ -196,16 +196,15 @@ func (k *checker) interactions(az Authorizer) {
 		deps[d.Name] = true
 	}
 	seen := map[pathKey]int{}
-	cache := map[string]probe{}
+	type probeKey struct{ from, action, resource string }
+	cache := map[probeKey]probe{}
 	for i := range c.Interactions {
 		in := &c.Interactions[i]
 		name := in.WorkflowName()
 		ok := true
-		for _, f := range []struct{ key, val string }{{"from", in.From}, {"to", in.To}, {"action", in.Action}} {
-			if f.val == "" {
-				k.add(SevError, CodeMissingField, in.Line, "interaction without %q", f.key)
-				ok = false
-			}
+		if in.From == "" || in.To == "" || in.Action == "" {
+			k.add(SevError, CodeMissingField, in.Line, "interaction without from, to or action")
+			ok = false
 		}
 		from, fromOK := c.Agent(in.From)
 		if in.From != "" && !fromOK {
@@ -246,7 +245,7 @@ func (k *checker) interactions(az Authorizer) {
 		if !ok || in.Action == "" {
 			continue
 		}
-		ck := in.From + "\x00" + in.Action + "\x00" + in.ResourceType()
+		ck := probeKey{in.From, in.Action, in.ResourceType()}
 		p, hit := cache[ck]
 		if !hit {
 			p = ask(az, from, in.Action, in.ResourceType())

@@ -259,8 +259,24 @@ func (a *analyzer) capabilities() {
 		}
 		declared[f][in.Action] = append(declared[f][in.Action], in)
 	}
+	byName := make(map[string]*actionInfo, len(a.actions))
+	for _, act := range a.actions {
+		byName[act.name] = act
+	}
+	enum, _ := a.az.(Enumerator)
+	var cands []*actionInfo
 	for ai, ag := range a.agents {
-		for _, act := range a.actions {
+		cands = a.actions
+		if enum != nil {
+			cands = cands[:0:0]
+			for _, name := range enum.Candidates(ag) {
+				if act, ok := byName[name]; ok {
+					cands = append(cands, act)
+				}
+			}
+			sort.Slice(cands, func(i, j int) bool { return cands[i].name < cands[j].name })
+		}
+		for _, act := range cands {
 			ins := declared[ai][act.name]
 			if len(ins) == 0 {
 				d, err := a.az.Authorize(Request{Agent: *ag, Action: act.name, ResourceType: act.resource, Attested: true, Approvals: 2})
@@ -281,18 +297,17 @@ func (a *analyzer) capabilities() {
 				r.Undeclared = append(r.Undeclared, u)
 				continue
 			}
-			decided := map[string]Decision{}
-			for _, in := range ins {
-				rt := in.ResourceType()
-				d, ok := decided[rt]
-				if !ok {
+			var lastRT string
+			var d Decision
+			for k, in := range ins {
+				if rt := in.ResourceType(); k == 0 || rt != lastRT {
 					var err error
 					d, err = a.az.Authorize(Request{Agent: *ag, Action: act.name, ResourceType: rt, Attested: true, Approvals: 2})
 					r.Summary.Decisions++
 					if err != nil {
 						d = Decision{Policies: []string{"error: " + err.Error()}}
 					}
-					decided[rt] = d
+					lastRT = rt
 				}
 				r.Edges = append(r.Edges, Edge{From: in.From, To: in.To, Action: in.Action, Class: in.Classification, Declared: true, Allowed: d.Allow})
 				if !d.Allow {
