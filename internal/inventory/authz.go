@@ -65,7 +65,7 @@ func (f AuthorizerFunc) Authorize(r Request) (Decision, error) { return f(r) }
 // enforcement agree by construction, except where requirements are missing.
 type CatalogAuthorizer struct {
 	allowed map[agentAction][]*Interaction
-	actions map[string][]string       // agent name -> declared actions
+	actions map[string][]string // agent name -> declared actions
 }
 
 var (
