@@ -1,7 +1,6 @@
 package cli
 
 import (
-	"errors"
 	"fmt"
 	"os"
 	"runtime/debug"
@@ -10,12 +9,20 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/warden-a2a/warden/internal/inventory"
+	"github.com/warden-a2a/warden/internal/inventory/cedarauthz"
 )
 
-// inventoryPolicyLoader turns `--policies DIR` into an Authorizer. It is nil until the
-// policy engine (internal/policy, issue 4) is wired in; the adapter is described on
+// inventoryPolicyLoader turns `--policies DIR` into an Authorizer. Until the policy
+// engine of issue 4 (internal/policy) is wired in, it evaluates the directory's *.cedar
+// files with cedar-go directly (cedarauthz); the mapping is described on
 // inventory.Authorizer.
-var inventoryPolicyLoader func(dir string) (inventory.Authorizer, error)
+var inventoryPolicyLoader = func(dir string) (inventory.Authorizer, string, error) {
+	az, err := cedarauthz.Load(dir)
+	if err != nil {
+		return nil, "", err
+	}
+	return az, az.String() + " from " + dir, nil
+}
 
 func newInventoryCmd() *cobra.Command {
 	cmd := &cobra.Command{
@@ -30,14 +37,7 @@ func inventoryAuthorizer(dir string) (inventory.Authorizer, string, error) {
 	if dir == "" {
 		return nil, "", nil
 	}
-	if inventoryPolicyLoader == nil {
-		return nil, "", errors.New("inventory: --policies needs the policy engine, which this build does not include yet")
-	}
-	az, err := inventoryPolicyLoader(dir)
-	if err != nil {
-		return nil, "", err
-	}
-	return az, "policies in " + dir, nil
+	return inventoryPolicyLoader(dir)
 }
 
 func newInventoryCheckCmd() *cobra.Command {

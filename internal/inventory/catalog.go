@@ -268,6 +268,16 @@ func (in *Interaction) WorkflowName() string {
 	return in.From + "->" + in.To + ":" + in.Action
 }
 
+// Name identifies the interaction in messages: "ID (FROM -> TO: ACTION)", or the path
+// alone when it has no id.
+func (in *Interaction) Name() string {
+	p := in.From + " -> " + in.To + ": " + in.Action
+	if in.ID != "" {
+		return in.ID + " (" + p + ")"
+	}
+	return p
+}
+
 // ResourceType is the declared resource, or the action's object in CamelCase
 // (purchase_order.create -> PurchaseOrder).
 func (in *Interaction) ResourceType() string {

@@ -184,7 +184,7 @@ func (k *checker) privilegeAggregation(a *Agent) {
 	for i := range k.c.Interactions {
 		in := &k.c.Interactions[i]
 		if in.From == a.Name && in.Responsibility != "" && !contains(a.Responsibilities, in.Responsibility) {
-			k.add(SevWarning, CodeBadValue, lineOf(in.Lines, "responsibility", in.Line), "interaction %s: responsibility %q is not one of agent %q's", in.WorkflowName(), in.Responsibility, a.Name)
+			k.add(SevWarning, CodeBadValue, lineOf(in.Lines, "responsibility", in.Line), "interaction %s: responsibility %q is not one of agent %q's", in.Name(), in.Responsibility, a.Name)
 		}
 	}
 }
@@ -200,7 +200,7 @@ func (k *checker) interactions(az Authorizer) {
 	cache := map[probeKey]probe{}
 	for i := range c.Interactions {
 		in := &c.Interactions[i]
-		name := in.WorkflowName()
+		name := in.Name()
 		ok := true
 		if in.From == "" || in.To == "" || in.Action == "" {
 			k.add(SevError, CodeMissingField, in.Line, "interaction without from, to or action")

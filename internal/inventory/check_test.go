@@ -109,7 +109,7 @@ interactions:
 			extra: `interactions:
   - {from: a, to: b, action: order.create, criticality: high, classification: transactional}
 `,
-			code: inventory.CodeNoRequirement, severity: inventory.SevError, line: 2, contains: "catalog:a->b:order.create",
+			code: inventory.CodeNoRequirement, severity: inventory.SevError, line: 2, contains: "a -> b: order.create is allowed with neither",
 		},
 		{
 			name: "regulated-with-approval-only-is-fine-but-unknown-requirement-is-not",

@@ -311,7 +311,7 @@ func (a *analyzer) capabilities() {
 				}
 				r.Edges = append(r.Edges, Edge{From: in.From, To: in.To, Action: in.Action, Class: in.Classification, Declared: true, Allowed: d.Allow})
 				if !d.Allow {
-					r.DeclaredDenied = append(r.DeclaredDenied, DeniedPath{Interaction: in.WorkflowName(), Line: in.Line, Policies: d.Policies})
+					r.DeclaredDenied = append(r.DeclaredDenied, DeniedPath{Interaction: in.Name(), Line: in.Line, Policies: d.Policies})
 					continue
 				}
 				a.caps[ai] = append(a.caps[ai], Capability{Action: in.Action, To: in.To, Class: in.Classification, Declared: true})

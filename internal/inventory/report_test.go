@@ -165,7 +165,7 @@ func TestCatalogVersusEnforcement(t *testing.T) {
 	if u.Agent != "logistics" || u.Action != "vendor_record.update" || u.Servers[0] != "vendor-portal" || u.Policies[0] != "too-broad" {
 		t.Errorf("undeclared %+v", u)
 	}
-	if len(r.DeclaredDenied) != 1 || r.DeclaredDenied[0].Interaction != "customs-clearance" || r.DeclaredDenied[0].Line == 0 {
+	if len(r.DeclaredDenied) != 1 || r.DeclaredDenied[0].Interaction != "compliance-reads-customs (compliance -> legacy-erp: customs_form.read)" || r.DeclaredDenied[0].Line == 0 {
 		t.Errorf("declared denied %+v", r.DeclaredDenied)
 	}
 	// The undeclared path is part of the blast radius and drawn dashed.
