@@ -66,7 +66,7 @@ FILE:LINE: SEVERITY CODE: MESSAGE. Exits 1 when there is at least one error.`,
 					errs++
 				}
 			}
-			fmt.Fprintf(out, "%d errors, %d warnings\n", errs, len(fs)-errs)
+			fmt.Fprintf(out, "%s, %s\n", inventoryPlural(errs, "error"), inventoryPlural(len(fs)-errs, "warning"))
 			if errs > 0 {
 				return exitCode(1, nil)
 			}
@@ -124,4 +124,11 @@ func newInventoryReportCmd() *cobra.Command {
 	cmd.Flags().StringVar(&format, "format", "text", "text, json, dot or svg")
 	cmd.Flags().StringVarP(&output, "output", "o", "", "write to this file instead of standard output")
 	return cmd
+}
+
+func inventoryPlural(n int, word string) string {
+	if n == 1 {
+		return "1 " + word
+	}
+	return fmt.Sprintf("%d %ss", n, word)
 }

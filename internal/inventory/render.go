@@ -110,7 +110,7 @@ func (r *Report) WriteText(w io.Writer) error {
 		fmt.Fprintf(b, "    %s:%d: %s [%s]\n", r.Catalog, d.Line, d.Interaction, strings.Join(d.Policies, ", "))
 	}
 
-	fmt.Fprintf(b, "\nFindings (%d errors, %d warnings; `warden inventory check` for all)\n", s.Errors, s.Warnings)
+	fmt.Fprintf(b, "\nFindings (%s, %s; `warden inventory check` for all)\n", plural(s.Errors, "error", "errors"), plural(s.Warnings, "warning", "warnings"))
 	for i, f := range r.Findings {
 		if i >= 2*textTop {
 			fmt.Fprintf(b, "  ... %d more\n", len(r.Findings)-2*textTop)

@@ -485,6 +485,16 @@ func uniqInts(s []int) []int {
 	return out
 }
 
+// ReportFile loads the catalog at path and analyses it: what `warden demo` calls before
+// printing TopOfReport.
+func ReportFile(path string, opt Options) (*Report, error) {
+	c, err := Load(path)
+	if err != nil {
+		return nil, err
+	}
+	return Analyze(c, opt), nil
+}
+
 // TopOfReport returns the first n lines of r's text rendering: the lines `warden demo`
 // prints.
 func TopOfReport(r *Report, n int) string {

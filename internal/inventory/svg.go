@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"html"
 	"io"
+	"math"
 	"sort"
 	"strings"
 )
@@ -32,18 +33,32 @@ type pt struct{ x, y int }
 func (r *Report) WriteSVG(w io.Writer) error {
 	b := bufio.NewWriter(w)
 	zs, by := r.zones()
-	pos := map[string]pt{}
-	col := map[string]int{}
-	maxRows := 0
-	for i, z := range zs {
-		for j, a := range by[z] {
-			pos[a.Name] = pt{svgMargin + i*(svgColW+svgGapX) + (svgColW-svgNodeW)/2, svgHeader + 30 + j*(svgNodeH+svgGapY)}
-			col[a.Name] = i
-		}
-		maxRows = max(maxRows, len(by[z]))
+	// Zones on a grid of ceil(sqrt(n)) columns; agents stacked inside their zone. Row
+	// heights follow the tallest zone of the row.
+	cols := 1
+	for cols*cols < len(zs) {
+		cols++
 	}
-	width := max(2*svgMargin+len(zs)*svgColW+(len(zs)-1)*svgGapX, 720)
-	depY := svgHeader + 30 + maxRows*(svgNodeH+svgGapY) + 50
+	rows := (len(zs) + cols - 1) / cols
+	rowH := make([]int, rows)
+	for i, z := range zs {
+		rowH[i/cols] = max(rowH[i/cols], 40+len(by[z])*(svgNodeH+svgGapY))
+	}
+	rowY := make([]int, rows+1)
+	rowY[0] = svgHeader
+	for i := 0; i < rows; i++ {
+		rowY[i+1] = rowY[i] + rowH[i] + svgGapX/2
+	}
+	zoneXY := make([]pt, len(zs))
+	pos := map[string]pt{}
+	for i, z := range zs {
+		zoneXY[i] = pt{svgMargin + (i%cols)*(svgColW+svgGapX), rowY[i/cols]}
+		for j, a := range by[z] {
+			pos[a.Name] = pt{zoneXY[i].x + (svgColW-svgNodeW)/2, zoneXY[i].y + 30 + j*(svgNodeH+svgGapY)}
+		}
+	}
+	width := max(2*svgMargin+min(cols, len(zs))*svgColW+(min(cols, len(zs))-1)*svgGapX, 760)
+	depY := rowY[rows] + 20
 	var deps []Chokepoint
 	for _, cp := range r.Chokepoints {
 		if cp.Shared {
@@ -76,10 +91,10 @@ func (r *Report) WriteSVG(w io.Writer) error {
 
 	// Zones.
 	for i, z := range zs {
-		x := svgMargin + i*(svgColW+svgGapX)
+		x, y := zoneXY[i].x, zoneXY[i].y
 		h := 40 + len(by[z])*(svgNodeH+svgGapY)
 		fmt.Fprintf(b, `<g class="zone"><rect x="%d" y="%d" width="%d" height="%d" rx="10" fill="#f5f5f5" stroke="#bdbdbd"/><text x="%d" y="%d" font-size="13" font-weight="bold" fill="#424242">zone: %s</text></g>`+"\n",
-			x, svgHeader, svgColW, h, x+10, svgHeader+20, esc(z))
+			x, y, svgColW, h, x+10, y+20, esc(z))
 	}
 
 	// Edges, merged per (from, to).
@@ -110,6 +125,7 @@ func (r *Report) WriteSVG(w io.Writer) error {
 		me.allowed = me.allowed && e.Allowed
 	}
 	sort.Strings(keys)
+	var labels []string // drawn after the agents, so no box hides them
 	b.WriteString("<g class=\"edges\" fill=\"none\">\n")
 	for _, k := range keys {
 		me := m[k]
@@ -118,19 +134,30 @@ func (r *Report) WriteSVG(w io.Writer) error {
 		if !ok1 || !ok2 {
 			continue
 		}
-		var x1, x2, c1, c2 int
-		y1, y2 := p.y+svgNodeH/2, q.y+svgNodeH/2
-		switch {
-		case col[me.from] < col[me.to]:
-			x1, x2 = p.x+svgNodeW, q.x
-			c1, c2 = x1+60, x2-60
-		case col[me.from] > col[me.to]:
-			x1, x2 = p.x, q.x+svgNodeW
-			c1, c2 = x1-60, x2+60
-		default: // same zone: loop out on the right
-			x1, x2 = p.x+svgNodeW, q.x+svgNodeW
-			c1, c2 = x1+50, x2+50
-			y1, y2 = y1-6, y2+6
+		// A quadratic curve between the node centres, bent to the left of its direction
+		// (so A->B and B->A do not overlap), cut at the node borders.
+		ax, ay := float64(p.x+svgNodeW/2), float64(p.y+svgNodeH/2)
+		bx, by := float64(q.x+svgNodeW/2), float64(q.y+svgNodeH/2)
+		dx, dy := bx-ax, by-ay
+		dist := math.Hypot(dx, dy)
+		var cx, cy float64
+		if dist < 1 { // self loop
+			ax, bx = ax+svgNodeW/2, bx+svgNodeW/2
+			ay, by = ay-8, by+8
+			cx, cy = ax+60, ay+8
+		} else {
+			bend := math.Max(0.18*dist, 45)
+			cx, cy = (ax+bx)/2-dy/dist*bend, (ay+by)/2+dx/dist*bend
+			ax, ay = border(ax, ay, cx, cy)
+			bx, by = border(bx, by, cx, cy)
+		}
+		mx, my := 0.25*ax+0.5*cx+0.25*bx, 0.25*ay+0.5*cy+0.25*by
+		anchor := "middle" // on mostly vertical edges, put the label outside the bend
+		if math.Abs(dy) > math.Abs(dx) {
+			anchor = "start"
+			if cx < (ax+bx)/2 {
+				anchor = "end"
+			}
 		}
 		color, dash, marker := colorOf(me.class), "", markerID(me.class)
 		switch {
@@ -140,9 +167,9 @@ func (r *Report) WriteSVG(w io.Writer) error {
 			dash = ` stroke-dasharray="6 4"`
 		}
 		label := strings.Join(me.actions, ", ")
-		fmt.Fprintf(b, `<path d="M%d,%d C%d,%d %d,%d %d,%d" stroke="%s" stroke-width="2"%s marker-end="url(#arrow-%s)" data-class="%s"><title>%s</title></path>`+"\n",
-			x1, y1, c1, y1, c2, y2, x2, y2, color, dash, marker, esc(me.class), esc(me.from+" -> "+me.to+": "+label))
-		fmt.Fprintf(b, `<text x="%d" y="%d" font-size="9" fill="%s" text-anchor="middle">%s</text>`+"\n", (x1+x2+c1+c2)/4, (y1+y2)/2-4, color, esc(label))
+		fmt.Fprintf(b, `<path d="M%.0f,%.0f Q%.0f,%.0f %.0f,%.0f" stroke="%s" stroke-width="2"%s marker-end="url(#arrow-%s)" data-class="%s"><title>%s</title></path>`+"\n",
+			ax, ay, cx, cy, bx, by, color, dash, marker, esc(me.class), esc(me.from+" -> "+me.to+": "+label))
+		labels = append(labels, fmt.Sprintf(`<text x="%.0f" y="%.0f" font-size="9" fill="%s" text-anchor="%s" stroke="#ffffff" stroke-width="3" paint-order="stroke">%s</text>`+"\n", mx, my-3, color, anchor, esc(label)))
 	}
 	b.WriteString("</g>\n")
 
@@ -151,7 +178,7 @@ func (r *Report) WriteSVG(w io.Writer) error {
 		x := svgMargin + i*(svgNodeW+30)
 		for _, u := range d.Users {
 			if p, ok := pos[u]; ok {
-				fmt.Fprintf(b, `<line x1="%d" y1="%d" x2="%d" y2="%d" stroke="#8d6e63" stroke-width="1" stroke-dasharray="3 3"/>`+"\n", p.x+svgNodeW/2, p.y+svgNodeH, x+svgNodeW/2, depY)
+				fmt.Fprintf(b, `<line x1="%d" y1="%d" x2="%d" y2="%d" stroke="#8d6e63" stroke-width="1" stroke-opacity="0.45" stroke-dasharray="3 3"/>`+"\n", p.x+svgNodeW/2, p.y+svgNodeH, x+svgNodeW/2, depY)
 			}
 		}
 	}
@@ -169,8 +196,28 @@ func (r *Report) WriteSVG(w io.Writer) error {
 				p.x, p.y, svgNodeW, svgNodeH, colorOf(a.Class), p.x+svgNodeW/2, p.y+18, esc(a.Name), p.x+svgNodeW/2, p.y+34, esc(a.Class+" / "+a.Environment))
 		}
 	}
+	for _, l := range labels {
+		b.WriteString(l)
+	}
 	b.WriteString("</svg>\n")
 	return b.Flush()
+}
+
+// border moves the centre (x, y) of a node box towards (tx, ty) until it meets the
+// box's edge: the point where an arrow to or from that node should end.
+func border(x, y, tx, ty float64) (float64, float64) {
+	dx, dy := tx-x, ty-y
+	if dx == 0 && dy == 0 {
+		return x, y
+	}
+	t := math.Inf(1)
+	if dx != 0 {
+		t = math.Min(t, float64(svgNodeW/2+3)/math.Abs(dx))
+	}
+	if dy != 0 {
+		t = math.Min(t, float64(svgNodeH/2+3)/math.Abs(dy))
+	}
+	return x + t*dx, y + t*dy
 }
 
 func markerID(class string) string {
