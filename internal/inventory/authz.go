@@ -143,6 +143,7 @@ type agentAction struct{ agent, action string }
 // probe is what the policies say about one (agent, action, resource) triple.
 type probe struct {
 	bare, strong Decision
+	bareAsked    bool
 	err          error
 }
 
@@ -162,20 +163,42 @@ func (p probe) requirement() bool {
 	return false
 }
 
-func ask(az Authorizer, a *Agent, action, resource string) probe {
-	var p probe
-	p.strong, p.err = az.Authorize(Request{Agent: *a, Action: action, ResourceType: resource, Attested: true, Approvals: 2})
-	if p.err != nil {
-		p.strong = Decision{}
-		return p
+// asker puts questions to an Authorizer once: Check and Analyze share its cache.
+type asker struct {
+	az    Authorizer
+	cache map[probeKey]probe
+	n     int // Authorize calls made
+}
+
+type probeKey struct{ from, action, resource string }
+
+func newAsker(az Authorizer) *asker {
+	return &asker{az: az, cache: map[probeKey]probe{}}
+}
+
+// ask returns the strong decision for (a, action, resource) and, when bare is set and
+// the strong one allows, the bare decision too. An error empties both (fail closed).
+func (k *asker) ask(a *Agent, action, resource string, bare bool) probe {
+	key := probeKey{a.Name, action, resource}
+	p, hit := k.cache[key]
+	if !hit {
+		k.n++
+		p.strong, p.err = k.az.Authorize(Request{Agent: *a, Action: action, ResourceType: resource, Attested: true, Approvals: 2})
+		if p.err != nil {
+			p.strong = Decision{}
+		}
+		if !p.strong.Allow {
+			p.bare, p.bareAsked = p.strong, true
+		}
 	}
-	if !p.strong.Allow {
-		p.bare = p.strong
-		return p
+	if bare && !p.bareAsked {
+		k.n++
+		p.bare, p.err = k.az.Authorize(Request{Agent: *a, Action: action, ResourceType: resource})
+		p.bareAsked = true
+		if p.err != nil {
+			p.bare, p.strong = Decision{}, Decision{}
+		}
 	}
-	p.bare, p.err = az.Authorize(Request{Agent: *a, Action: action, ResourceType: resource})
-	if p.err != nil {
-		p.bare, p.strong = Decision{}, Decision{}
-	}
+	k.cache[key] = p
 	return p
 }

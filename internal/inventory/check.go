@@ -69,9 +69,13 @@ func Check(c *Catalog, az Authorizer) []Finding {
 	if az == nil {
 		az = NewCatalogAuthorizer(c)
 	}
+	return check(c, newAsker(az))
+}
+
+func check(c *Catalog, q *asker) []Finding {
 	k := &checker{c: c}
 	k.agents()
-	k.interactions(az)
+	k.interactions(q)
 	k.dependencies()
 	sort.SliceStable(k.out, func(i, j int) bool { return k.out[i].Line < k.out[j].Line })
 	return k.out
@@ -189,15 +193,13 @@ func (k *checker) privilegeAggregation(a *Agent) {
 	}
 }
 
-func (k *checker) interactions(az Authorizer) {
+func (k *checker) interactions(q *asker) {
 	c := k.c
 	deps := map[string]bool{}
 	for _, d := range c.Dependencies {
 		deps[d.Name] = true
 	}
 	seen := map[pathKey]int{}
-	type probeKey struct{ from, action, resource string }
-	cache := map[probeKey]probe{}
 	for i := range c.Interactions {
 		in := &c.Interactions[i]
 		name := in.Name()
@@ -245,12 +247,7 @@ func (k *checker) interactions(az Authorizer) {
 		if !ok || in.Action == "" {
 			continue
 		}
-		ck := probeKey{in.From, in.Action, in.ResourceType()}
-		p, hit := cache[ck]
-		if !hit {
-			p = ask(az, from, in.Action, in.ResourceType())
-			cache[ck] = p
-		}
+		p := q.ask(from, in.Action, in.ResourceType(), classRank[in.Classification] >= classRank[Transactional])
 		switch {
 		case p.err != nil:
 			k.add(SevError, CodePolicyError, in.Line, "interaction %s: the policy engine failed: %v (counted as denied)", name, p.err)

@@ -156,6 +156,40 @@ func (b bitset) each(f func(int)) {
 	}
 }
 
+// weights sums per-agent weights over a bitset a byte at a time: table[k][b] is the
+// sum of the weights of the agents whose bits are set in byte b at byte position k.
+// Building it costs 256 per 8 agents; a sum then costs one lookup per 8 agents instead
+// of one step per set bit (reach sets in a big strongly connected graph hold nearly
+// every agent).
+type weights [][256]int
+
+func newWeights(w []int) weights {
+	t := make(weights, (len(w)+63)/64*8)
+	for k := range t {
+		for b := 1; b < 256; b++ {
+			i := 8*k + bits.TrailingZeros8(uint8(b))
+			v := 0
+			if i < len(w) {
+				v = w[i]
+			}
+			t[k][b] = t[k][b&(b-1)] + v
+		}
+	}
+	return t
+}
+
+// sum returns the total weight of the agents in s.
+func (t weights) sum(s bitset) int {
+	n := 0
+	for i, w := range s {
+		for j := 0; w != 0; j++ {
+			n += t[8*i+j][w&0xff]
+			w >>= 8
+		}
+	}
+	return n
+}
+
 // reach is the result of the reachability computation.
 type reach struct {
 	comp  []int32

@@ -86,3 +86,27 @@ func TestPathIsShortest(t *testing.T) {
 		t.Fatal("path against the edges")
 	}
 }
+
+func TestWeightsSumMatchesBitLoop(t *testing.T) {
+	rng := rand.New(rand.NewSource(3))
+	for _, n := range []int{1, 7, 63, 64, 65, 200, 1000} {
+		w := make([]int, n)
+		for i := range w {
+			w[i] = rng.Intn(100)
+		}
+		tab := newWeights(w)
+		for trial := 0; trial < 50; trial++ {
+			s := newBitset(n)
+			want := 0
+			for i := 0; i < n; i++ {
+				if rng.Intn(3) == 0 {
+					s.set(i)
+					want += w[i]
+				}
+			}
+			if got := tab.sum(s); got != want {
+				t.Fatalf("n=%d: sum %d, want %d", n, got, want)
+			}
+		}
+	}
+}

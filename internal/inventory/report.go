@@ -139,6 +139,7 @@ type actionInfo struct {
 type analyzer struct {
 	c       *Catalog
 	az      Authorizer
+	q       *asker
 	r       *Report
 	agents  []*Agent // valid, unique agents; index = graph node
 	idx     map[string]int
@@ -162,8 +163,10 @@ func Analyze(c *Catalog, opt Options) *Report {
 		opt.Paths = 5
 	}
 	r := &Report{Catalog: c.File, Engine: opt.Engine, cat: c}
-	a := &analyzer{c: c, az: az, r: r, idx: make(map[string]int, len(c.Agents))}
-	r.Findings = Check(c, az)
+	a := &analyzer{c: c, az: az, q: newAsker(az), r: r, idx: make(map[string]int, len(c.Agents))}
+	a.collect()
+	a.capabilities()
+	r.Findings = check(c, a.q)
 	for _, f := range r.Findings {
 		if f.Severity == SevError {
 			r.Summary.Errors++
@@ -171,8 +174,7 @@ func Analyze(c *Catalog, opt Options) *Report {
 			r.Summary.Warnings++
 		}
 	}
-	a.collect()
-	a.capabilities()
+	r.Summary.Decisions = a.q.n
 	a.buildGraph()
 	a.blastRadius(opt.Paths)
 	a.chokepoints()
@@ -279,9 +281,9 @@ func (a *analyzer) capabilities() {
 		for _, act := range cands {
 			ins := declared[ai][act.name]
 			if len(ins) == 0 {
-				d, err := a.az.Authorize(Request{Agent: *ag, Action: act.name, ResourceType: act.resource, Attested: true, Approvals: 2})
-				r.Summary.Decisions++
-				if err != nil || !d.Allow {
+				p := a.q.ask(ag, act.name, act.resource, false)
+				d := p.strong
+				if !d.Allow {
 					continue
 				}
 				u := UndeclaredPath{Agent: ag.Name, Action: act.name, Resource: act.resource, ServerCount: len(act.servers), Policies: d.Policies}
@@ -297,17 +299,11 @@ func (a *analyzer) capabilities() {
 				r.Undeclared = append(r.Undeclared, u)
 				continue
 			}
-			var lastRT string
-			var d Decision
-			for k, in := range ins {
-				if rt := in.ResourceType(); k == 0 || rt != lastRT {
-					var err error
-					d, err = a.az.Authorize(Request{Agent: *ag, Action: act.name, ResourceType: rt, Attested: true, Approvals: 2})
-					r.Summary.Decisions++
-					if err != nil {
-						d = Decision{Policies: []string{"error: " + err.Error()}}
-					}
-					lastRT = rt
+			for _, in := range ins {
+				p := a.q.ask(ag, act.name, in.ResourceType(), false)
+				d := p.strong
+				if p.err != nil {
+					d = Decision{Policies: []string{"error: " + p.err.Error()}}
 				}
 				r.Edges = append(r.Edges, Edge{From: in.From, To: in.To, Action: in.Action, Class: in.Classification, Declared: true, Allowed: d.Allow})
 				if !d.Allow {
@@ -385,18 +381,12 @@ func (a *analyzer) blastRadius(paths int) {
 		out[i].DirectSensitive = sensN[i]
 	}
 	rc := a.g.reachability()
-	sumCap := make([]int, len(rc.sets))
-	sumSens := make([]int, len(rc.sets))
-	done := make([]bool, len(rc.sets))
+	wCap, wSens := newWeights(capN), newWeights(sensN)
 	for i := range out {
-		c := rc.comp[a.g.control(i)]
-		if !done[c] {
-			rc.sets[c].each(func(v int) { sumCap[c] += capN[v]; sumSens[c] += sensN[v] })
-			done[c] = true
-		}
-		out[i].ReachableAgents = rc.count[c] - 1
-		out[i].Transitive = sumCap[c]
-		out[i].TransitiveSensitive = sumSens[c]
+		set := rc.sets[rc.comp[a.g.control(i)]]
+		out[i].ReachableAgents = rc.count[rc.comp[a.g.control(i)]] - 1
+		out[i].Transitive = wCap.sum(set)
+		out[i].TransitiveSensitive = wSens.sum(set)
 	}
 	sort.SliceStable(out, func(i, j int) bool {
 		if out[i].TransitiveSensitive != out[j].TransitiveSensitive {
