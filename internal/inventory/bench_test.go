@@ -159,7 +159,8 @@ func benchGraph(b *testing.B) *graph {
 	if err != nil {
 		b.Fatal(err)
 	}
-	a := &analyzer{c: c, az: NewCatalogAuthorizer(c), r: &Report{cat: c}, idx: map[string]int{}}
+	az := NewCatalogAuthorizer(c)
+	a := &analyzer{c: c, az: az, q: newAsker(az), r: &Report{cat: c}, idx: map[string]int{}}
 	a.collect()
 	a.capabilities()
 	a.buildGraph()
