@@ -68,80 +68,80 @@ var (
 // Catalog is a parsed workflow inventory. Line fields give the 1-based line of the
 // entry in File, so every finding can point at its source.
 type Catalog struct {
-	File         string        `yaml:"-"`
-	Version      int           `yaml:"version"`
-	TrustDomain  string        `yaml:"trust_domain"`
-	Agents       []Agent       `yaml:"agents"`
-	Interactions []Interaction `yaml:"interactions"`
-	Dependencies []Dependency  `yaml:"dependencies"`
+	File         string
+	Version      int
+	TrustDomain  string
+	Agents       []Agent
+	Interactions []Interaction
+	Dependencies []Dependency
 
 	byName map[string]int // agent name -> index in Agents
 }
 
 // Agent is one agent (or legacy system) of the catalog.
 type Agent struct {
-	Name        string `yaml:"name"`
-	Owner       string `yaml:"owner"`
-	Environment string `yaml:"environment"`
-	Zone        string `yaml:"zone"`
-	Class       string `yaml:"class"`
-	Role        string `yaml:"role"`
+	Name        string
+	Owner       string
+	Environment string
+	Zone        string
+	Class       string
+	Role        string
 	// TrustDomain defaults to the catalog's trust_domain.
-	TrustDomain string `yaml:"trust_domain"`
+	TrustDomain string
 	// Identity is the agent's SPIFFE ID; it defaults to spiffe://<trust domain>/agent/<name>.
-	Identity string `yaml:"identity"`
+	Identity string
 	// Responsibilities are the duties this one identity carries; more than one is
 	// privilege aggregation.
-	Responsibilities []string `yaml:"responsibilities"`
+	Responsibilities []string
 	// Gate names the Warden gate in front of a legacy system.
-	Gate string `yaml:"gate"`
+	Gate string
 
-	Line  int            `yaml:"-"`
-	Lines map[string]int `yaml:"-"` // key -> line of that key
+	Line  int
+	Lines map[string]int // key -> line of that key
 }
 
 // Interaction is one declared agent-to-agent call: From asks To to perform Action.
 type Interaction struct {
-	ID             string   `yaml:"id"`
-	Workflow       string   `yaml:"workflow"`
-	From           string   `yaml:"from"`
-	To             string   `yaml:"to"`
-	Action         string   `yaml:"action"`
-	Resource       string   `yaml:"resource"`
-	Data           []string `yaml:"data"`
-	Environment    string   `yaml:"environment"`
-	Criticality    string   `yaml:"criticality"`
-	Classification string   `yaml:"classification"`
-	Responsibility string   `yaml:"responsibility"`
+	ID             string
+	Workflow       string
+	From           string
+	To             string
+	Action         string
+	Resource       string
+	Data           []string
+	Environment    string
+	Criticality    string
+	Classification string
+	Responsibility string
 	// Requires lists what the catalog expects enforcement to demand (approval,
 	// attestation); the catalog-only authorizer enforces it.
-	Requires []string `yaml:"requires"`
+	Requires []string
 	// Via names dependencies (queues, accounts) the interaction travels through.
-	Via []string `yaml:"via"`
+	Via []string
 
-	Line  int            `yaml:"-"`
-	Lines map[string]int `yaml:"-"`
+	Line  int
+	Lines map[string]int
 
 	rtype string // ResourceType, computed once by Parse
 }
 
 // Dependency is a queue, database, secret or integration account and who uses it.
 type Dependency struct {
-	Name   string `yaml:"name"`
-	Kind   string `yaml:"kind"`
-	Owner  string `yaml:"owner"`
-	UsedBy []Use  `yaml:"used_by"`
+	Name   string
+	Kind   string
+	Owner  string
+	UsedBy []Use
 
-	Line  int            `yaml:"-"`
-	Lines map[string]int `yaml:"-"`
+	Line  int
+	Lines map[string]int
 }
 
 // Use is one agent's use of a dependency. In YAML it is either a bare agent name
 // (access readwrite) or {agent: NAME, access: read|write|readwrite}.
 type Use struct {
-	Agent  string `yaml:"agent"`
-	Access string `yaml:"access"`
-	Line   int    `yaml:"-"`
+	Agent  string
+	Access string
+	Line   int
 }
 
 // ParseError is a catalog that cannot be read: YAML syntax, a wrong type, an unknown
