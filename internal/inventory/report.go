@@ -180,6 +180,24 @@ func Analyze(c *Catalog, opt Options) *Report {
 	a.chokepoints()
 	a.rollout()
 	a.headlines()
+	// Empty lists, not null, in JSON.
+	if r.Undeclared == nil {
+		r.Undeclared = []UndeclaredPath{}
+	}
+	if r.DeclaredDenied == nil {
+		r.DeclaredDenied = []DeniedPath{}
+	}
+	if r.Findings == nil {
+		r.Findings = []Finding{}
+	}
+	if r.Edges == nil {
+		r.Edges = []Edge{}
+	}
+	for i := range r.BlastRadius {
+		if r.BlastRadius[i].Direct == nil {
+			r.BlastRadius[i].Direct = []Capability{}
+		}
+	}
 	return r
 }
 

@@ -55,6 +55,9 @@ func (a *analyzer) chokepoints() {
 	out := make([]Chokepoint, 0, len(c.Dependencies))
 	for di, d := range c.Dependencies {
 		users := distinctUsers(d)
+		if users == nil {
+			users = []string{}
+		}
 		out = append(out, Chokepoint{Name: d.Name, Kind: d.Kind, Line: d.Line, Users: users,
 			Workflows: len(wfs[di]), SensitiveWorkflows: len(sens[di]), Shared: len(users) > 1})
 	}
@@ -178,7 +181,7 @@ func (a *analyzer) rollout() {
 	steps := make([]RolloutStep, 0, len(aggs))
 	for _, name := range order {
 		w := aggs[name]
-		s := RolloutStep{Workflow: name, Class: w.class, Criticality: w.crit, Controls: controls[w.class]}
+		s := RolloutStep{Workflow: name, Class: w.class, Criticality: w.crit, Controls: controls[w.class], Reasons: []string{}}
 		if s.Class == "" {
 			s.Class = "unclassified"
 			s.Controls = "classify first; until then treat as regulated"
