@@ -142,6 +142,7 @@ func (k *checker) agents() {
 			k.privilegeAggregation(a)
 		}
 	}
+	k.undeclaredAggregation()
 	for id, as := range ids {
 		if len(as) < 2 {
 			continue
@@ -190,6 +191,54 @@ func (k *checker) privilegeAggregation(a *Agent) {
 		if in.From == a.Name && in.Responsibility != "" && !contains(a.Responsibilities, in.Responsibility) {
 			k.add(SevWarning, CodeBadValue, lineOf(in.Lines, "responsibility", in.Line), "interaction %s: responsibility %q is not one of agent %q's", in.Name(), in.Responsibility, a.Name)
 		}
+	}
+}
+
+// undeclaredAggregation flags agents that declare no responsibilities but make
+// transactional or regulated calls on more than one kind of business object (orders
+// and payments, say): one identity doing several jobs nobody wrote down. The split it
+// suggests is one identity per object.
+func (k *checker) undeclaredAggregation() {
+	by := map[string]map[string][]string{} // agent -> resource type -> actions
+	var order []string
+	for i := range k.c.Interactions {
+		in := &k.c.Interactions[i]
+		if classRank[in.Classification] < classRank[Transactional] {
+			continue
+		}
+		a, ok := k.c.Agent(in.From)
+		if !ok || len(a.Responsibilities) > 0 {
+			continue
+		}
+		if by[a.Name] == nil {
+			by[a.Name] = map[string][]string{}
+			order = append(order, a.Name)
+		}
+		rt := in.ResourceType()
+		if !contains(by[a.Name][rt], in.Action) {
+			by[a.Name][rt] = append(by[a.Name][rt], in.Action)
+		}
+	}
+	for _, name := range order {
+		objs := by[name]
+		if len(objs) < 2 {
+			continue
+		}
+		a, _ := k.c.Agent(name)
+		var kinds, split []string
+		for rt := range objs {
+			kinds = append(kinds, rt)
+		}
+		sort.Strings(kinds)
+		for _, rt := range kinds {
+			acts := objs[rt]
+			sort.Strings(acts)
+			split = append(split, fmt.Sprintf("%s-%s: [%s]", a.Identity, kebab(rt), strings.Join(acts, ", ")))
+		}
+		k.add(SevWarning, CodePrivilegeAggregation, a.Line,
+			"identity %s makes transactional or regulated calls on %d kinds of object (%s) and declares no responsibilities: compromising it yields all of them",
+			a.Identity, len(kinds), strings.Join(kinds, ", ")).
+			Suggestion = "declare its responsibilities, or split into one identity per object: " + strings.Join(split, "; ")
 	}
 }
 
@@ -313,4 +362,19 @@ func contains(ss []string, s string) bool {
 		}
 	}
 	return false
+}
+
+// kebab turns a resource type into an identity suffix: PurchaseOrder -> purchase-order.
+func kebab(s string) string {
+	var b strings.Builder
+	for i, r := range s {
+		if r >= 'A' && r <= 'Z' {
+			if i > 0 {
+				b.WriteByte('-')
+			}
+			r += 'a' - 'A'
+		}
+		b.WriteRune(r)
+	}
+	return b.String()
 }

@@ -98,6 +98,36 @@ interactions:
 			contains: "purchasing, vendor_management",
 		},
 		{
+			name: "undeclared-responsibilities-spanning-orders-and-payments",
+			extra: `interactions:
+  - {from: a, to: b, action: purchase_order.create, criticality: high, classification: transactional, requires: [attestation]}
+  - {from: a, to: b, action: payment.release, criticality: high, classification: regulated, requires: [attestation, approval]}
+`,
+			code: inventory.CodePrivilegeAggregation, severity: inventory.SevWarning, line: -1,
+			contains: "spiffe://example.test/agent/a-payment: [payment.release]; spiffe://example.test/agent/a-purchase-order: [purchase_order.create]",
+		},
+		{
+			name: "dependency-nobody-uses",
+			extra: `dependencies:
+  - {name: orphan, kind: database}
+`,
+			code: inventory.CodeUnusedDependency, severity: inventory.SevWarning, line: 2, contains: "orphan",
+		},
+		{
+			name: "agent-without-name",
+			extra: `  - {owner: o, environment: cloud, zone: z1, class: advisory}
+`,
+			code: inventory.CodeMissingField, severity: inventory.SevError, line: 1, contains: "without a name",
+		},
+		{
+			name: "interaction-declared-twice",
+			extra: `interactions:
+  - {from: a, to: b, action: x.read, criticality: low, classification: read-only}
+  - {from: a, to: b, action: x.read, criticality: low, classification: read-only}
+`,
+			code: inventory.CodeDuplicate, severity: inventory.SevWarning, line: 3, contains: "first at line 7",
+		},
+		{
 			name: "interaction-without-classification",
 			extra: `interactions:
   - {from: a, to: b, action: order.read, criticality: low}
@@ -200,6 +230,9 @@ interactions:
 			}
 			if got.Severity != tc.severity {
 				t.Errorf("severity %s, want %s", got.Severity, tc.severity)
+			}
+			if tc.line == -1 { // an agent of base
+				tc.line = 4 - baseLines
 			}
 			if tc.line != 0 && got.Line != baseLines+tc.line {
 				t.Errorf("line %d, want %d: %s", got.Line, baseLines+tc.line, got)
