@@ -12,6 +12,10 @@ type Index struct {
 
 type pathKey struct{ from, to, action string }
 
+// ReasonUndeclaredPath is the stable reason code a gate attaches to the anomaly event
+// (and metric label) for a call IsDeclared reports false for.
+const ReasonUndeclaredPath = "undeclared_path"
+
 // NewIndex indexes c. Agents are known by name and by SPIFFE ID.
 func NewIndex(c *Catalog) *Index {
 	x := &Index{
