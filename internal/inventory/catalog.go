@@ -186,6 +186,16 @@ func Parse(file string, data []byte) (*Catalog, error) {
 	if len(data) > MaxCatalogBytes {
 		return nil, &ParseError{File: file, Msg: ErrTooLarge.Error()}
 	}
+	if len(data) >= chunkedMin {
+		if c, ok := parseChunked(file, data); ok {
+			return c, nil
+		}
+	}
+	return parseSequential(file, data)
+}
+
+// parseSequential is the reference decoder: one yaml.v3 pass over the whole document.
+func parseSequential(file string, data []byte) (*Catalog, error) {
 	var root yaml.Node
 	dec := yaml.NewDecoder(bytes.NewReader(data))
 	if err := dec.Decode(&root); err != nil {
