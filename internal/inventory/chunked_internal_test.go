@@ -23,9 +23,9 @@ func TestChunkedParseEqualsSequential(t *testing.T) {
 		t.Fatal(err)
 	}
 	cases := map[string][]byte{
-		"generated": gen.Bytes(),
-		"shipped":   shippedData,
-		"comments-and-crlf": []byte("# head\r\nversion: 1\r\ntrust_domain: t.test # td\r\nagents: # list\r\n  # first\r\n  - name: a\r\n    zone: z\r\n\r\n# between\r\n  - name: b\r\ninteractions:\r\n  - {from: a, to: b, action: x.y}\r\n"),
+		"generated":          gen.Bytes(),
+		"shipped":            shippedData,
+		"comments-and-crlf":  []byte("# head\r\nversion: 1\r\ntrust_domain: t.test # td\r\nagents: # list\r\n  # first\r\n  - name: a\r\n    zone: z\r\n\r\n# between\r\n  - name: b\r\ninteractions:\r\n  - {from: a, to: b, action: x.y}\r\n"),
 		"items-not-indented": []byte("agents:\n- name: a\n- name: b\n"),
 	}
 	for name, data := range cases {
