@@ -130,6 +130,17 @@ func BenchmarkReportStageParse(b *testing.B) {
 	}
 }
 
+// BenchmarkReportStageParseSequential is the baseline for BenchmarkReportStageParse:
+// the same catalog through the one-pass decoder.
+func BenchmarkReportStageParseSequential(b *testing.B) {
+	data := benchCatalog(b)
+	for b.Loop() {
+		if _, err := parseSequential("bench.yaml", data); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
 func BenchmarkReportStageAnalyze(b *testing.B) {
 	c, err := Parse("bench.yaml", benchCatalog(b))
 	if err != nil {

@@ -183,10 +183,24 @@ func parseChunked(file string, data []byte) (c *Catalog, ok bool) {
 	}
 	close(next)
 	wg.Wait()
+	var nA, nI, nD int
 	for i, p := range pieces {
 		if p.err != nil {
 			return nil, false
 		}
+		switch v := results[i].(type) {
+		case []Agent:
+			nA += len(v)
+		case []Interaction:
+			nI += len(v)
+		case []Dependency:
+			nD += len(v)
+		}
+	}
+	c.Agents = make([]Agent, 0, nA)
+	c.Interactions = make([]Interaction, 0, nI)
+	c.Dependencies = make([]Dependency, 0, nD)
+	for i := range pieces {
 		switch v := results[i].(type) {
 		case int:
 			c.Version = v
