@@ -150,7 +150,11 @@ type ParseError struct {
 	File string
 	Line int
 	Msg  string
+	Err  error // ErrTooLarge, or nil
 }
+
+// Unwrap returns Err, so that errors.Is(err, ErrTooLarge) works.
+func (e *ParseError) Unwrap() error { return e.Err }
 
 func (e *ParseError) Error() string {
 	if e.Line > 0 {
@@ -162,7 +166,8 @@ func (e *ParseError) Error() string {
 // ErrTooLarge is returned (wrapped in a ParseError) for input above MaxCatalogBytes.
 var ErrTooLarge = errors.New("catalog larger than 64 MiB")
 
-// Load reads and parses the catalog at path. Errors are *ParseError or an *os.PathError.
+// Load reads and parses the catalog at path. Errors are a *ParseError (syntax, shape,
+// ErrTooLarge; with the line when known) or, wrapped, the *os.PathError of the file.
 func Load(path string) (*Catalog, error) {
 	f, err := os.Open(path)
 	if err != nil {
@@ -184,7 +189,7 @@ var lineRE = regexp.MustCompile(`line (\d+)`)
 // types); Check reports everything about the content.
 func Parse(file string, data []byte) (*Catalog, error) {
 	if len(data) > MaxCatalogBytes {
-		return nil, &ParseError{File: file, Msg: ErrTooLarge.Error()}
+		return nil, &ParseError{File: file, Msg: ErrTooLarge.Error(), Err: ErrTooLarge}
 	}
 	if len(data) >= chunkedMin {
 		if c, ok := parseChunked(file, data); ok {

@@ -91,7 +91,7 @@ func TestParseRejectsEmptyAndHuge(t *testing.T) {
 		t.Error("empty catalog accepted")
 	}
 	big := make([]byte, inventory.MaxCatalogBytes+1)
-	if _, err := inventory.Parse("big.yaml", big); err == nil || !strings.Contains(err.Error(), "64 MiB") {
+	if _, err := inventory.Parse("big.yaml", big); !errors.Is(err, inventory.ErrTooLarge) || !strings.Contains(err.Error(), "64 MiB") {
 		t.Errorf("oversized catalog: %v", err)
 	}
 }
