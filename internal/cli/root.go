@@ -65,6 +65,7 @@ func newRootCmd() *cobra.Command {
 		newEnrollCmd(),
 		newEntryCmd(),
 		newIntentCmd(),
+		newInventoryCmd(),
 		newPolicyCmd(),
 		newServerCmd(),
 		newTokenCmd(),
