@@ -9,20 +9,12 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/warden-a2a/warden/internal/inventory"
-	"github.com/warden-a2a/warden/internal/inventory/cedarauthz"
+	"github.com/warden-a2a/warden/internal/inventory/policyauthz"
 )
 
-// inventoryPolicyLoader turns `--policies DIR` into an Authorizer. Until the policy
-// engine of issue 4 (internal/policy) is wired in, it evaluates the directory's *.cedar
-// files with cedar-go directly (cedarauthz); the mapping is described on
-// inventory.Authorizer.
-var inventoryPolicyLoader = func(dir string) (inventory.Authorizer, string, error) {
-	az, err := cedarauthz.Load(dir)
-	if err != nil {
-		return nil, "", err
-	}
-	return az, az.String() + " from " + dir, nil
-}
+// inventoryAuthorizer turns `--policies DIR` into an Authorizer: Warden's own decision
+// point (internal/policy) on that bundle, so the report shows what gates would decide.
+// Agents outside the catalog's trust domain are partners.
 
 func newInventoryCmd() *cobra.Command {
 	cmd := &cobra.Command{
@@ -33,11 +25,15 @@ func newInventoryCmd() *cobra.Command {
 	return cmd
 }
 
-func inventoryAuthorizer(dir string) (inventory.Authorizer, string, error) {
+func inventoryAuthorizer(dir string, c *inventory.Catalog) (inventory.Authorizer, string, error) {
 	if dir == "" {
 		return nil, "", nil
 	}
-	return inventoryPolicyLoader(dir)
+	az, err := policyauthz.Load(dir, c.TrustDomain)
+	if err != nil {
+		return nil, "", err
+	}
+	return az, az.String() + " from " + dir, nil
 }
 
 func newInventoryCheckCmd() *cobra.Command {
@@ -53,7 +49,7 @@ FILE:LINE: SEVERITY CODE: MESSAGE. Exits 1 when there is at least one error.`,
 			if err != nil {
 				return exitCode(1, err)
 			}
-			az, _, err := inventoryAuthorizer(policies)
+			az, _, err := inventoryAuthorizer(policies, c)
 			if err != nil {
 				return exitCode(1, err)
 			}
@@ -98,7 +94,7 @@ func newInventoryReportCmd() *cobra.Command {
 			if err != nil {
 				return exitCode(1, err)
 			}
-			az, engine, err := inventoryAuthorizer(policies)
+			az, engine, err := inventoryAuthorizer(policies, c)
 			if err != nil {
 				return exitCode(1, err)
 			}

@@ -33,7 +33,7 @@ func runInventory(t *testing.T, args ...string) (string, int) {
 
 const (
 	shippedCatalog = "../../examples/supplychain/catalog.yaml"
-	fixturePolicy  = "../inventory/cedarauthz/testdata/policies"
+	defaultPolicy  = "../../policies"
 )
 
 func TestInventoryCheckExitCodes(t *testing.T) {
@@ -75,8 +75,8 @@ func TestInventoryReportFormats(t *testing.T) {
 	if _, code := runInventory(t, "inventory", "report", shippedCatalog, "--format", "pdf"); code != 2 {
 		t.Errorf("unknown format: exit %d, want 2", code)
 	}
-	out, code := runInventory(t, "inventory", "report", shippedCatalog, "--policies", fixturePolicy)
-	if code != 0 || !strings.Contains(out, "decisions from: Cedar (cedar-go)") || !strings.Contains(out, "partner-carrier may shipment.reroute") {
+	out, code := runInventory(t, "inventory", "report", shippedCatalog, "--policies", defaultPolicy)
+	if code != 0 || !strings.Contains(out, "decisions from: warden policy bundle") || !strings.Contains(out, "procurement may forecast.publish") {
 		t.Errorf("--policies: exit %d:\n%s", code, out)
 	}
 	if _, code := runInventory(t, "inventory", "report", shippedCatalog, "--policies", t.TempDir()); code != 1 {

@@ -125,6 +125,7 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	fmt.Fprintf(cfg.Out, "Warden demo: control plane %s, trust domain %s, data in %s\n\n", srv.URL(), TrustDomain, cfg.DataDir)
 
 	e.audit, e.store = auditLog, st
+	e.printInventory()
 	// The story in order; the audit steps close it, verifying what the others recorded.
 	for _, group := range [][]func(context.Context, *env){identitySteps, attestSteps, auditSteps} {
 		for _, step := range group {

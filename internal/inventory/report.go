@@ -289,8 +289,18 @@ func (a *analyzer) capabilities() {
 		cands = a.actions
 		if enum != nil {
 			cands = cands[:0:0]
+			seen := map[string]bool{}
 			for _, name := range enum.Candidates(ag) {
-				if act, ok := byName[name]; ok {
+				if act, ok := byName[name]; ok && !seen[name] {
+					seen[name] = true
+					cands = append(cands, act)
+				}
+			}
+			// Declared actions are always checked, even ones the engine does not know:
+			// those are exactly the declared paths enforcement would refuse.
+			for name := range declared[ai] {
+				if act, ok := byName[name]; ok && !seen[name] {
+					seen[name] = true
 					cands = append(cands, act)
 				}
 			}

@@ -150,7 +150,7 @@ func TestCatalogVersusEnforcement(t *testing.T) {
 	catalog := inventory.NewCatalogAuthorizer(c)
 	engine := inventory.AuthorizerFunc(func(r inventory.Request) (inventory.Decision, error) {
 		switch {
-		case r.Agent.Role == "shipping_orchestrator" && r.Action == "vendor_record.update":
+		case r.Agent.Role == "shipping" && r.Action == "vendor_record.update":
 			return inventory.Decision{Allow: true, Policies: []string{"too-broad"}}, nil
 		case r.Agent.Name == "compliance" && r.Action == "customs_form.read":
 			return inventory.Decision{Policies: []string{"forbid-customs"}}, nil
