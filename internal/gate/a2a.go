@@ -78,7 +78,8 @@ const maxJSONDepth = 64
 // Classify reads the A2A method of a request. JSON-RPC: a POST whose body is one JSON-RPC
 // 2.0 request object (batches are refused); HTTP+JSON: the method and path of A2A 1.0
 // §11.3 (`POST /message:send`, `GET /tasks/{id}`, ...), with an optional tenant prefix.
-// Everything else is ErrUnknownMethod.
+// Everything else is ErrUnknownMethod, with the Call's Binding (and JSON-RPC id) set as
+// far as they could be read, so the refusal goes out in the caller's binding.
 func Classify(method, path string, body []byte) (Call, error) {
 	if c, ok := classifyREST(method, path); ok {
 		if c.Method == MethodSendMessage || c.Method == MethodSendStreaming {
@@ -87,7 +88,7 @@ func Classify(method, path string, body []byte) (Call, error) {
 		return c, nil
 	}
 	if method != http.MethodPost {
-		return Call{}, ErrUnknownMethod
+		return Call{Binding: BindingREST}, ErrUnknownMethod
 	}
 	return classifyJSONRPC(body)
 }
@@ -107,15 +108,16 @@ type rpcRequest struct {
 func classifyJSONRPC(body []byte) (Call, error) {
 	body = bytes.TrimSpace(body)
 	if len(body) == 0 || body[0] != '{' || tooDeep(body) {
-		return Call{}, ErrUnknownMethod
+		return Call{Binding: BindingREST}, ErrUnknownMethod
 	}
 	var req rpcRequest
 	if err := json.Unmarshal(body, &req); err != nil || req.JSONRPC != "2.0" {
-		return Call{}, ErrUnknownMethod
+		return Call{Binding: BindingREST}, ErrUnknownMethod
 	}
 	kind, ok := methodKinds[req.Method]
 	if !ok {
-		return Call{}, ErrUnknownMethod
+		// A JSON-RPC envelope with a method the gate does not know: refused in JSON-RPC.
+		return Call{Binding: BindingJSONRPC, ID: req.ID}, ErrUnknownMethod
 	}
 	c := Call{Binding: BindingJSONRPC, Method: req.Method, Kind: kind, ID: req.ID,
 		Streaming: req.Method == MethodSendStreaming || req.Method == MethodSubscribeToTask}

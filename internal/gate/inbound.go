@@ -159,21 +159,6 @@ func (g *Gate) serveInbound(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	ev.Peer = peerID.String()
-	doc, age := g.cfg.Trust.Current()
-	if doc == nil {
-		refuse(http.StatusServiceUnavailable, ReasonNoTrustState, "the gate holds no verified trust state")
-		return
-	}
-	ev.TrustVer = doc.Version
-	if _, revoked := doc.IsRevoked(ev.Peer, hex.EncodeToString(leaf.SerialNumber.Bytes())); revoked {
-		refuse(http.StatusUnauthorized, ReasonIdentityRevoked, "the caller's identity is revoked")
-		return
-	}
-	if doc.Status(ev.Peer) == truststate.StatusSuspended {
-		refuse(http.StatusForbidden, ReasonAgentSuspended, "the caller is suspended")
-		return
-	}
-
 	// Body, bounded in size and time (slowloris on the body).
 	_ = http.NewResponseController(w).SetReadDeadline(time.Now().Add(g.cfg.Limits.BodyTimeout))
 	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, g.cfg.Limits.MaxBody))
@@ -189,14 +174,29 @@ func (g *Gate) serveInbound(w http.ResponseWriter, r *http.Request) {
 	_ = http.NewResponseController(w).SetReadDeadline(time.Time{})
 
 	c, err := Classify(r.Method, r.URL.Path, body)
+	call = &c
 	if err != nil {
 		refuse(http.StatusBadRequest, ReasonUnknownMethod, "not an A2A 1.0 request")
 		return
 	}
-	call = &c
 	ev.Method = c.Method
 	if c.Kind == KindConfig && !g.cfg.AllowPushConfig {
 		refuse(http.StatusForbidden, ReasonMethodNotAllowed, c.Method+" is not passed by this gate")
+		return
+	}
+
+	doc, age := g.cfg.Trust.Current()
+	if doc == nil {
+		refuse(http.StatusServiceUnavailable, ReasonNoTrustState, "the gate holds no verified trust state")
+		return
+	}
+	ev.TrustVer = doc.Version
+	if _, revoked := doc.IsRevoked(ev.Peer, hex.EncodeToString(leaf.SerialNumber.Bytes())); revoked {
+		refuse(http.StatusUnauthorized, ReasonIdentityRevoked, "the caller's identity is revoked")
+		return
+	}
+	if doc.Status(ev.Peer) == truststate.StatusSuspended {
+		refuse(http.StatusForbidden, ReasonAgentSuspended, "the caller is suspended")
 		return
 	}
 

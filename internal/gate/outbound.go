@@ -44,6 +44,9 @@ type peerCred struct {
 // ConnContext records the kernel's view of a unix-socket caller (SO_PEERCRED, socket(7))
 // in the connection's context; Serve installs it.
 func ConnContext(ctx context.Context, c net.Conn) context.Context {
+	if lc, ok := c.(*limitConn); ok {
+		c = lc.Conn
+	}
 	uc, ok := c.(*net.UnixConn)
 	if !ok {
 		return ctx
@@ -101,11 +104,11 @@ func (g *Gate) serveOutbound(w http.ResponseWriter, r *http.Request) {
 	}
 	_ = http.NewResponseController(w).SetReadDeadline(time.Time{})
 	c, err := Classify(r.Method, r.URL.Path, body)
+	call = &c
 	if err != nil {
 		refuse(http.StatusBadRequest, ReasonUnknownMethod, "not an A2A 1.0 request")
 		return
 	}
-	call = &c
 	ev.Method = c.Method
 	in := sdk.Intent{Audience: g.cfg.Audience, TTL: g.cfg.OutboundTTL}
 	in.Action = first(r.Header.Get(headerAction), metaString(c.Metadata, "warden.action"), g.cfg.Defaults[c.Method].Action)

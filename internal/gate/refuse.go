@@ -62,17 +62,45 @@ type Refusal struct {
 // the body of any non-200 answer, so JSON-RPC refusals are sent with status 200.
 const jsonrpcServerError = -32000
 
+// a2aDomain is the ErrorInfo domain of A2A errors (a2a.ProtocolDomain). a2a-go's
+// HTTP+JSON client keeps an ErrorInfo's metadata only under this domain, so the gate's
+// refusals use it with the A2A reason (UNAUTHENTICATED, UNAUTHORIZED, ...) and carry
+// Warden's own reason code in metadata.reason.
+const a2aDomain = "a2a-protocol.org"
+
 // writeRefusal answers in the caller's binding (ARCHITECTURE.md "Refusals reach an A2A
 // caller in the caller's binding"):
 //
 //   - JSON-RPC: HTTP 200 and a JSON-RPC 2.0 error object, message "<reason>: <text>",
-//     data {reason, decision_id[, approval_id]};
-//   - HTTP+JSON and anything else: the HTTP status and a google.rpc.Status-shaped body
-//     (A2A 1.0 §11.6) whose ErrorInfo carries the same fields.
+//     and data = [ErrorInfo{reason UNAUTHORIZED|UNAUTHENTICATED|..., domain
+//     "a2a-protocol.org", metadata {reason, decision_id[, approval_id]}}]. data is an ARRAY of typed details: a2a-go v2.3.1
+//     decodes data as []errordetails.Typed and fails on an object, and surfaces the
+//     ErrorInfo metadata on the a2a.Error it returns;
+//   - HTTP+JSON and anything else: the HTTP status and a google.rpc.Status body
+//     (A2A 1.0 §11.6) whose details hold the same ErrorInfo.
 func writeRefusal(w http.ResponseWriter, call *Call, rf Refusal) {
-	data := map[string]string{"reason": rf.Reason, "decision_id": rf.DecisionID}
+	meta := map[string]string{"reason": rf.Reason, "decision_id": rf.DecisionID}
 	if rf.ApprovalID != "" {
-		data["approval_id"] = rf.ApprovalID
+		meta["approval_id"] = rf.ApprovalID
+	}
+	status := rf.Status
+	if status == 0 {
+		status = http.StatusForbidden
+	}
+	a2aReason, grpcStatus := "UNAUTHORIZED", "PERMISSION_DENIED"
+	switch status {
+	case http.StatusUnauthorized:
+		a2aReason, grpcStatus = "UNAUTHENTICATED", "UNAUTHENTICATED"
+	case http.StatusBadRequest, http.StatusRequestEntityTooLarge:
+		a2aReason, grpcStatus = "INVALID_REQUEST", "INVALID_ARGUMENT"
+	case http.StatusServiceUnavailable, http.StatusBadGateway, http.StatusInternalServerError:
+		a2aReason, grpcStatus = "SERVER_ERROR", "UNAVAILABLE"
+	}
+	info := map[string]any{
+		"@type":    "type.googleapis.com/google.rpc.ErrorInfo",
+		"reason":   a2aReason,
+		"domain":   a2aDomain,
+		"metadata": meta,
 	}
 	msg := rf.Reason
 	if rf.Message != "" {
@@ -88,35 +116,17 @@ func writeRefusal(w http.ResponseWriter, call *Call, rf Refusal) {
 		b, _ := json.Marshal(map[string]any{
 			"jsonrpc": "2.0",
 			"id":      id,
-			"error":   map[string]any{"code": jsonrpcServerError, "message": msg, "data": data},
+			"error":   map[string]any{"code": jsonrpcServerError, "message": msg, "data": []any{info}},
 		})
 		w.WriteHeader(http.StatusOK)
 		_, _ = w.Write(b)
 		return
 	}
-	status := rf.Status
-	if status == 0 {
-		status = http.StatusForbidden
-	}
-	grpcStatus := "PERMISSION_DENIED"
-	switch status {
-	case http.StatusUnauthorized:
-		grpcStatus = "UNAUTHENTICATED"
-	case http.StatusBadRequest, http.StatusRequestEntityTooLarge:
-		grpcStatus = "INVALID_ARGUMENT"
-	case http.StatusServiceUnavailable, http.StatusBadGateway:
-		grpcStatus = "UNAVAILABLE"
-	}
 	b, _ := json.Marshal(map[string]any{"error": map[string]any{
 		"code":    status,
 		"status":  grpcStatus,
 		"message": msg,
-		"details": []any{map[string]any{
-			"@type":    "type.googleapis.com/google.rpc.ErrorInfo",
-			"reason":   rf.Reason,
-			"domain":   "warden.a2a",
-			"metadata": data,
-		}},
+		"details": []any{info},
 	}})
 	w.Header().Set("Content-Length", strconv.Itoa(len(b)))
 	w.WriteHeader(status)
