@@ -1,6 +1,7 @@
 package gate
 
 import (
+	"crypto/ecdsa"
 	"crypto/rand"
 	"encoding/base64"
 	"time"
@@ -11,12 +12,17 @@ import (
 	"github.com/warden-a2a/warden/internal/gate/legacy"
 )
 
-// legacyToken mints the narrow downstream credential of legacy mode: an ES256 JWT
-// (RFC 7519) with iss = the gate's SPIFFE ID, sub = the verified caller, aud = the legacy
-// system, one action (act) and resource (res), iat/exp with exp - iat = LegacyTTL
-// (≤ 60 s) and a 128-bit jti. legacy.Verify checks it on the system's side.
+// legacyToken mints the downstream credential for one forwarded call.
 func (g *Gate) legacyToken(peer, action, resource string, now time.Time) (string, error) {
-	signer, err := jose.NewSigner(jose.SigningKey{Algorithm: jose.ES256, Key: g.cfg.LegacyKey},
+	return MintLegacyToken(g.cfg.LegacyKey, g.cfg.Self.String(), peer, g.cfg.LegacyAudience, action, resource, now, g.cfg.LegacyTTL)
+}
+
+// MintLegacyToken mints the narrow downstream credential of legacy mode: an ES256 JWT
+// (RFC 7519) with iss = the gate, sub = the verified caller, aud = the legacy system,
+// one action (act) and resource (res), iat/exp with exp - iat = ttl and a 128-bit jti.
+// legacy.Verifier checks it on the system's side.
+func MintLegacyToken(key *ecdsa.PrivateKey, iss, sub, aud, action, resource string, now time.Time, ttl time.Duration) (string, error) {
+	signer, err := jose.NewSigner(jose.SigningKey{Algorithm: jose.ES256, Key: key},
 		(&jose.SignerOptions{}).WithType("JWT"))
 	if err != nil {
 		return "", err
@@ -27,11 +33,11 @@ func (g *Gate) legacyToken(peer, action, resource string, now time.Time) (string
 	}
 	c := legacy.Claims{
 		Claims: jwt.Claims{
-			Issuer:   g.cfg.Self.String(),
-			Subject:  peer,
-			Audience: jwt.Audience{g.cfg.LegacyAudience},
+			Issuer:   iss,
+			Subject:  sub,
+			Audience: jwt.Audience{aud},
 			IssuedAt: jwt.NewNumericDate(now),
-			Expiry:   jwt.NewNumericDate(now.Add(g.cfg.LegacyTTL)),
+			Expiry:   jwt.NewNumericDate(now.Add(ttl)),
 			ID:       base64.RawURLEncoding.EncodeToString(id[:]),
 		},
 		Action:   action,

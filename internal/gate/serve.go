@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/tls"
 	"errors"
+	"log/slog"
 	"net"
 	"net/http"
 	"sync"
@@ -26,7 +27,7 @@ func (g *Gate) Serve(ctx context.Context, ln net.Listener) error {
 		ReadHeaderTimeout: l.ReadHeaderTimeout, // slowloris: headers (and the TLS handshake) in time
 		IdleTimeout:       l.IdleTimeout,
 		MaxHeaderBytes:    l.MaxHeaderBytes,
-		ErrorLog:          nil,
+		ErrorLog:          slog.NewLogLogger(g.cfg.Logger.Handler(), slog.LevelDebug), // handshake failures
 	}
 	if g.cfg.Mode == ModeOutbound {
 		srv.ConnContext = ConnContext
