@@ -60,6 +60,7 @@ func newRootCmd() *cobra.Command {
 		newDemoCmd(),
 		newEnrollCmd(),
 		newEntryCmd(),
+		newGateCmd(),
 		newIntentCmd(),
 		newPolicyCmd(),
 		newServerCmd(),

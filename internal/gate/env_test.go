@@ -309,3 +309,7 @@ func readAll(t testing.TB, res *http.Response) []byte {
 }
 
 func itoa(n int) string { return strconv.Itoa(n) }
+
+var cardFixture = a2a.AgentCard{Name: "vendor-portal", Description: "vendor portal", Version: "1",
+	SupportedInterfaces: []*a2a.AgentInterface{a2a.NewAgentInterface("https://vendor-portal.example", a2a.TransportProtocolJSONRPC)},
+	DefaultInputModes:   []string{"text"}, DefaultOutputModes: []string{"text"}, Skills: []a2a.AgentSkill{}}
