@@ -99,6 +99,15 @@ func (g *Gate) newProxy() (*httputil.ReverseProxy, error) {
 			pr.Out.Host = target.Host
 		},
 		Transport:     rt,
+		// The caller learns the decision id of an allowed call from the answer's header
+		// (refusals carry it in the error too); whatever the upstream set is replaced.
+		ModifyResponse: func(res *http.Response) error {
+			res.Header.Del(HeaderPeerID)
+			if st := stateOf(res.Request); st.decisionID != "" && g.cfg.Mode != ModeOutbound {
+				res.Header.Set(HeaderDecisionID, st.decisionID)
+			}
+			return nil
+		},
 		FlushInterval: -1, // SSE: flush every write, no buffering
 		ErrorHandler: func(w http.ResponseWriter, r *http.Request, err error) {
 			st := stateOf(r)
