@@ -508,4 +508,3 @@ func erpDirectCall(ctx context.Context, g *gateEnv) {
 	}
 	g.record(s)
 }
-

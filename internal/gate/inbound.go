@@ -98,7 +98,7 @@ func (g *Gate) newProxy() (*httputil.ReverseProxy, error) {
 			pr.SetURL(&target)
 			pr.Out.Host = target.Host
 		},
-		Transport:     rt,
+		Transport: rt,
 		// The caller learns the decision id of an allowed call from the answer's header
 		// (refusals carry it in the error too); whatever the upstream set is replaced.
 		ModifyResponse: func(res *http.Response) error {
