@@ -13,6 +13,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/spiffe/go-spiffe/v2/svid/x509svid"
@@ -30,7 +31,32 @@ type Gate struct {
 	proxy    *httputil.ReverseProxy
 	handler  http.Handler
 	card     *cardSigner
-	actions  map[string]policy.ActionInfo // by action name, from the policy bundle
+	actions  atomic.Pointer[actionIndex] // actions of the engine last seen
+}
+
+// actionIndex maps action names to their schema info for one engine; rebuilt when the
+// policy holder swaps in another engine.
+type actionIndex struct {
+	eng *policy.Engine
+	m   map[string]policy.ActionInfo
+}
+
+// action returns the schema info of name on the current engine.
+func (g *Gate) action(name string) (policy.ActionInfo, bool) {
+	e := g.cfg.Policy.Engine()
+	if e == nil {
+		return policy.ActionInfo{}, false
+	}
+	idx := g.actions.Load()
+	if idx == nil || idx.eng != e {
+		idx = &actionIndex{eng: e, m: map[string]policy.ActionInfo{}}
+		for _, a := range e.Actions() {
+			idx.m[a.Name] = a
+		}
+		g.actions.Store(idx)
+	}
+	a, ok := idx.m[name]
+	return a, ok
 }
 
 // New validates cfg and returns a Gate.
@@ -331,16 +357,8 @@ func (g *Gate) serveInbound(w http.ResponseWriter, r *http.Request) {
 
 // isRead reports whether action is in the schema's "read" group; unknown actions are not.
 func (g *Gate) isRead(action string) bool {
-	e := g.cfg.Policy.Engine()
-	if e == nil {
-		return false
-	}
-	for _, a := range e.Actions() {
-		if a.Name == action {
-			return slices.Contains(a.Groups, "read")
-		}
-	}
-	return false
+	a, ok := g.action(action)
+	return ok && slices.Contains(a.Groups, "read")
 }
 
 // resource builds the Cedar resource of a call. The type comes from the action (each
@@ -352,12 +370,8 @@ func (g *Gate) resource(action, res string, amount int64, meta map[string]any) p
 	if r.Status == "" {
 		r.Status = "open"
 	}
-	if e := g.cfg.Policy.Engine(); e != nil {
-		for _, a := range e.Actions() {
-			if a.Name == action && len(a.ResourceTypes) > 0 {
-				r.Type = a.ResourceTypes[0]
-			}
-		}
+	if a, ok := g.action(action); ok && len(a.ResourceTypes) > 0 {
+		r.Type = a.ResourceTypes[0]
 	}
 	if t, id, ok := strings.Cut(res, `::"`); ok && strings.HasSuffix(id, `"`) {
 		if r.Type == "" {
