@@ -81,7 +81,10 @@ func New(cfg Config) (*Gate, error) {
 	}
 	switch cfg.Mode {
 	case ModeOutbound:
-		g.handler = http.HandlerFunc(g.serveOutbound)
+		mux := http.NewServeMux()
+		mux.HandleFunc("GET /.well-known/agent-card.json", g.serveRemoteCard)
+		mux.HandleFunc("/", g.serveOutbound)
+		g.handler = mux
 	default:
 		mux := http.NewServeMux()
 		if g.card != nil {
