@@ -125,6 +125,19 @@ func TestRefusalReachesA2AClient(t *testing.T) {
 		if meta["reason"] != "default_deny" || !strings.HasPrefix(meta["decision_id"], "dec_") {
 			t.Errorf("%s: ErrorInfo metadata %v", tc.binding, ae.ErrorInfo().Value)
 		}
+		// A refused streaming call ends the stream with the refusal, not silently.
+		var serr error
+		events := 0
+		for _, err := range client.SendStreamingMessage(context.Background(), &a2a.SendMessageRequest{Message: msg}) {
+			if err != nil {
+				serr = err
+				break
+			}
+			events++
+		}
+		if serr == nil || !strings.Contains(serr.Error(), "default_deny") || events != 0 {
+			t.Errorf("%s: streaming refusal: err %v after %d events", tc.binding, serr, events)
+		}
 	}
 }
 

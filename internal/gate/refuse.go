@@ -71,7 +71,8 @@ const a2aDomain = "a2a-protocol.org"
 // writeRefusal answers in the caller's binding (ARCHITECTURE.md "Refusals reach an A2A
 // caller in the caller's binding"):
 //
-//   - JSON-RPC: HTTP 200 and a JSON-RPC 2.0 error object, message "<reason>: <text>",
+//   - JSON-RPC: HTTP 200 and a JSON-RPC 2.0 error object (for SendStreamingMessage and
+//     SubscribeToTask as the one event of a text/event-stream), message "<reason>: <text>",
 //     and data = [ErrorInfo{reason UNAUTHORIZED|UNAUTHENTICATED|..., domain
 //     "a2a-protocol.org", metadata {reason, decision_id[, approval_id]}}]. data is an ARRAY of typed details: a2a-go v2.3.1
 //     decodes data as []errordetails.Typed and fails on an object, and surfaces the
@@ -118,6 +119,14 @@ func writeRefusal(w http.ResponseWriter, call *Call, rf Refusal) {
 			"id":      id,
 			"error":   map[string]any{"code": jsonrpcServerError, "message": msg, "data": []any{info}},
 		})
+		if call.Streaming {
+			// a2a-go reads a streaming answer as SSE whatever its content type: a
+			// plain JSON body would read as an empty stream. One event carries the error.
+			w.Header().Set("Content-Type", "text/event-stream")
+			w.WriteHeader(http.StatusOK)
+			_, _ = w.Write(append(append([]byte("data: "), b...), '\n', '\n'))
+			return
+		}
 		w.WriteHeader(http.StatusOK)
 		_, _ = w.Write(b)
 		return
