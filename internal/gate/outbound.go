@@ -10,6 +10,7 @@ import (
 	"net"
 	"net/http"
 	"slices"
+	"strconv"
 	"sync"
 	"time"
 
@@ -78,6 +79,17 @@ func (g *Gate) localCallerOK(r *http.Request) bool {
 	return false
 }
 
+// localCaller describes the local caller for the audit event (never the secret).
+func localCaller(r *http.Request) string {
+	if pc, ok := r.Context().Value(credKey{}).(peerCred); ok && pc.ok {
+		return "uid=" + strconv.Itoa(pc.uid) + " pid=" + strconv.Itoa(pc.pid)
+	}
+	if r.Header.Get(HeaderLocalSecret) != "" {
+		return "loopback with secret"
+	}
+	return "loopback"
+}
+
 type svidKey struct{}
 
 // serveOutbound authenticates the local caller, signs the intent with the agent's own
@@ -91,6 +103,7 @@ func (g *Gate) serveOutbound(w http.ResponseWriter, r *http.Request) {
 		_ = g.cfg.Audit.Record(r.Context(), ev)
 		writeRefusal(w, call, Refusal{Status: status, Reason: reason, Message: msg, DecisionID: ev.DecisionID})
 	}
+	ev.LocalCaller = localCaller(r)
 	if !g.localCallerOK(r) {
 		refuse(http.StatusUnauthorized, ReasonLocalAuth, "local caller not authenticated")
 		return
