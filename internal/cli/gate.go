@@ -266,6 +266,12 @@ func runGate(ctx context.Context, f *gateFile, log *slog.Logger) error {
 				TrustDomain: self.TrustDomain(), OnAccept: cache.Store})
 			cache.Follow(fol)
 			goRun(func() { _ = fol.Run(runCtx, nil) })
+			// The stream pushes only changes: confirm an unchanged state regularly.
+			every := 30 * time.Second
+			if f.MaxStaleness > 0 && f.MaxStaleness/4 < every {
+				every = max(f.MaxStaleness/4, time.Second)
+			}
+			goRun(func() { gate.KeepConfirmed(runCtx, fol, f.Server, src.HTTPClient(), every) })
 		}
 		cfg.Trust = cache
 		if f.Replay.Redis != "" {

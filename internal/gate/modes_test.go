@@ -328,3 +328,45 @@ func TestNoApprovalsRefuses(t *testing.T) {
 		t.Errorf("got %+v", a.Error)
 	}
 }
+
+// TestKeepConfirmed: an unchanged trust state, re-fetched, counts as confirmed: its age
+// goes back to zero, so a quiet control plane is not taken for an unreachable one.
+func TestKeepConfirmed(t *testing.T) {
+	e := newEnv(t)
+	clock := time.Now()
+	var mu sync.Mutex
+	now := func() time.Time { mu.Lock(); defer mu.Unlock(); return clock }
+	f := truststate.NewFollower(truststate.FollowerConfig{Bundle: e.ca.X509Bundle(), TrustDomain: td, Now: now})
+	signed, err := truststate.Sign(&truststate.Document{TrustDomain: td.Name(), Version: 3, IssuedAt: time.Now()}, e.srvKey, e.srvCh)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.Accept(signed); err != nil {
+		t.Fatal(err)
+	}
+	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/v1/trust-state" {
+			_, _ = w.Write(signed)
+		}
+	})}
+	ln, _ := net.Listen("tcp", "127.0.0.1:0")
+	go srv.Serve(ln)
+	defer srv.Close()
+	mu.Lock()
+	clock = clock.Add(10 * time.Minute)
+	mu.Unlock()
+	if _, age := f.Current(); age < 10*time.Minute {
+		t.Fatalf("age %v before confirmation", age)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go gate.KeepConfirmed(ctx, f, "http://"+ln.Addr().String(), http.DefaultClient, 20*time.Millisecond)
+	deadline := time.Now().Add(3 * time.Second)
+	for time.Now().Before(deadline) {
+		if _, age := f.Current(); age < time.Minute {
+			return
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	t.Fatal("the unchanged trust state was never confirmed again")
+}

@@ -1,11 +1,15 @@
 package gate
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
+	"net/http"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"time"
 
@@ -154,4 +158,34 @@ func maxStaleness(doc *truststate.Document, zone string, def time.Duration) time
 		}
 	}
 	return def
+}
+
+// KeepConfirmed polls GET <url>/v1/trust-state every interval and hands the answer to
+// f.Accept, so a trust state that has not changed is still confirmed by the control
+// plane: the watch stream pushes documents only when they change, and without this a
+// quiet control plane would look like an unreachable one once max_staleness passes.
+// Failures are ignored (the staleness clock keeps running); it returns when ctx ends.
+func KeepConfirmed(ctx context.Context, f *truststate.Follower, url string, client *http.Client, interval time.Duration) {
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		req, err := http.NewRequestWithContext(ctx, http.MethodGet, strings.TrimRight(url, "/")+"/v1/trust-state", nil)
+		if err != nil {
+			return
+		}
+		res, err := client.Do(req)
+		if err != nil {
+			continue
+		}
+		body, err := io.ReadAll(io.LimitReader(res.Body, truststate.MaxSize+1))
+		res.Body.Close()
+		if err == nil && res.StatusCode == http.StatusOK {
+			_, _ = f.Accept(body) // same version: re-verified, confirmation time moves on
+		}
+	}
 }
