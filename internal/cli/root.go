@@ -64,6 +64,7 @@ func newRootCmd() *cobra.Command {
 		newDemoCmd(),
 		newEnrollCmd(),
 		newEntryCmd(),
+		newGateCmd(),
 		newIntentCmd(),
 		newInventoryCmd(),
 		newPolicyCmd(),

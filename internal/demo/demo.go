@@ -132,6 +132,7 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 			step(ctx, e)
 		}
 	}
+	gateStory(ctx, e) // gate rows (issue 5), in gate.go
 
 	e.report.OK = len(e.report.Steps) > 0
 	for _, s := range e.report.Steps {

@@ -25,6 +25,10 @@ type FollowerConfig struct {
 	// PollInterval is how often the document is fetched when the stream is down;
 	// default 5s. The stream itself pushes each version at once.
 	PollInterval time.Duration
+	// OnAccept, when set, is called with the bytes of each document Accept makes
+	// current, e.g. so a gate can persist the last verified state for a restart
+	// while the control plane is down.
+	OnAccept func(signed []byte, doc *Document)
 }
 
 // ErrRollback is returned (and the document ignored) when a verified document is older
@@ -78,6 +82,9 @@ func (f *Follower) Accept(signed []byte) (*Document, error) {
 	}
 	f.doc = doc
 	f.verified = f.cfg.Now()
+	if f.cfg.OnAccept != nil {
+		f.cfg.OnAccept(signed, doc)
+	}
 	return doc, nil
 }
 

@@ -1,0 +1,60 @@
+package gate
+
+import (
+	"context"
+	"log/slog"
+	"time"
+)
+
+// Event is one audit record: every decision the gate takes, allow or refuse, with why.
+type Event struct {
+	DecisionID string    `json:"decision_id"`
+	Time       time.Time `json:"time"`
+	Gate       string    `json:"gate"` // SPIFFE ID of the protected agent (or system)
+	Mode       string    `json:"mode"` // inbound | outbound | legacy
+	Peer       string    `json:"peer,omitempty"`
+	Method     string    `json:"method,omitempty"` // A2A method
+	Action     string    `json:"action,omitempty"`
+	Resource   string    `json:"resource,omitempty"`
+	Workflow   string    `json:"workflow,omitempty"`
+	IntentID   string    `json:"intent_id,omitempty"` // jti
+	Allow      bool      `json:"allow"`
+	Reason     string    `json:"reason"`
+	Message    string    `json:"message,omitempty"`
+	PolicyIDs  []string  `json:"policy_ids,omitempty"`
+	Revision   string    `json:"policy_revision,omitempty"`
+	TrustVer   int64     `json:"trust_state_version,omitempty"`
+	Stale      bool      `json:"stale,omitempty"` // decided on a trust state older than max_staleness
+	ApprovalID string    `json:"approval_id,omitempty"`
+	// LocalCaller (outbound) is the kernel's view of the local caller on a unix socket,
+	// "uid=N pid=N" (SO_PEERCRED), or "secret" for a loopback caller with the secret.
+	LocalCaller string `json:"local_caller,omitempty"`
+}
+
+// AuditSink receives every decision. Record returning an error makes the gate refuse the
+// call (ReasonAuditFailed): an unaudited call is not forwarded. internal/audit's Merkle
+// log implements it; LogSink is the default.
+type AuditSink interface {
+	Record(ctx context.Context, ev Event) error
+}
+
+// LogSink writes each event as one structured log line. It never fails.
+type LogSink struct{ Logger *slog.Logger }
+
+var _ AuditSink = LogSink{}
+
+// Record implements AuditSink.
+func (s LogSink) Record(ctx context.Context, ev Event) error {
+	l := s.Logger
+	if l == nil {
+		return nil
+	}
+	l.LogAttrs(ctx, slog.LevelInfo, "gate decision",
+		slog.String("decision_id", ev.DecisionID), slog.String("mode", ev.Mode),
+		slog.String("peer", ev.Peer), slog.String("method", ev.Method),
+		slog.String("action", ev.Action), slog.String("resource", ev.Resource),
+		slog.Bool("allow", ev.Allow), slog.String("reason", ev.Reason),
+		slog.Any("policy_ids", ev.PolicyIDs), slog.Bool("stale", ev.Stale),
+		slog.Int64("trust_state_version", ev.TrustVer))
+	return nil
+}
