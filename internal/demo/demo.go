@@ -126,13 +126,14 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 
 	e.audit, e.store = auditLog, st
 	e.printInventory()
-	// The story in order; the audit steps close it, verifying what the others recorded.
-	for _, group := range [][]func(context.Context, *env){identitySteps, attestSteps, auditSteps} {
+	// The story in order: identities, the purchase-order workflow through the gates, then
+	// the runtime-drift attacks (they leave agents quarantined or suspended), and the
+	// audit steps close it, verifying what the others recorded.
+	for _, group := range [][]func(context.Context, *env){identitySteps, {gateStory}, attestSteps, auditSteps} {
 		for _, step := range group {
 			step(ctx, e)
 		}
 	}
-	gateStory(ctx, e) // gate rows (issue 5), in gate.go
 
 	e.report.OK = len(e.report.Steps) > 0
 	for _, s := range e.report.Steps {

@@ -30,7 +30,6 @@ import (
 	"github.com/spiffe/go-spiffe/v2/spiffeid"
 	"github.com/spiffe/go-spiffe/v2/spiffetls/tlsconfig"
 
-	"github.com/warden-a2a/warden/internal/api"
 	"github.com/warden-a2a/warden/internal/gate"
 	"github.com/warden-a2a/warden/internal/gate/legacy"
 	"github.com/warden-a2a/warden/internal/intent"
@@ -117,10 +116,11 @@ func startGates(ctx context.Context, e *env) (*gateEnv, func(), error) {
 	for _, a := range Agents {
 		peers[spiffeid.RequireFromPath(e.td, "/agent/"+a.Name).String()] = policy.Agent{Name: a.Name, Role: a.Role, Class: a.Class, Zone: a.Zone}
 	}
-	erpSrc, err := enrolExtra(ctx, e, "erp", "erp", "transactional", "cloud")
-	if err != nil {
+	// The ERP's legacy gate has an identity of its own, attested like every agent.
+	if err := e.enrolExtra(ctx, "erp", "erp", "transactional", 9001); err != nil {
 		return fail(fmt.Errorf("enrol erp gate: %w", err))
 	}
+	erpSrc := e.agents["erp"]
 
 	// Each gate follows the control plane's trust state and persists it.
 	follow := func(name string, src *sdk.Source) (gate.TrustSource, error) {
@@ -221,20 +221,6 @@ func startGates(ctx context.Context, e *env) (*gateEnv, func(), error) {
 }
 
 // enrolExtra enrols one more workload the way enrolAll does.
-func enrolExtra(ctx context.Context, e *env, name, role, class, zone string) (*sdk.Source, error) {
-	if _, err := e.admin.CreateEntry(ctx, api.Entry{Name: name, Role: role, Class: class, Zone: zone}); err != nil {
-		return nil, err
-	}
-	tok, err := e.admin.CreateToken(ctx, name, 10*time.Minute)
-	if err != nil {
-		return nil, err
-	}
-	svid, bundle, err := sdk.Enroll(ctx, sdk.EnrollConfig{ServerURL: e.srv.URL(), Token: tok.Token})
-	if err != nil {
-		return nil, err
-	}
-	return sdk.NewSource(sdk.SourceConfig{ServerURL: e.srv.URL(), SVID: svid, Bundle: bundle})
-}
 
 // vendorExecutor is vendor-portal's agent logic: it acknowledges orders; a message with
 // metadata "as_task" becomes a task that goes working -> completed.
