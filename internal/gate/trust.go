@@ -141,13 +141,24 @@ func trustView(doc *truststate.Document) policy.TrustView {
 	return v
 }
 
-// attestationOf is the one place the gate reads a caller's attestation result from the
-// trust state. The trust state does not carry attestation results yet (another branch
-// adds them to truststate.Document); until it does every caller is tier "none", so
-// policies that need a fresh affirming attestation (payment.release) deny.
+// attestationOf is the one place the gate reads a caller's attestation result: the
+// control plane's latest appraisal in the trust state (tier and age). A caller with no
+// result is tier "none", so policies that need a fresh affirming attestation
+// (payment.release) deny it.
 func attestationOf(doc *truststate.Document, peer string, now time.Time) policy.Attestation {
-	_, _, _ = doc, peer, now
-	return policy.Attestation{Tier: "none"}
+	a, ok := doc.Attestations[peer]
+	if !ok || a.Tier == "" {
+		return policy.Attestation{Tier: "none"}
+	}
+	age := int64(now.Sub(a.At) / time.Second)
+	if age < 0 {
+		age = 0
+	}
+	tier := a.Tier
+	if a.Reason != "" && tier == "affirming" { // a refused appraisal is never affirming
+		tier = "warning"
+	}
+	return policy.Attestation{Tier: tier, AgeSeconds: age}
 }
 
 // maxStaleness is the zone's max_staleness from the trust state, else def.

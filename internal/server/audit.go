@@ -132,19 +132,16 @@ func (s *Server) approvalEvent(e approval.Event) {
 }
 
 // handleAuditEvents takes a batch of events from a gate's spool: POST /v1/audit/events
-// with {"events": [event, ...]}. Only gates (spiffe://TD/gate/NAME) may ship, and only
-// decision and anomaly events whose gate_id is the shipping gate's SPIFFE ID. Every event
-// is parsed as untrusted input; the batch is appended durably or refused whole.
+// with {"events": [event, ...]}. A gate ships with its own SVID (a sidecar gate uses its
+// agent's), and only decision and anomaly events whose gate_id is that SPIFFE ID: no
+// identity can record decisions in another's name. Every event is parsed as untrusted
+// input; the batch is appended durably or refused whole.
 func (s *Server) handleAuditEvents(w http.ResponseWriter, r *http.Request) {
 	if s.cfg.Audit == nil {
 		s.fail(w, r, http.StatusServiceUnavailable, api.ReasonAuditUnavailable, "this control plane keeps no audit log")
 		return
 	}
 	id, _ := peerID(r)
-	if !strings.HasPrefix(id.Path(), "/gate/") {
-		s.fail(w, r, http.StatusForbidden, api.ReasonForbidden, "only gates ship audit events")
-		return
-	}
 	if ct := r.Header.Get("Content-Type"); !strings.HasPrefix(ct, "application/json") {
 		s.fail(w, r, http.StatusUnsupportedMediaType, api.ReasonUnsupportedMedia, "Content-Type must be application/json")
 		return

@@ -1,0 +1,66 @@
+package gate
+
+import (
+	"context"
+	"strconv"
+	"strings"
+
+	"github.com/warden-a2a/warden/internal/audit"
+)
+
+// SpoolSink records each decision in the gate's local durable spool (internal/audit),
+// from which Spool.Run ships batches to the control plane's Merkle log
+// (audit.HTTPSink). An outage of the control plane loses nothing. Decisions on
+// transactional and regulated actions are fsynced before Record returns, so the call is
+// forwarded only once its event is durable; read-only actions (*.read, *.status) and
+// refusals of them use the spool's group commit (at most FlushInterval, default 10 ms).
+type SpoolSink struct {
+	Spool *audit.Spool
+	Zone  string
+}
+
+var _ AuditSink = SpoolSink{}
+
+// Record implements AuditSink.
+func (s SpoolSink) Record(ctx context.Context, ev Event) error {
+	return s.Spool.Append(ctx, ToAuditEvent(ev, s.Zone), durability(ev.Action))
+}
+
+func durability(action string) audit.Durability {
+	if strings.HasSuffix(action, ".read") || strings.HasSuffix(action, ".status") {
+		return audit.Batched
+	}
+	return audit.Sync
+}
+
+// ToAuditEvent maps a gate decision to the audit log's decision event
+// (docs/audit-events.md). gate_id is the gate's own SPIFFE ID, which the control plane
+// checks against the identity that ships the event.
+func ToAuditEvent(ev Event, zone string) audit.Event {
+	out := audit.Event{
+		V: audit.SchemaVersion, ID: ev.DecisionID, Kind: audit.KindDecision, Time: ev.Time.UTC(),
+		WorkflowID: ev.Workflow, Caller: ev.Peer, Callee: ev.Gate, IntentJTI: ev.IntentID,
+		Action: ev.Action, Resource: ev.Resource, PolicyRevision: ev.Revision, DeterminingPolicies: ev.PolicyIDs,
+		Decision: audit.DecisionDeny, Reason: ev.Reason, GateID: ev.Gate, Zone: zone,
+		Detail: map[string]string{"mode": ev.Mode},
+	}
+	if ev.Mode == ModeOutbound { // the local agent calls out: it is the caller
+		out.Caller, out.Callee = ev.Gate, ev.Peer
+	}
+	if ev.Allow {
+		out.Decision = audit.DecisionAllow
+	}
+	for k, v := range map[string]string{"method": ev.Method, "message": ev.Message, "approval_id": ev.ApprovalID,
+		"local_caller": ev.LocalCaller} {
+		if v != "" {
+			out.Detail[k] = v
+		}
+	}
+	if ev.TrustVer != 0 {
+		out.Detail["trust_state_version"] = strconv.FormatInt(ev.TrustVer, 10)
+	}
+	if ev.Stale {
+		out.Detail["stale"] = "true"
+	}
+	return out
+}
