@@ -15,8 +15,15 @@
 //	p, err := log.Proof(ctx, id)              // inclusion proof against the latest checkpoint
 //	rep, err := audit.Verify(ctx, st, verifier) // *FaultError names the first bad index
 //
-// A gate writes to a Spool (a local durable file) and ships batches through a Sink to the
-// control plane, which parses them with ParseEvent and appends them.
+// A gate spools its events locally and ships them to the control plane:
+//
+//	sp, _ := audit.OpenSpool(audit.SpoolConfig{Dir: dataDir + "/spool"})
+//	err := sp.Append(ctx, ev, audit.Sync)     // audit.Batched for read-only actions
+//	go sp.Run(ctx, sink)                      // sink: one-method Sink; the server uses LogSink
+//	depth := sp.Depth()                       // for the spool-depth metric
+//
+// Anomaly signals: NewDetector(DetectorConfig{Emit: ...}).Observe(ev) for every event;
+// Emit receives KindAnomaly events to append (and to trigger re-attestation).
 //
 // Storage keeps three tables, audit_records (index, id, filter columns, canonical bytes),
 // audit_hashes (tlog stored hashes, so proofs read O(log n) rows) and audit_checkpoints.

@@ -28,8 +28,8 @@ type Config struct {
 	// that is not full; default 0 (commit at once; batches still form while a commit is
 	// in flight).
 	Linger time.Duration
-	// Logger receives errors of the periodic checkpointer; default slog.Default() is not
-	// used: nil discards.
+	// Logger receives errors of the periodic checkpointer; nil discards them (the
+	// global default logger is never used).
 	Logger *slog.Logger
 	// Now is the clock; default time.Now.
 	Now func() time.Time

@@ -6,6 +6,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -124,5 +125,59 @@ func TestAuditProofTailExportCommands(t *testing.T) {
 	}
 	if code, _ := runAudit(t, "audit", "export", "--data-dir", dir, "--format", "csv"); code != 1 {
 		t.Fatal("unsupported format accepted")
+	}
+}
+
+func TestAuditVerifyCommandOnPostgres(t *testing.T) {
+	dsn := os.Getenv("WARDEN_TEST_POSTGRES")
+	if dsn == "" {
+		t.Skip("WARDEN_TEST_POSTGRES is not set; skipping `audit verify --store`")
+	}
+	ctx := context.Background()
+	admin, err := sql.Open("pgx", dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer admin.Close()
+	schema := fmt.Sprintf("audit_cli_test_%d", time.Now().UnixNano())
+	if _, err := admin.Exec("CREATE SCHEMA " + schema); err != nil {
+		t.Fatal(err)
+	}
+	defer admin.Exec("DROP SCHEMA " + schema + " CASCADE")
+	sep := "?"
+	if strings.Contains(dsn, "?") {
+		sep = "&"
+	}
+	store := dsn + sep + "search_path=" + schema
+	db, err := sql.Open("pgx", store)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	st, err := audit.NewPostgres(ctx, db)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	signer, _, err := audit.LoadOrCreateKeys(filepath.Join(dir, "audit"), audit.NoteName("example.org"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	l, _ := audit.Open(ctx, audit.Config{Storage: st, Signer: signer})
+	for i := 0; i < 12; i++ {
+		ev := audit.Event{V: 1, ID: fmt.Sprintf("e%d", i), Kind: audit.KindKillSwitch, Time: time.Unix(1_800_000_000, 0),
+			Subject: "payments", Actor: "operator:alice", Outcome: "engaged"}
+		if _, err := l.Append(ctx, ev); err != nil {
+			t.Fatal(err)
+		}
+	}
+	l.Checkpoint(ctx)
+	l.Close()
+	if code, out := runAudit(t, "audit", "verify", "--store", store, "--data-dir", dir); code != 0 || !strings.HasPrefix(out, "OK: 12 events") {
+		t.Fatalf("exit %d, %q", code, out)
+	}
+	db.Exec("DELETE FROM audit_records WHERE idx = 5")
+	if code, out := runAudit(t, "audit", "verify", "--store", store, "--data-dir", dir); code != 1 || !strings.Contains(out, "first bad index 5") {
+		t.Fatalf("after deleting record 5: exit %d, %q", code, out)
 	}
 }
