@@ -45,11 +45,12 @@ func verifyAuditLog(ctx context.Context, e *env) {
 		s.Reason = fmt.Sprintf("%d events, %d signed checkpoint(s), root %x…", rep.Size, rep.Checkpoints, rep.Root[:6])
 	}
 	e.record(s)
-	e.printTrail(ctx, "spiffe://supplychain.example/agent/procurement")
+	e.printTrail(ctx, "po-1001")
 }
 
-// printTrail prints what the audit log holds about one agent.
-func (e *env) printTrail(ctx context.Context, subject string) {
+// printTrail prints the decision trail of one workflow from the audit log: every gate
+// decision with its workflow id, who called whom, what was decided and why.
+func (e *env) printTrail(ctx context.Context, workflow string) {
 	st, err := e.auditStorage(ctx, e.store.DB())
 	if err != nil {
 		return
@@ -59,17 +60,19 @@ func (e *env) printTrail(ctx context.Context, subject string) {
 	if err != nil {
 		return
 	}
-	fmt.Fprintf(e.cfg.Out, "Audit trail of %s:\n", subject)
+	short := func(id string) string { return strings.TrimPrefix(id, "spiffe://"+TrustDomain+"/agent/") }
+	fmt.Fprintf(e.cfg.Out, "Decision trail of workflow %s, from the audit log (`warden audit tail --workflow %s`):\n", workflow, workflow)
 	for _, r := range recs {
 		ev, err := audit.ParseEvent(r.Data)
-		if err != nil || (ev.Subject != subject && ev.Caller != subject) {
+		if err != nil || ev.WorkflowID != workflow {
 			continue
 		}
-		what := ev.Outcome
-		if ev.Kind == audit.KindDecision {
-			what = ev.Decision + " " + ev.Action
+		why := ev.Reason
+		if len(ev.DeterminingPolicies) > 0 {
+			why += " [" + strings.Join(ev.DeterminingPolicies, ",") + "]"
 		}
-		fmt.Fprintf(e.cfg.Out, "  #%-4d %s  %-12s %-10s %s\n", r.Index, ev.Time.Format("15:04:05.000"), ev.Kind, what, ev.Reason)
+		fmt.Fprintf(e.cfg.Out, "  #%-3d %s  %-8s %-16s -> %-15s %-22s %-5s %s\n", r.Index, ev.Time.Format("15:04:05.000"),
+			ev.Detail["mode"], short(ev.Caller), short(ev.Callee), ev.Action, ev.Decision, why)
 	}
 	fmt.Fprintln(e.cfg.Out)
 }

@@ -30,6 +30,7 @@ import (
 	"github.com/spiffe/go-spiffe/v2/spiffeid"
 	"github.com/spiffe/go-spiffe/v2/spiffetls/tlsconfig"
 
+	"github.com/warden-a2a/warden/internal/audit"
 	"github.com/warden-a2a/warden/internal/gate"
 	"github.com/warden-a2a/warden/internal/gate/legacy"
 	"github.com/warden-a2a/warden/internal/intent"
@@ -52,7 +53,8 @@ type gateEnv struct {
 	erpID    spiffeid.ID
 }
 
-// eventRecorder is the demo's audit sink: it keeps the events in memory and logs them.
+// eventRecorder keeps the gates' decisions in memory, so rows can name their decision
+// ids; the decisions themselves go to each gate's spool (teeSink).
 type eventRecorder struct {
 	mu  sync.Mutex
 	evs []gate.Event
@@ -64,6 +66,20 @@ func (r *eventRecorder) Record(ctx context.Context, ev gate.Event) error {
 	r.evs = append(r.evs, ev)
 	r.mu.Unlock()
 	return r.log.Record(ctx, ev)
+}
+
+// teeSink records a decision in a gate's spool first (a failure refuses the call), then
+// in the demo's recorder.
+type teeSink struct {
+	r    *eventRecorder
+	next gate.AuditSink
+}
+
+func (t teeSink) Record(ctx context.Context, ev gate.Event) error {
+	if err := t.next.Record(ctx, ev); err != nil {
+		return err
+	}
+	return t.r.Record(ctx, ev)
 }
 
 // lastAllowed returns the newest allowing event of a gate.
@@ -142,6 +158,26 @@ func startGates(ctx context.Context, e *env) (*gateEnv, func(), error) {
 		}
 		return nil, errors.New("no trust state from the control plane")
 	}
+	// Each gate spools its decisions durably and ships them to the control plane's
+	// audit log with its own SVID; stopping waits (up to 5 s) for the spool to drain.
+	spooled := func(name, zone string, src *sdk.Source) (gate.AuditSink, error) {
+		sp, err := audit.OpenSpool(audit.SpoolConfig{Dir: filepath.Join(e.cfg.DataDir, "gates", name, "spool")})
+		if err != nil {
+			return nil, err
+		}
+		sctx, scancel := context.WithCancel(context.WithoutCancel(ctx))
+		done := make(chan struct{})
+		go func() { _ = sp.Run(sctx, audit.HTTPSink{URL: e.srv.URL(), Client: src.HTTPClient()}); close(done) }()
+		stops = append(stops, func() {
+			for i := 0; i < 250 && sp.Depth() > 0; i++ {
+				time.Sleep(20 * time.Millisecond)
+			}
+			scancel()
+			<-done
+			_ = sp.Close()
+		})
+		return teeSink{r: g.events, next: gate.SpoolSink{Spool: sp, Zone: zone}}, nil
+	}
 	serve := func(gt *gate.Gate, network, addr string) (string, error) {
 		ln, err := net.Listen(network, addr)
 		if err != nil {
@@ -165,9 +201,13 @@ func startGates(ctx context.Context, e *env) (*gateEnv, func(), error) {
 	if err != nil {
 		return fail(err)
 	}
+	vsink, err := spooled("vendor-portal", "partner-edge", vsrc)
+	if err != nil {
+		return fail(err)
+	}
 	in, err := gate.New(gate.Config{Mode: gate.ModeInbound, Self: g.vendorID, SVID: vsrc, Bundle: vsrc, Upstream: agentURL,
 		Peers: peers, Policy: policy.NewHolder(eng), Trust: vtrust, Zone: "partner-edge", Replay: intent.NewMemoryCache(1 << 16),
-		Audit: g.events, Logger: e.cfg.Logger,
+		Audit: vsink, Logger: e.cfg.Logger,
 		Card: &a2a.AgentCard{Name: "vendor-portal", Description: "Vendor portal: acknowledges purchase orders", Version: "1",
 			SupportedInterfaces: []*a2a.AgentInterface{a2a.NewAgentInterface("https://vendor-portal.supplychain.example", a2a.TransportProtocolJSONRPC)},
 			DefaultInputModes:   []string{"text"}, DefaultOutputModes: []string{"text"}, Skills: []a2a.AgentSkill{}}})
@@ -185,9 +225,13 @@ func startGates(ctx context.Context, e *env) (*gateEnv, func(), error) {
 	}
 	stops = append(stops, func() { _ = os.RemoveAll(sockDir) })
 	psrc := e.agents["procurement"]
+	psink, err := spooled("procurement", "cloud", psrc)
+	if err != nil {
+		return fail(err)
+	}
 	out, err := gate.New(gate.Config{Mode: gate.ModeOutbound, Self: spiffeid.RequireFromPath(e.td, "/agent/procurement"),
 		SVID: psrc, Bundle: psrc, Upstream: "https://" + g.inbound, Audience: g.vendorID.String(), UpstreamID: g.vendorID,
-		AllowedUIDs: []int{os.Getuid()}, Audit: g.events, Logger: e.cfg.Logger,
+		AllowedUIDs: []int{os.Getuid()}, Audit: psink, Logger: e.cfg.Logger,
 		Defaults: map[string]gate.ActionDefault{gate.MethodGetTask: {Action: "purchase_order.read", Resource: "Order/PO-1001"}}})
 	if err != nil {
 		return fail(err)
@@ -208,9 +252,13 @@ func startGates(ctx context.Context, e *env) (*gateEnv, func(), error) {
 	if err != nil {
 		return fail(err)
 	}
+	esink, err := spooled("erp", "cloud", erpSrc)
+	if err != nil {
+		return fail(err)
+	}
 	lg, err := gate.New(gate.Config{Mode: gate.ModeLegacy, Self: g.erpID, SVID: erpSrc, Bundle: erpSrc, Upstream: erpURL,
 		Peers: peers, Policy: policy.NewHolder(eng), Trust: etrust, Zone: "cloud", Replay: intent.NewMemoryCache(1 << 16),
-		Audit: g.events, Logger: e.cfg.Logger, LegacyKey: key, LegacyAudience: "erp"})
+		Audit: esink, Logger: e.cfg.Logger, LegacyKey: key, LegacyAudience: "erp"})
 	if err != nil {
 		return fail(err)
 	}
@@ -220,7 +268,6 @@ func startGates(ctx context.Context, e *env) (*gateEnv, func(), error) {
 	return g, stop, nil
 }
 
-// enrolExtra enrols one more workload the way enrolAll does.
 
 // vendorExecutor is vendor-portal's agent logic: it acknowledges orders; a message with
 // metadata "as_task" becomes a task that goes working -> completed.
