@@ -268,7 +268,6 @@ func startGates(ctx context.Context, e *env) (*gateEnv, func(), error) {
 	return g, stop, nil
 }
 
-
 // vendorExecutor is vendor-portal's agent logic: it acknowledges orders; a message with
 // metadata "as_task" becomes a task that goes working -> completed.
 type vendorExecutor struct{}

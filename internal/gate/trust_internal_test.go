@@ -11,7 +11,7 @@ func TestAttestationOf(t *testing.T) {
 	now := time.Now()
 	peer := "spiffe://supplychain.example/agent/payment-release"
 	doc := &truststate.Document{Attestations: map[string]truststate.Attestation{
-		peer: {Tier: "affirming", At: now.Add(-90 * time.Second), ResultID: "r1", Action: "allow"},
+		peer:                                   {Tier: "affirming", At: now.Add(-90 * time.Second), ResultID: "r1", Action: "allow"},
 		"spiffe://supplychain.example/agent/x": {Tier: "affirming", Reason: "quote_replay", At: now},
 		"spiffe://supplychain.example/agent/y": {Tier: "contraindicated", Reason: "tampered_binary", At: now},
 	}}
