@@ -22,6 +22,7 @@ import (
 	"github.com/spiffe/go-spiffe/v2/spiffeid"
 	"gopkg.in/yaml.v3"
 
+	"github.com/warden-a2a/warden/internal/audit"
 	"github.com/warden-a2a/warden/internal/gate"
 	"github.com/warden-a2a/warden/internal/intent"
 	"github.com/warden-a2a/warden/internal/policy"
@@ -82,6 +83,11 @@ type gateFile struct {
 		TTL         time.Duration                `yaml:"ttl"`
 		Defaults    map[string]gateActionDefault `yaml:"defaults"`
 	} `yaml:"outbound"`
+	// Audit: decisions go to a durable local spool (default SVID_DIR/audit-spool) and,
+	// when server is set, are shipped in batches to the control plane's audit log.
+	Audit struct {
+		SpoolDir string `yaml:"spool_dir"`
+	} `yaml:"audit"`
 }
 
 type gatePeer struct {
@@ -228,6 +234,23 @@ func runGate(ctx context.Context, f *gateFile, log *slog.Logger) error {
 			}
 		})
 	}
+	spoolDir := f.Audit.SpoolDir
+	if spoolDir == "" {
+		spoolDir = filepath.Join(f.SVIDDir, "audit-spool")
+	}
+	spool, err := audit.OpenSpool(audit.SpoolConfig{Dir: spoolDir})
+	if err != nil {
+		return fmt.Errorf("audit spool: %w", err)
+	}
+	cfg.Audit = gate.SpoolSink{Spool: spool, Zone: f.Zone}
+	if f.Server != "" {
+		goRun(func() {
+			if err := spool.Run(runCtx, audit.HTTPSink{URL: f.Server, Client: src.HTTPClient()}); err != nil && runCtx.Err() == nil {
+				log.Error("gate: audit shipping stopped", "err", err)
+			}
+		})
+	}
+	wait = append(wait, func() { _ = spool.Close() }) // after the shipper has stopped
 	if f.Mode == gate.ModeOutbound {
 		cfg.Audience, cfg.AllowedUIDs, cfg.OutboundTTL = f.Outbound.Audience, f.Outbound.AllowedUIDs, f.Outbound.TTL
 		if f.Outbound.UpstreamID != "" {
