@@ -105,42 +105,68 @@ func (l *Log) Close() error {
 // bytes are equal and ErrConflict otherwise. Errors: ErrInvalidEvent, ErrConflict,
 // ErrClosed, the context's error (the event may then still be committed), storage errors.
 func (l *Log) Append(ctx context.Context, ev Event) (Receipt, error) {
-	data, err := ev.Canonical()
+	rs, err := l.AppendAll(ctx, []Event{ev})
 	if err != nil {
 		return Receipt{}, err
 	}
-	ev.Time = ev.Time.UTC()
-	r := &appendReq{entry: entryOf(&ev, data), reply: make(chan appendResult, 1)}
+	return rs[0], nil
+}
+
+// AppendAll appends evs in their order (they take consecutive or at least increasing
+// indexes relative to each other) and returns once all are durable, with the first
+// error. It is Append for a batch, such as one shipped from a gate's spool.
+func (l *Log) AppendAll(ctx context.Context, evs []Event) ([]Receipt, error) {
+	reqs := make([]*appendReq, len(evs))
+	for i := range evs {
+		data, err := evs[i].Canonical()
+		if err != nil {
+			return nil, err
+		}
+		evs[i].Time = evs[i].Time.UTC()
+		reqs[i] = &appendReq{entry: entryOf(&evs[i], data), reply: make(chan appendResult, 1)}
+	}
 	select {
 	case <-l.done:
-		return Receipt{}, ErrClosed
+		return nil, ErrClosed
 	default:
 	}
-	select {
-	case l.reqs <- r:
-	case <-l.done:
-		return Receipt{}, ErrClosed
-	case <-ctx.Done():
-		return Receipt{}, ctx.Err()
+	for _, r := range reqs { // one sender, in order: the committer takes them in this order
+		select {
+		case l.reqs <- r:
+		case <-l.done:
+			return nil, ErrClosed
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
 	}
+	out := make([]Receipt, len(reqs))
+	var first error
+	for i, r := range reqs {
+		res, err := l.wait(ctx, r)
+		if err != nil && first == nil {
+			first = err
+		}
+		out[i] = Receipt{Index: res.idx, ID: evs[i].ID}
+	}
+	if first != nil {
+		return nil, first
+	}
+	return out, nil
+}
+
+func (l *Log) wait(ctx context.Context, r *appendReq) (appendResult, error) {
 	select {
 	case res := <-r.reply:
-		if res.err != nil {
-			return Receipt{}, res.err
-		}
-		return Receipt{Index: res.idx, ID: ev.ID}, nil
+		return res, res.err
 	case <-l.exited:
 		select {
 		case res := <-r.reply:
-			if res.err != nil {
-				return Receipt{}, res.err
-			}
-			return Receipt{Index: res.idx, ID: ev.ID}, nil
+			return res, res.err
 		default:
-			return Receipt{}, ErrClosed
+			return appendResult{}, ErrClosed
 		}
 	case <-ctx.Done():
-		return Receipt{}, ctx.Err()
+		return appendResult{}, ctx.Err()
 	}
 }
 

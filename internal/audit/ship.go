@@ -9,7 +9,6 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
-	"sync"
 	"time"
 )
 
@@ -179,15 +178,6 @@ func (k LogSink) Ship(ctx context.Context, batch [][]byte) error {
 		}
 		evs[i] = ev
 	}
-	errs := make([]error, len(evs))
-	var wg sync.WaitGroup
-	for i := range evs {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			_, errs[i] = k.Log.Append(ctx, evs[i])
-		}()
-	}
-	wg.Wait()
-	return errors.Join(errs...)
+	_, err := k.Log.AppendAll(ctx, evs)
+	return err
 }
