@@ -70,7 +70,7 @@ func BenchmarkBareCreateCertificate(b *testing.B) {
 
 // parallelism × GOMAXPROCS goroutines issue at once, as concurrent renewals do on a
 // server; the store's group commit shares one fsync among them.
-const parallelism = 16
+const parallelism = 64
 
 // BenchmarkIssue is the store-backed issuer: sign, parse, record in SQLite.
 func BenchmarkIssue(b *testing.B) {
