@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/a2aproject/a2a-go/v2/a2a"
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/redis/go-redis/v9"
 	"github.com/spf13/cobra"
 	"github.com/spiffe/go-spiffe/v2/spiffeid"
@@ -26,6 +27,7 @@ import (
 	"github.com/warden-a2a/warden/internal/gate"
 	"github.com/warden-a2a/warden/internal/intent"
 	"github.com/warden-a2a/warden/internal/policy"
+	"github.com/warden-a2a/warden/internal/telemetry"
 	"github.com/warden-a2a/warden/internal/truststate"
 	"github.com/warden-a2a/warden/sdk"
 )
@@ -88,6 +90,8 @@ type gateFile struct {
 	Audit struct {
 		SpoolDir string `yaml:"spool_dir"`
 	} `yaml:"audit"`
+	// MetricsListen serves Prometheus /metrics (plain HTTP) on this address.
+	MetricsListen string `yaml:"metrics_listen"`
 }
 
 type gatePeer struct {
@@ -250,7 +254,29 @@ func runGate(ctx context.Context, f *gateFile, log *slog.Logger) error {
 			}
 		})
 	}
-	wait = append(wait, func() { _ = spool.Close() }) // after the shipper has stopped
+	if f.MetricsListen != "" {
+		reg := prometheus.NewRegistry()
+		m := telemetry.NewMetrics(reg)
+		cfg.Audit = gate.MetricsSink{Metrics: m, Next: cfg.Audit}
+		stopMetrics, err := serveMetrics(runCtx, f.MetricsListen, reg, log)
+		if err != nil {
+			return err
+		}
+		wait = append(wait, stopMetrics)
+		goRun(func() {
+			t := time.NewTicker(time.Second)
+			defer t.Stop()
+			for {
+				select {
+				case <-runCtx.Done():
+					return
+				case <-t.C:
+					m.SpoolDepth(spool.Depth())
+				}
+			}
+		})
+	}
+	wait = append(wait, func() { _ = spool.Close() }) // after the shipper and the gauge have stopped
 	if f.Mode == gate.ModeOutbound {
 		cfg.Audience, cfg.AllowedUIDs, cfg.OutboundTTL = f.Outbound.Audience, f.Outbound.AllowedUIDs, f.Outbound.TTL
 		if f.Outbound.UpstreamID != "" {

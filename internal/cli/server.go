@@ -1,17 +1,21 @@
 package cli
 
 import (
+	"context"
 	"fmt"
 	"log/slog"
 	"net"
+	"net/http"
 	"os"
 	"path/filepath"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/spf13/cobra"
 
 	"github.com/warden-a2a/warden/internal/server"
 	"github.com/warden-a2a/warden/internal/store/storeopen"
+	"github.com/warden-a2a/warden/internal/telemetry"
 )
 
 func envOr(key, def string) string {
@@ -38,6 +42,7 @@ func newServerCmd() *cobra.Command {
 		dnsNames                       []string
 		verbose                        bool
 		af                             serverAttestFlags
+		metricsListen                  string
 	)
 	cmd := &cobra.Command{
 		Use:   "server",
@@ -82,6 +87,15 @@ challenges are kept in memory: with several replicas, pin each agent to one repl
 			}
 			defer auditLog.Close()
 			cfg := server.Config{TrustDomain: td, DataDir: dataDir, Store: st, SVIDTTL: ttl, Logger: log, Attestation: attCfg, Audit: auditLog}
+			if metricsListen != "" {
+				reg := prometheus.NewRegistry()
+				cfg.Metrics = telemetry.NewMetrics(reg)
+				stop, err := serveMetrics(ctx, metricsListen, reg, log)
+				if err != nil {
+					return err
+				}
+				defer stop()
+			}
 			for _, n := range dnsNames {
 				if ip := net.ParseIP(n); ip != nil {
 					cfg.IPs = append(cfg.IPs, ip)
@@ -109,6 +123,22 @@ challenges are kept in memory: with several replicas, pin each agent to one repl
 	f.DurationVar(&ttl, "svid-ttl", 15*time.Minute, "lifetime of agent X509-SVIDs (at most 24h)")
 	f.StringSliceVar(&dnsNames, "san", nil, "extra DNS name or IP for the server certificate (default localhost, 127.0.0.1, ::1)")
 	f.BoolVarP(&verbose, "verbose", "v", false, "log every request")
+	f.StringVar(&metricsListen, "metrics-listen", os.Getenv("WARDEN_METRICS_LISTEN"), "serve Prometheus /metrics on this address (plain HTTP; keep it on a private interface)")
 	af.register(cmd)
 	return cmd
+}
+
+// serveMetrics serves Prometheus /metrics from reg on addr until ctx ends or stop is called.
+func serveMetrics(ctx context.Context, addr string, reg *prometheus.Registry, log *slog.Logger) (stop func(), err error) {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("metrics: %w", err)
+	}
+	mux := http.NewServeMux()
+	mux.Handle("GET /metrics", telemetry.Handler(reg))
+	hs := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
+	go func() { _ = hs.Serve(ln) }()
+	go func() { <-ctx.Done(); _ = hs.Close() }()
+	log.Info("metrics listening", "url", "http://"+ln.Addr().String()+"/metrics")
+	return func() { _ = hs.Close() }, nil
 }

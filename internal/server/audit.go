@@ -19,6 +19,7 @@ import (
 	"github.com/warden-a2a/warden/internal/approval"
 	"github.com/warden-a2a/warden/internal/audit"
 	"github.com/warden-a2a/warden/internal/store"
+	"github.com/warden-a2a/warden/internal/telemetry"
 	"github.com/warden-a2a/warden/internal/store/postgres"
 	"github.com/warden-a2a/warden/internal/store/sqlite"
 )
@@ -84,6 +85,13 @@ func (s *Server) auditRequest(r *http.Request, sw *statusWriter) {
 	}
 	ev.Detail["remote"] = r.RemoteAddr
 	s.emit(r.Context(), ev)
+	if m := s.cfg.Metrics; m != nil && ev.Outcome == "granted" {
+		if kind == audit.KindRenewal {
+			m.SVIDEvent(telemetry.SVIDRenewed)
+		} else {
+			m.SVIDEvent(telemetry.SVIDIssued)
+		}
+	}
 }
 
 // annotate tells the audit wrapper whom a request was about.
@@ -107,6 +115,9 @@ func (s *Server) trustEvent(ctx context.Context, op, id, serial, reason string, 
 	subject := id
 	if subject == "" {
 		subject = "serial:" + serial
+	}
+	if m := s.cfg.Metrics; m != nil && op == "revoke" {
+		m.SVIDEvent(telemetry.SVIDRevoked)
 	}
 	s.emit(ctx, audit.Event{Kind: kind, Subject: subject, Serial: serial, Actor: "operator:admin", Outcome: outcome,
 		Reason: "operator_" + op, Detail: map[string]string{"text": reason, "trust_state_version": strconv.FormatInt(version, 10)}})

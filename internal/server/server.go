@@ -33,6 +33,7 @@ import (
 	"github.com/warden-a2a/warden/internal/audit"
 	"github.com/warden-a2a/warden/internal/ca"
 	"github.com/warden-a2a/warden/internal/store"
+	"github.com/warden-a2a/warden/internal/telemetry"
 	"github.com/warden-a2a/warden/internal/truststate"
 )
 
@@ -61,6 +62,9 @@ type Config struct {
 	// refused, revocations, quarantines, suspensions, attestation results, approvals) and
 	// the decision events gates ship to POST /v1/audit/events (docs/audit-events.md).
 	Audit *audit.Log
+	// Metrics, when set, counts SVIDs issued, renewed and revoked and tracks the
+	// trust-state version (docs/telemetry.md); the CLI serves it on --metrics-listen.
+	Metrics *telemetry.Metrics
 }
 
 // Identities of the control plane's own credentials.
@@ -222,6 +226,15 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	wg.Add(2)
 	go func() { defer wg.Done(); s.trust.Run(bg) }()
 	go func() { defer wg.Done(); s.maintain(bg) }()
+	if m := s.cfg.Metrics; m != nil {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for ts := range s.trust.Watch(bg) {
+				m.TrustState(ts.Version, ts.CreatedAt)
+			}
+		}()
+	}
 	if s.att != nil {
 		wg.Add(1)
 		go func() { defer wg.Done(); s.enforceChallenges(bg) }()
