@@ -29,6 +29,8 @@ type Event struct {
 	// LocalCaller (outbound) is the kernel's view of the local caller on a unix socket,
 	// "uid=N pid=N" (SO_PEERCRED), or "secret" for a loopback caller with the secret.
 	LocalCaller string `json:"local_caller,omitempty"`
+	// Undeclared: the workflow catalog does not declare this caller → gate → action path.
+	Undeclared bool `json:"undeclared,omitempty"`
 }
 
 // AuditSink receives every decision. Record returning an error makes the gate refuse the

@@ -62,5 +62,8 @@ func ToAuditEvent(ev Event, zone string) audit.Event {
 	if ev.Stale {
 		out.Detail["stale"] = "true"
 	}
+	if ev.Undeclared {
+		out.Detail["undeclared_path"] = "true"
+	}
 	return out
 }

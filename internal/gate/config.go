@@ -14,6 +14,7 @@ import (
 	"github.com/spiffe/go-spiffe/v2/svid/x509svid"
 
 	"github.com/warden-a2a/warden/internal/intent"
+	"github.com/warden-a2a/warden/internal/inventory"
 	"github.com/warden-a2a/warden/internal/policy"
 )
 
@@ -50,6 +51,10 @@ type Config struct {
 	MaxIntentTTL time.Duration // default intent.DefaultMaxLifetime
 	Audit        AuditSink     // default LogSink{Logger}
 	Approvals    Approvals     // default NoApprovals
+	// Catalog, when set, is the workflow inventory (internal/inventory): a call on a path
+	// it does not declare is flagged in the decision event (Undeclared) as an anomaly,
+	// a trigger for event-driven re-attestation. It refuses nothing by itself.
+	Catalog *inventory.Index
 	// Card is the agent card served at /.well-known/agent-card.json, signed by the gate
 	// (inbound); nil serves none.
 	Card *a2a.AgentCard

@@ -257,6 +257,9 @@ func (g *Gate) serveInbound(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	ev.IntentID, ev.Action, ev.Resource, ev.Workflow = claims.ID, claims.Action, claims.Resource, claims.Workflow
+	if g.cfg.Catalog != nil && !g.cfg.Catalog.IsDeclared(ev.Peer, g.cfg.Self.String(), claims.Action) {
+		ev.Undeclared = true // the catalog does not list this path: an anomaly signal
+	}
 
 	// 3 context: the caller's entry, staleness, attestation, approvals.
 	agent, ok := g.cfg.Peers[ev.Peer]

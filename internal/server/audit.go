@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/warden-a2a/warden/internal/api"
+	"github.com/warden-a2a/warden/internal/attest"
 	"github.com/warden-a2a/warden/internal/approval"
 	"github.com/warden-a2a/warden/internal/audit"
 	"github.com/warden-a2a/warden/internal/store"
@@ -170,6 +171,7 @@ func (s *Server) handleAuditEvents(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	raw := make([][]byte, len(batch.Events))
+	parsed := make([]audit.Event, len(batch.Events))
 	for i, e := range batch.Events {
 		ev, err := audit.ParseEvent(e)
 		if err != nil {
@@ -184,7 +186,7 @@ func (s *Server) handleAuditEvents(w http.ResponseWriter, r *http.Request) {
 			s.fail(w, r, http.StatusForbidden, api.ReasonForbidden, fmt.Sprintf("event %d: gate_id %q is not the shipping gate %s", i, ev.GateID, id))
 			return
 		}
-		raw[i] = e
+		raw[i], parsed[i] = e, ev
 	}
 	if err := (audit.LogSink{Log: s.cfg.Audit}).Ship(r.Context(), raw); err != nil {
 		if errors.Is(err, audit.ErrInvalidEvent) {
@@ -194,6 +196,7 @@ func (s *Server) handleAuditEvents(w http.ResponseWriter, r *http.Request) {
 		s.internal(w, r, err)
 		return
 	}
+	s.observeDecisions(r.Context(), parsed)
 	writeJSON(w, http.StatusOK, map[string]int{"appended": len(raw)})
 }
 
@@ -219,4 +222,42 @@ func OpenAudit(ctx context.Context, st store.Store, dataDir, trustDomain string,
 		return nil, err
 	}
 	return audit.Open(ctx, audit.Config{Storage: storage, Signer: signer, CheckpointInterval: interval, Logger: log})
+}
+
+// observeDecisions closes the loop from what gates saw to runtime attestation: each
+// shipped decision feeds the anomaly detector (repeated denials, rate spikes, cross-zone
+// and partner-to-partner routing, certificate churn) and the attestation trigger rules
+// (N denials in M seconds, a first call above the agent's class, a path the catalog does
+// not declare). An anomaly is appended to the audit log; a fired rule or an anomaly about
+// one of this trust domain's agents pushes an event-driven challenge to it.
+func (s *Server) observeDecisions(ctx context.Context, evs []audit.Event) {
+	for _, ev := range evs {
+		if ev.Kind != audit.KindDecision || ev.Caller == "" {
+			continue
+		}
+		s.detector.Observe(ev)
+		if s.att == nil {
+			continue
+		}
+		o := attest.Observation{Time: ev.Time, Denied: ev.Decision == audit.DecisionDeny, Path: ev.Action,
+			InCatalog: ev.Detail["undeclared_path"] != "true"}
+		if rule, err := s.Observe(ctx, ev.Caller, o); rule != "" || err != nil {
+			s.log.Info("attestation trigger", "spiffe_id", ev.Caller, "rule", rule, "decision_id", ev.ID, "err", err)
+		}
+	}
+}
+
+// onAnomaly records an anomaly and challenges the agent it is about.
+func (s *Server) onAnomaly(ev audit.Event) {
+	ctx := context.Background()
+	s.emit(ctx, ev)
+	if m := s.cfg.Metrics; m != nil {
+		m.Anomaly(ev.Reason)
+	}
+	if s.att == nil || !strings.HasPrefix(ev.Subject, s.td.ID().String()+"/") {
+		return
+	}
+	if _, _, err := s.Challenge(ctx, ev.Subject, "anomaly_"+ev.Reason); err != nil {
+		s.log.Info("anomaly: no challenge pushed", "spiffe_id", ev.Subject, "reason", ev.Reason, "err", err)
+	}
 }

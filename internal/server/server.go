@@ -98,6 +98,8 @@ type Server struct {
 
 	mu  sync.Mutex
 	url string
+
+	detector *audit.Detector // anomalies in the decisions gates ship
 }
 
 // New loads or creates the CA, issues the server's own SVID and the admin credential, and
@@ -159,7 +161,17 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
+	s.detector = audit.NewDetector(audit.DetectorConfig{HomeTrustDomain: td.Name(), ZoneOf: s.zoneOf, Emit: s.onAnomaly})
 	return s, nil
+}
+
+// zoneOf is the home zone of an agent of this trust domain, from its entry.
+func (s *Server) zoneOf(spiffeID string) string {
+	e, err := s.cfg.Store.GetEntryBySPIFFEID(context.Background(), spiffeID)
+	if err != nil {
+		return ""
+	}
+	return e.Zone
 }
 
 // CA returns the server's certificate authority.
