@@ -142,12 +142,16 @@ func trustView(doc *truststate.Document) policy.TrustView {
 }
 
 // attestationOf is the one place the gate reads a caller's attestation result from the
-// trust state. The trust state does not carry attestation results yet (another branch
-// adds them to truststate.Document); until it does every caller is tier "none", so
-// policies that need a fresh affirming attestation (payment.release) deny.
+// trust state (truststate.Document.Attestations, written by the control plane after each
+// appraisal): its tier and its age at now. No result is tier "none"; a result dated in
+// the future (clock skew) counts as age 0. Policies that need a fresh affirming
+// attestation (payment.release: affirming and at most 300 s old) read both.
 func attestationOf(doc *truststate.Document, peer string, now time.Time) policy.Attestation {
-	_, _, _ = doc, peer, now
-	return policy.Attestation{Tier: "none"}
+	a, ok := doc.Attestations[peer]
+	if !ok || a.Tier == "" {
+		return policy.Attestation{Tier: "none"}
+	}
+	return policy.Attestation{Tier: a.Tier, AgeSeconds: max(int64(now.Sub(a.At)/time.Second), 0)}
 }
 
 // maxStaleness is the zone's max_staleness from the trust state, else def.
