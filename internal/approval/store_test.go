@@ -56,7 +56,7 @@ var t0 = time.Date(2026, 11, 27, 3, 0, 0, 0, time.UTC)
 func sampleRequest(id string) approval.Request {
 	return approval.Request{ID: id, Requester: "spiffe://supplychain.example/agent/payments", FiledBy: "spiffe://supplychain.example/gate/bank",
 		Audience: "spiffe://supplychain.example/agent/bank",
-		Action: "payment.release", Resource: "Invoice/INV-7", Amount: 25000, Currency: "EUR", IntentHash: "FXzhEFIzMCyQCst6sb6EnW3GvUkJr6SwZYsmJBBrzXk",
+		Action:   "payment.release", Resource: "Invoice/INV-7", Amount: 25000, Currency: "EUR", IntentHash: "FXzhEFIzMCyQCst6sb6EnW3GvUkJr6SwZYsmJBBrzXk",
 		Required: 2, PolicyID: "payment-release-needs-two-approvals", Workflow: "wf-1", CreatedAt: t0, ExpiresAt: t0.Add(time.Hour)}
 }
 
