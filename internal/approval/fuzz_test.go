@@ -2,12 +2,15 @@ package approval_test
 
 import (
 	"bytes"
+	"crypto/sha256"
+	"encoding/base64"
 	"encoding/json"
 	"testing"
 	"unicode/utf8"
 
 	"github.com/warden-a2a/warden/internal/api"
 	"github.com/warden-a2a/warden/internal/approval"
+	"github.com/warden-a2a/warden/internal/jcs"
 )
 
 // decodeStrict decodes like the server's readJSON: unknown fields and trailing data refused.
@@ -100,6 +103,29 @@ func FuzzIntentHash(f *testing.F) {
 		b2.Action, b2.Resource = act+res, ""
 		if res != "" && approval.IntentHash(b2) == h {
 			t.Fatalf("moving res into act kept the hash: %+v", b)
+		}
+	})
+}
+
+// FuzzIntentHashDefinition: the direct writer behind IntentHash equals the definition,
+// SHA-256 of jcs.Transform(json.Marshal(members)), for any field values.
+func FuzzIntentHashDefinition(f *testing.F) {
+	f.Add("payment.release", "Invoice/INV-7", "wf", "spiffe://td/agent/a", int64(25000), "EUR")
+	f.Add("a<b>&\u2028\"\\", "\xff\xfe", "\x00\x1f", "\xed\xa0\x80", int64(1)<<60, "")
+	f.Add("", "", "", "", int64(-9007199254740993), "\U0001F600")
+	f.Fuzz(func(t *testing.T, act, res, wf, iss string, amount int64, cur string) {
+		b := approval.Binding{Requester: iss, Audience: "spiffe://td/agent/b", Action: act, Resource: res, Workflow: wf, Amount: amount, Currency: cur}
+		raw, err := json.Marshal(map[string]any{"act": act, "amount": amount, "aud": b.Audience, "cur": cur, "iss": iss, "res": res, "wf": wf})
+		if err != nil {
+			t.Fatal(err)
+		}
+		canon, err := jcs.Transform(raw)
+		if err != nil {
+			t.Fatalf("definition refused %q: %v", raw, err)
+		}
+		sum := sha256.Sum256(canon)
+		if want := base64.RawURLEncoding.EncodeToString(sum[:]); approval.IntentHash(b) != want {
+			t.Fatalf("IntentHash differs from the definition for %s", canon)
 		}
 	})
 }

@@ -3,7 +3,7 @@ package approval
 import (
 	"crypto/sha256"
 	"encoding/base64"
-	"encoding/json"
+	"unicode/utf8"
 
 	"github.com/warden-a2a/warden/internal/jcs"
 )
@@ -36,14 +36,51 @@ type Binding struct {
 // §2.2): amounts beyond 2^53 lose precision in JCS's number form, which both sides
 // compute the same way.
 func IntentHash(b Binding) string {
-	raw, _ := json.Marshal(map[string]any{"act": b.Action, "amount": b.Amount, "aud": b.Audience, "cur": b.Currency,
-		"iss": b.Requester, "res": b.Resource, "wf": b.Workflow})
-	canon, err := jcs.Transform(raw)
-	if err != nil { // invalid UTF-8 in a field: hash the encoder's output (U+FFFD replaced)
-		canon = raw
-	}
-	sum := sha256.Sum256(canon)
+	var buf [512]byte
+	sum := sha256.Sum256(appendBinding(buf[:0], &b))
 	return base64.RawURLEncoding.EncodeToString(sum[:])
+}
+
+// appendBinding appends the RFC 8785 form of b directly: the member names are ASCII, so
+// their order is fixed (act amount aud cur iss res wf); strings are written by
+// jcs.AppendString after replacing each invalid UTF-8 byte with U+FFFD (what
+// encoding/json does), the amount as an ECMAScript number (RFC 8785 §3.2.2.3). It equals
+// jcs.Transform(json.Marshal(the members)), which FuzzIntentHashDefinition checks.
+func appendBinding(dst []byte, b *Binding) []byte {
+	dst = append(dst, `{"act":`...)
+	dst = jcs.AppendString(dst, validUTF8(b.Action))
+	dst = append(dst, `,"amount":`...)
+	dst = jcs.AppendNumber(dst, float64(b.Amount))
+	dst = append(dst, `,"aud":`...)
+	dst = jcs.AppendString(dst, validUTF8(b.Audience))
+	dst = append(dst, `,"cur":`...)
+	dst = jcs.AppendString(dst, validUTF8(b.Currency))
+	dst = append(dst, `,"iss":`...)
+	dst = jcs.AppendString(dst, validUTF8(b.Requester))
+	dst = append(dst, `,"res":`...)
+	dst = jcs.AppendString(dst, validUTF8(b.Resource))
+	dst = append(dst, `,"wf":`...)
+	dst = jcs.AppendString(dst, validUTF8(b.Workflow))
+	return append(dst, '}')
+}
+
+// validUTF8 replaces every byte of an invalid UTF-8 sequence with U+FFFD, as
+// encoding/json does when it marshals a string.
+func validUTF8(s string) string {
+	if utf8.ValidString(s) {
+		return s
+	}
+	out := make([]byte, 0, len(s)+8)
+	for i := 0; i < len(s); {
+		r, n := utf8.DecodeRuneInString(s[i:])
+		if r == utf8.RuneError && n == 1 {
+			out = utf8.AppendRune(out, utf8.RuneError)
+		} else {
+			out = append(out, s[i:i+n]...)
+		}
+		i += n
+	}
+	return string(out)
 }
 
 // validHash reports whether s is the form IntentHash returns.

@@ -298,7 +298,10 @@ func (g *Gate) serveInbound(w http.ResponseWriter, r *http.Request) {
 		ID: claims.Approval, Requester: ev.Peer, Audience: g.cfg.Self.String(), Action: claims.Action,
 		Resource: claims.Resource, Workflow: claims.Workflow, Amount: amount, Currency: req.Context.Currency,
 		DecisionID: ev.DecisionID,
-		IntentHash: ApprovalHash(ev.Peer, g.cfg.Self.String(), claims.Action, claims.Resource, claims.Workflow, amount, req.Context.Currency),
+	}
+	// The binding hash is computed only for calls that file or carry an approval.
+	bind := func() {
+		areq.IntentHash = ApprovalHash(ev.Peer, g.cfg.Self.String(), claims.Action, claims.Resource, claims.Workflow, amount, req.Context.Currency)
 	}
 	approvalRefused := func(err error) bool {
 		var ar *ApprovalRefusal
@@ -316,6 +319,7 @@ func (g *Gate) serveInbound(w http.ResponseWriter, r *http.Request) {
 	}
 	if claims.Approval != "" {
 		ev.ApprovalID = claims.Approval
+		bind()
 		st, err := g.cfg.Approvals.Approval(r.Context(), areq)
 		if approvalRefused(err) {
 			return
@@ -329,6 +333,7 @@ func (g *Gate) serveInbound(w http.ResponseWriter, r *http.Request) {
 	if !d.Allow {
 		if slices.Contains(d.Obligations, "approval") && claims.Approval == "" {
 			areq.PolicyIDs = d.PolicyIDs
+			bind()
 			st, err := g.cfg.Approvals.Approval(r.Context(), areq)
 			if err != nil {
 				refuse(http.StatusForbidden, ReasonApprovalsDown, "an approval is required and none can be filed: "+d.Reason)
