@@ -29,7 +29,7 @@ func decodeStrict(b []byte, v any) error {
 // FuzzApprovalRequest: the filing parser never panics, and what it accepts is within the
 // documented bounds.
 func FuzzApprovalRequest(f *testing.F) {
-	f.Add([]byte(`{"requester":"spiffe://supplychain.example/agent/payments","action":"payment.release","resource":"Invoice/INV-7","amount":25000,"currency":"EUR","intent_hash":"ks2kTWnYz_Es0lRqmf3mPlEotjl03kBXdq0ODlZivtg","required":2,"policy_id":"payment-release-needs-two-approvals"}`))
+	f.Add([]byte(`{"requester":"spiffe://supplychain.example/agent/payments","audience":"spiffe://supplychain.example/agent/bank","action":"payment.release","resource":"Invoice/INV-7","amount":25000,"currency":"EUR","intent_hash":"FXzhEFIzMCyQCst6sb6EnW3GvUkJr6SwZYsmJBBrzXk","required":2,"policy_id":"payment-release-needs-two-approvals","workflow":"wf-1"}`))
 	f.Add([]byte(`{"requester":"x","action":"","amount":-1,"required":0}`))
 	f.Add([]byte(`{"requester":"spiffe://a/b","action":"a\u0000b","intent_hash":"","required":9,"ttl_s":999999}`))
 	f.Fuzz(func(t *testing.T, b []byte) {
