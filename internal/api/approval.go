@@ -7,7 +7,8 @@ const (
 	PathApprovals      = "/v1/approvals"       // POST: file a request (gate or agent, mTLS)
 	PathAdminApprovals = "/v1/admin/approvals" // GET: list; GET /{id}: one request with its decisions
 	PathAdminApprovers = "/v1/admin/approvers" // GET, POST; DELETE /{name}
-	// POST PathApprovals + "/{id}/check"     (gate or requester, mTLS): status for an intent hash
+	// POST PathApprovals + "/{id}/check"     (gate or requester, mTLS): status for an intent hash;
+	//                                        with consume (gates only): use the approval up
 	// POST PathApprovals + "/{id}/decisions" (signed by a registered approver key)
 )
 
@@ -26,16 +27,19 @@ const (
 	ReasonAlreadyDecided         = "approver_already_decided"  // this approver already decided this request
 	ReasonApprovalForbidden      = "approval_forbidden"        // caller may not file/check this request
 	ReasonApprovalsOff           = "approvals_unavailable"     // the server has no approval store
+	ReasonApprovalUsed           = "approval_used"             // single use: a gate already consumed it
+	ReasonApprovalPending        = "approval_pending"          // consume: not enough distinct approvers yet
 )
 
 // ApprovalRequest is the body of POST /v1/approvals.
 type ApprovalRequest struct {
 	Requester  string `json:"requester"`   // SPIFFE ID of the agent whose call needs approval
+	Audience   string `json:"audience"`    // SPIFFE ID of the agent it called (intent aud)
 	Action     string `json:"action"`      // intent act
 	Resource   string `json:"resource"`    // intent res (may be empty)
 	Amount     int64  `json:"amount"`      // whole currency units, >= 0
 	Currency   string `json:"currency"`    // ISO 4217 code or empty
-	IntentHash string `json:"intent_hash"` // approval.IntentHash of the refused intent
+	IntentHash string `json:"intent_hash"` // approval.IntentHash of the fields above: recomputed and compared
 	Required   int    `json:"required"`    // distinct approvals needed, 1..5
 	PolicyID   string `json:"policy_id"`   // @id of the policy that asked for approval
 	Workflow   string `json:"workflow,omitempty"`
@@ -51,12 +55,17 @@ type ApprovalFiled struct {
 // ApprovalCheck is the body of POST /v1/approvals/{id}/check.
 type ApprovalCheck struct {
 	IntentHash string `json:"intent_hash"`
+	// Consume uses the approval up (single use), atomically: of concurrent consumers
+	// exactly one gets 200 and status "used"; the others get approval_used. Only an
+	// approved request can be consumed (approval_pending, approval_denied,
+	// approval_expired otherwise). Only gates may consume.
+	Consume bool `json:"consume,omitempty"`
 }
 
 // ApprovalStatus answers a check and the decision endpoint.
 type ApprovalStatus struct {
 	ID        string    `json:"id"`
-	Status    string    `json:"status"` // pending | approved | denied | expired
+	Status    string    `json:"status"` // pending | approved | denied | expired | used
 	Approvers []string  `json:"approvers"`
 	Count     int       `json:"count"`
 	Required  int       `json:"required"`
@@ -66,6 +75,8 @@ type ApprovalStatus struct {
 	Currency  string    `json:"currency"`
 	PolicyID  string    `json:"policy_id"`
 	ExpiresAt time.Time `json:"expires_at"`
+	UsedAt    time.Time `json:"used_at,omitzero"` // when a gate consumed it (status used)
+	UsedBy    string    `json:"used_by,omitempty"`
 }
 
 // ApprovalStatement is what an approver signs (approval.Statement.SigningBytes).
@@ -94,6 +105,7 @@ type ApprovalDecision struct {
 type ApprovalRecord struct {
 	ApprovalStatus
 	Requester  string            `json:"requester"`
+	Audience   string            `json:"audience,omitempty"`
 	FiledBy    string            `json:"filed_by"`
 	IntentHash string            `json:"intent_hash"`
 	Workflow   string            `json:"workflow,omitempty"`

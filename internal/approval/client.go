@@ -20,7 +20,7 @@ import (
 )
 
 // Req is what a gate files: the refused call's requester, what it asked for, the intent
-// hash (IntentHash of its claims), how many distinct approvals the policy needs and the
+// hash (IntentHash of the request's Binding), how many distinct approvals the policy needs and the
 // policy's id. It is the wire body of POST /v1/approvals.
 type Req = api.ApprovalRequest
 
@@ -61,6 +61,17 @@ func (c *Client) Request(ctx context.Context, r Req) (string, error) {
 func (c *Client) Check(ctx context.Context, id, intentHash string) (Status, error) {
 	var out Status
 	err := Do(ctx, c.HTTP, http.MethodPost, c.BaseURL+api.PathApprovals+"/"+url.PathEscape(id)+"/check", api.ApprovalCheck{IntentHash: intentHash}, &out)
+	return out, err
+}
+
+// Consume checks approval id like Check and uses it up (single use): the gate calls it
+// when it forwards the call the approval allowed. Of concurrent consumers exactly one
+// succeeds (Status.Status StateUsed); the others get api.ReasonApprovalUsed. A request
+// that is not approved is refused with api.ReasonApprovalPending, ReasonApprovalDenied
+// or ReasonApprovalExpired.
+func (c *Client) Consume(ctx context.Context, id, intentHash string) (Status, error) {
+	var out Status
+	err := Do(ctx, c.HTTP, http.MethodPost, c.BaseURL+api.PathApprovals+"/"+url.PathEscape(id)+"/check", api.ApprovalCheck{IntentHash: intentHash, Consume: true}, &out)
 	return out, err
 }
 

@@ -88,7 +88,7 @@ func (s *Service) decide(ctx context.Context, st Statement, sig []byte) (Status,
 		return Status{}, refuse(api.ReasonApprovalExpired, "approval %s expired at %s", r.ID, r.ExpiresAt.Format(time.RFC3339))
 	case StateDenied:
 		return Status{}, refuse(api.ReasonApprovalDenied, "approval %s was denied", r.ID)
-	case StateApproved:
+	case StateApproved, StateUsed:
 		return Status{}, refuse(api.ReasonApprovalClosed, "approval %s is already approved", r.ID)
 	}
 	msg, err := SigningBytes(&st)
@@ -163,7 +163,7 @@ func APIApprover(a Approver) api.Approver {
 
 // APIRecord is the wire form of a request with its decisions and state.
 func APIRecord(r Request, ds []Decision, st Status) api.ApprovalRecord {
-	out := api.ApprovalRecord{ApprovalStatus: st, Requester: r.Requester, FiledBy: r.FiledBy, IntentHash: r.IntentHash,
+	out := api.ApprovalRecord{ApprovalStatus: st, Requester: r.Requester, Audience: r.Audience, FiledBy: r.FiledBy, IntentHash: r.IntentHash,
 		Workflow: r.Workflow, CreatedAt: r.CreatedAt, Decisions: []api.ApprovalDecided{}}
 	for _, d := range ds {
 		out.Decisions = append(out.Decisions, api.ApprovalDecided{Approver: d.Approver, Decision: d.Decision, Reason: d.Reason, DecidedAt: d.DecidedAt})

@@ -2,13 +2,15 @@ package approval_test
 
 import (
 	"bytes"
+	"crypto/sha256"
+	"encoding/base64"
 	"encoding/json"
 	"testing"
 	"unicode/utf8"
 
 	"github.com/warden-a2a/warden/internal/api"
 	"github.com/warden-a2a/warden/internal/approval"
-	"github.com/warden-a2a/warden/internal/intent"
+	"github.com/warden-a2a/warden/internal/jcs"
 )
 
 // decodeStrict decodes like the server's readJSON: unknown fields and trailing data refused.
@@ -27,7 +29,7 @@ func decodeStrict(b []byte, v any) error {
 // FuzzApprovalRequest: the filing parser never panics, and what it accepts is within the
 // documented bounds.
 func FuzzApprovalRequest(f *testing.F) {
-	f.Add([]byte(`{"requester":"spiffe://supplychain.example/agent/payments","action":"payment.release","resource":"Invoice/INV-7","amount":25000,"currency":"EUR","intent_hash":"ks2kTWnYz_Es0lRqmf3mPlEotjl03kBXdq0ODlZivtg","required":2,"policy_id":"payment-release-needs-two-approvals"}`))
+	f.Add([]byte(`{"requester":"spiffe://supplychain.example/agent/payments","audience":"spiffe://supplychain.example/agent/bank","action":"payment.release","resource":"Invoice/INV-7","amount":25000,"currency":"EUR","intent_hash":"FXzhEFIzMCyQCst6sb6EnW3GvUkJr6SwZYsmJBBrzXk","required":2,"policy_id":"payment-release-needs-two-approvals","workflow":"wf-1"}`))
 	f.Add([]byte(`{"requester":"x","action":"","amount":-1,"required":0}`))
 	f.Add([]byte(`{"requester":"spiffe://a/b","action":"a\u0000b","intent_hash":"","required":9,"ttl_s":999999}`))
 	f.Fuzz(func(t *testing.T, b []byte) {
@@ -81,16 +83,49 @@ func FuzzApprovalDecision(f *testing.F) {
 	})
 }
 
-// FuzzIntentHashPayload: hashing arbitrary payload bytes never panics; accepted input is
-// strict JSON.
-func FuzzIntentHashPayload(f *testing.F) {
-	f.Add(baseClaims().AppendCanonical(nil))
-	f.Add([]byte(`{"act":"a","act":"b"}`))
-	f.Add([]byte(`{"jti":1,"iat":2,"exp":3,"apr":"x","cnf":{}}`))
-	f.Fuzz(func(t *testing.T, b []byte) {
-		h, err := approval.IntentHashPayload(b)
-		if err == nil && len(h) != 43 {
+// FuzzIntentHash: any field values hash to 43 characters, and distinct bindings of
+// valid UTF-8 fields hash differently (no two field splits share a canonical form).
+func FuzzIntentHash(f *testing.F) {
+	f.Add("payment.release", "Invoice/INV-7", "wf", "spiffe://td/agent/a", int64(25000), "EUR")
+	f.Add(`a"b`, `,"amount":1`, "\u2028", "", int64(-1), "\xff")
+	f.Fuzz(func(t *testing.T, act, res, wf, iss string, amount int64, cur string) {
+		b := approval.Binding{Requester: iss, Audience: "spiffe://td/agent/b", Action: act, Resource: res, Workflow: wf, Amount: amount, Currency: cur}
+		h := approval.IntentHash(b)
+		if len(h) != 43 {
 			t.Fatalf("hash %q", h)
+		}
+		for _, s := range []string{act, res, wf, iss, cur} {
+			if !utf8.ValidString(s) {
+				return
+			}
+		}
+		b2 := b
+		b2.Action, b2.Resource = act+res, ""
+		if res != "" && approval.IntentHash(b2) == h {
+			t.Fatalf("moving res into act kept the hash: %+v", b)
+		}
+	})
+}
+
+// FuzzIntentHashDefinition: the direct writer behind IntentHash equals the definition,
+// SHA-256 of jcs.Transform(json.Marshal(members)), for any field values.
+func FuzzIntentHashDefinition(f *testing.F) {
+	f.Add("payment.release", "Invoice/INV-7", "wf", "spiffe://td/agent/a", int64(25000), "EUR")
+	f.Add("a<b>&\u2028\"\\", "\xff\xfe", "\x00\x1f", "\xed\xa0\x80", int64(1)<<60, "")
+	f.Add("", "", "", "", int64(-9007199254740993), "\U0001F600")
+	f.Fuzz(func(t *testing.T, act, res, wf, iss string, amount int64, cur string) {
+		b := approval.Binding{Requester: iss, Audience: "spiffe://td/agent/b", Action: act, Resource: res, Workflow: wf, Amount: amount, Currency: cur}
+		raw, err := json.Marshal(map[string]any{"act": act, "amount": amount, "aud": b.Audience, "cur": cur, "iss": iss, "res": res, "wf": wf})
+		if err != nil {
+			t.Fatal(err)
+		}
+		canon, err := jcs.Transform(raw)
+		if err != nil {
+			t.Fatalf("definition refused %q: %v", raw, err)
+		}
+		sum := sha256.Sum256(canon)
+		if want := base64.RawURLEncoding.EncodeToString(sum[:]); approval.IntentHash(b) != want {
+			t.Fatalf("IntentHash differs from the definition for %s", canon)
 		}
 	})
 }
@@ -101,31 +136,4 @@ func FuzzParsePublicKeyPEM(f *testing.F) {
 	f.Add(pub)
 	f.Add([]byte("-----BEGIN PUBLIC KEY-----\nAAAA\n-----END PUBLIC KEY-----\n"))
 	f.Fuzz(func(t *testing.T, b []byte) { _, _ = approval.ParsePublicKeyPEM(b) })
-}
-
-// FuzzIntentHashClaims: the direct writer behind IntentHash agrees with the generic
-// definition (IntentHashPayload of the canonical payload) for any claim strings.
-func FuzzIntentHashClaims(f *testing.F) {
-	f.Add("payment.release", "Invoice/INV-7", "pay", "apr_1", "spiffe://td/agent/a", "wf")
-	f.Add(`a"b`, `,"exp":1`, "\u2028", "", `x\y`, "")
-	f.Fuzz(func(t *testing.T, act, res, purpose, apr, sub, wf string) {
-		if act == "" || sub == "" {
-			return
-		}
-		for _, s := range []string{act, res, purpose, apr, sub, wf} {
-			if !utf8.ValidString(s) { // each on its own: two invalid halves can concatenate to valid UTF-8
-				return
-			}
-		}
-		c := baseClaims()
-		c.Action, c.Resource, c.Purpose, c.Approval, c.Workflow = act, res, purpose, apr, wf
-		c.Delegation = &intent.Actor{Subject: sub, Scope: []string{"payments"}}
-		want, err := approval.IntentHashPayload(c.AppendCanonical(nil))
-		if err != nil {
-			t.Fatalf("canonical payload refused: %v", err)
-		}
-		if got := approval.IntentHash(c); got != want {
-			t.Fatalf("IntentHash %s, definition %s", got, want)
-		}
-	})
 }

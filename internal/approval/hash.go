@@ -1,113 +1,86 @@
 package approval
 
 import (
-	"bytes"
 	"crypto/sha256"
 	"encoding/base64"
-	"encoding/json"
-	"fmt"
+	"unicode/utf8"
 
-	"github.com/warden-a2a/warden/internal/intent"
 	"github.com/warden-a2a/warden/internal/jcs"
 )
 
-// Claims left out of IntentHash: they change on every retry of the same intent (jti,
-// iat, exp), name the approval itself (apr), or bind the call to the sender's current
-// certificate, which rotates every few minutes while a human decides (cnf; iss, which
-// the gate checks equals the certificate's SPIFFE ID, stays in the hash).
-var hashExcluded = []string{"jti", "iat", "exp", "apr", "cnf"}
+// Binding is what an approval is for: who asks (the intent's iss), whom (aud), to do
+// what (act) on what (res) in which workflow (wf), for how much (amount and currency from
+// the call's metadata). It is deliberately NOT bound to one intent token or body: a
+// retry carries a new jti, iat, exp, apr and body (the JSON-RPC id, message id and text
+// change), and the certificate behind cnf rotates while a human decides. Two calls with
+// the same Binding are the same request to the approvers; the approval is single-use
+// (Service.Consume), so one approval releases one call.
+type Binding struct {
+	Requester string // intent iss: SPIFFE ID of the caller
+	Audience  string // intent aud: SPIFFE ID of the protected agent (the gate's Self)
+	Action    string // intent act
+	Resource  string // intent res, may be empty
+	Workflow  string // intent wf, may be empty
+	Amount    int64  // metadata warden.amount (0 when absent)
+	Currency  string // metadata warden.currency, ISO 4217 or empty
+}
 
-// IntentHash returns the approval binding of an intent:
+// IntentHash returns the approval binding hash, the ONE definition used by the gate
+// (when it files a request and when it checks and consumes the approval on the retry)
+// and by the control plane (which recomputes it from the filed fields):
 //
-//	base64url(SHA-256(JCS(claims without jti, iat, exp, apr, cnf)))
+//	base64url(SHA-256(JCS({"act","amount","aud","cur","iss","res","wf"})))
 //
-// without padding (43 characters), where JCS is RFC 8785 and the claims are the intent
-// payload exactly as docs/intent-spec.md defines it (optional claims absent when empty).
-// Two intents hash equal iff they agree on iss, aud, act, res, bdy, wf, purpose, scope
-// and dlg. The gate computes it when it files a request and again on the retry.
-func IntentHash(c *intent.Claims) string {
-	sum := sha256.Sum256(appendHashed(make([]byte, 0, 512), c))
+// without padding (43 characters), JCS being RFC 8785; every member is present, empty
+// strings and amount 0 included. Integers are written as I-JSON numbers (RFC 7493
+// §2.2): amounts beyond 2^53 lose precision in JCS's number form, which both sides
+// compute the same way.
+func IntentHash(b Binding) string {
+	var buf [512]byte
+	sum := sha256.Sum256(appendBinding(buf[:0], &b))
 	return base64.RawURLEncoding.EncodeToString(sum[:])
 }
 
-// appendHashed appends the RFC 8785 form of c's claims without jti, iat, exp, apr and
-// cnf, members in the order of intent.Claims.AppendCanonical (act aud bdy dlg iss purpose
-// res scope wf). TestIntentHashPayloadMatchesClaims checks it against the generic
-// IntentHashPayload, which is the definition.
-func appendHashed(dst []byte, c *intent.Claims) []byte {
+// appendBinding appends the RFC 8785 form of b directly: the member names are ASCII, so
+// their order is fixed (act amount aud cur iss res wf); strings are written by
+// jcs.AppendString after replacing each invalid UTF-8 byte with U+FFFD (what
+// encoding/json does), the amount as an ECMAScript number (RFC 8785 §3.2.2.3). It equals
+// jcs.Transform(json.Marshal(the members)), which FuzzIntentHashDefinition checks.
+func appendBinding(dst []byte, b *Binding) []byte {
 	dst = append(dst, `{"act":`...)
-	dst = jcs.AppendString(dst, c.Action)
+	dst = jcs.AppendString(dst, validUTF8(b.Action))
+	dst = append(dst, `,"amount":`...)
+	dst = jcs.AppendNumber(dst, float64(b.Amount))
 	dst = append(dst, `,"aud":`...)
-	dst = jcs.AppendString(dst, c.Audience)
-	dst = append(dst, `,"bdy":`...)
-	dst = jcs.AppendString(dst, c.BodyDigest)
-	if c.Delegation != nil {
-		// The canonical dlg member as the intent package writes it: between `,"dlg":` and
-		// `,"exp":`, which cannot occur inside it (quotes in strings are escaped and actor
-		// members are only act, scope and sub).
-		full := (&intent.Claims{Delegation: c.Delegation}).AppendCanonical(nil)
-		i := bytes.Index(full, []byte(`,"dlg":`))
-		j := bytes.Index(full, []byte(`,"exp":`))
-		dst = append(dst, full[i:j]...)
-	}
+	dst = jcs.AppendString(dst, validUTF8(b.Audience))
+	dst = append(dst, `,"cur":`...)
+	dst = jcs.AppendString(dst, validUTF8(b.Currency))
 	dst = append(dst, `,"iss":`...)
-	dst = jcs.AppendString(dst, c.Issuer)
-	if c.Purpose != "" {
-		dst = append(dst, `,"purpose":`...)
-		dst = jcs.AppendString(dst, c.Purpose)
-	}
-	if c.Resource != "" {
-		dst = append(dst, `,"res":`...)
-		dst = jcs.AppendString(dst, c.Resource)
-	}
-	if len(c.Scope) > 0 {
-		dst = append(dst, `,"scope":[`...)
-		for i, s := range c.Scope {
-			if i > 0 {
-				dst = append(dst, ',')
-			}
-			dst = jcs.AppendString(dst, s)
-		}
-		dst = append(dst, ']')
-	}
-	if c.Workflow != "" {
-		dst = append(dst, `,"wf":`...)
-		dst = jcs.AppendString(dst, c.Workflow)
-	}
+	dst = jcs.AppendString(dst, validUTF8(b.Requester))
+	dst = append(dst, `,"res":`...)
+	dst = jcs.AppendString(dst, validUTF8(b.Resource))
+	dst = append(dst, `,"wf":`...)
+	dst = jcs.AppendString(dst, validUTF8(b.Workflow))
 	return append(dst, '}')
 }
 
-// IntentHashPayload is IntentHash of an intent payload given as JSON bytes (the decoded
-// JWS payload). It fails on anything that is not a JSON object.
-func IntentHashPayload(payload []byte) (string, error) { return intentHashOf(payload) }
-
-func intentHashOf(payload []byte) (string, error) {
-	// Strict first (duplicate member names, invalid UTF-8 and the like are refused), so
-	// that the map below sees exactly the members the verifier saw.
-	strict, err := jcs.Transform(payload)
-	if err != nil {
-		return "", fmt.Errorf("approval: intent payload: %w", err)
+// validUTF8 replaces every byte of an invalid UTF-8 sequence with U+FFFD, as
+// encoding/json does when it marshals a string.
+func validUTF8(s string) string {
+	if utf8.ValidString(s) {
+		return s
 	}
-	var m map[string]json.RawMessage
-	if err := json.Unmarshal(strict, &m); err != nil {
-		return "", fmt.Errorf("approval: intent payload: %w", err)
+	out := make([]byte, 0, len(s)+8)
+	for i := 0; i < len(s); {
+		r, n := utf8.DecodeRuneInString(s[i:])
+		if r == utf8.RuneError && n == 1 {
+			out = utf8.AppendRune(out, utf8.RuneError)
+		} else {
+			out = append(out, s[i:i+n]...)
+		}
+		i += n
 	}
-	if m == nil {
-		return "", fmt.Errorf("approval: intent payload is not an object")
-	}
-	for _, k := range hashExcluded {
-		delete(m, k)
-	}
-	b, err := json.Marshal(m)
-	if err != nil {
-		return "", fmt.Errorf("approval: intent payload: %w", err)
-	}
-	canon, err := jcs.Transform(b)
-	if err != nil {
-		return "", fmt.Errorf("approval: intent payload: %w", err)
-	}
-	sum := sha256.Sum256(canon)
-	return base64.RawURLEncoding.EncodeToString(sum[:]), nil
+	return string(out)
 }
 
 // validHash reports whether s is the form IntentHash returns.

@@ -28,6 +28,7 @@ const (
 	StateApproved = "approved" // at least Required distinct approvers approved, none denied, not expired
 	StateDenied   = "denied"   // an approver denied it (final, even after expiry)
 	StateExpired  = "expired"  // now >= ExpiresAt and not denied
+	StateUsed     = "used"     // approved, then consumed by a gate forwarding the call (final)
 )
 
 // Limits of a request.
@@ -69,6 +70,7 @@ const (
 	EventDenied    = "approval.denied"    // the decision that denied the request
 	EventRefused   = "approval.refused"   // a filing, decision or check was refused (Reason)
 	EventChecked   = "approval.checked"   // a check answered (Status)
+	EventConsumed  = "approval.consumed"  // a gate used the approval up forwarding the call
 )
 
 // Event is one step of an approval's life, for the audit log and metrics. It carries no
@@ -171,6 +173,9 @@ func ValidateRequest(req *api.ApprovalRequest) error {
 	if _, err := spiffeid.FromString(req.Requester); err != nil {
 		return refuse(api.ReasonBadRequest, "requester must be a SPIFFE ID")
 	}
+	if _, err := spiffeid.FromString(req.Audience); err != nil {
+		return refuse(api.ReasonBadRequest, "audience must be a SPIFFE ID")
+	}
 	switch {
 	case !printable(req.Action, 256, false):
 		return refuse(api.ReasonBadRequest, "action is required: printable, at most 256 bytes")
@@ -190,8 +195,17 @@ func ValidateRequest(req *api.ApprovalRequest) error {
 		return refuse(api.ReasonBadRequest, "workflow: printable, at most 256 bytes")
 	case req.TTLSec < 0 || time.Duration(req.TTLSec)*time.Second > MaxTTL:
 		return refuse(api.ReasonBadRequest, "ttl_s must be between 0 (default %s) and %d", DefaultTTL, int(MaxTTL/time.Second))
+	case subtle.ConstantTimeCompare([]byte(req.IntentHash), []byte(IntentHash(bindingOf(req)))) != 1:
+		// The approvers sign the fields and the hash; the gate checks the hash. Both
+		// must say the same thing.
+		return refuse(api.ReasonBadRequest, "intent_hash is not IntentHash of requester, audience, action, resource, workflow, amount and currency")
 	}
 	return nil
+}
+
+func bindingOf(req *api.ApprovalRequest) Binding {
+	return Binding{Requester: req.Requester, Audience: req.Audience, Action: req.Action, Resource: req.Resource,
+		Workflow: req.Workflow, Amount: req.Amount, Currency: req.Currency}
 }
 
 // File records a request filed by caller (already authorized with CanFile) and returns it.
@@ -206,7 +220,7 @@ func (s *Service) File(ctx context.Context, caller spiffeid.ID, req api.Approval
 	}
 	now := s.now().UTC()
 	r := Request{
-		ID: newID(), Requester: req.Requester, FiledBy: caller.String(), Action: req.Action, Resource: req.Resource,
+		ID: newID(), Requester: req.Requester, Audience: req.Audience, FiledBy: caller.String(), Action: req.Action, Resource: req.Resource,
 		Amount: req.Amount, Currency: req.Currency, IntentHash: req.IntentHash, Required: req.Required,
 		PolicyID: req.PolicyID, Workflow: req.Workflow, CreatedAt: now, ExpiresAt: now.Add(ttl),
 	}
@@ -245,7 +259,10 @@ func StatusOf(r *Request, ds []Decision, now time.Time) Status {
 	}
 	slices.Sort(st.Approvers)
 	st.Count = len(st.Approvers)
+	st.UsedAt, st.UsedBy = r.ConsumedAt, r.ConsumedBy
 	switch {
+	case !r.ConsumedAt.IsZero():
+		st.Status = StateUsed
 	case denied:
 		st.Status = StateDenied
 	case !now.Before(r.ExpiresAt):
@@ -260,32 +277,90 @@ func StatusOf(r *Request, ds []Decision, now time.Time) Status {
 
 // Check answers the state of request id for the intent hash the gate computed on the
 // retry. A hash other than the one filed is refused (ReasonApprovalIntentMismatch): the
-// approval belongs to another intent. CanCheck decides who may ask.
+// approval belongs to another request. CanCheck decides who may ask.
 func (s *Service) Check(ctx context.Context, caller spiffeid.ID, id, intentHash string) (Status, error) {
+	_, st, err := s.check(ctx, caller, id, intentHash)
+	return st, err
+}
+
+// Consume is Check, then uses the approval up: a gate calls it when it forwards the call
+// the approval allowed. It refuses unless the request is approved now
+// (ReasonApprovalPending, ReasonApprovalDenied, ReasonApprovalExpired) and not used
+// (ReasonApprovalUsed); only gates may consume (ReasonApprovalForbidden). The store
+// makes it atomic: of concurrent consumers on any replicas exactly one gets the status
+// "used", with the approvers the gate feeds to policy.
+func (s *Service) Consume(ctx context.Context, caller spiffeid.ID, id, intentHash string) (Status, error) {
+	r, st, err := s.check(ctx, caller, id, intentHash)
+	if err != nil {
+		return Status{}, err
+	}
+	refused := func(reason, format string, args ...any) (Status, error) {
+		e := eventOf(EventRefused, &r)
+		e.Caller, e.Reason = caller.String(), reason
+		s.emit(e)
+		return Status{}, refuse(reason, format, args...)
+	}
+	if !strings.HasPrefix(caller.Path(), "/gate/") {
+		return refused(api.ReasonApprovalForbidden, "only a gate may consume an approval")
+	}
+	if reason, ok := stateRefusal[st.Status]; ok {
+		return refused(reason, "approval %s is %s (%d of %d approvals)", id, st.Status, st.Count, st.Required)
+	}
+	now := s.now()
+	switch err := s.st.Consume(ctx, id, caller.String(), now); {
+	case errors.Is(err, ErrNotConsumable):
+		// Lost a race: another gate consumed it, or a deny or the expiry came first.
+		if r2, ds, err := s.st.GetRequest(ctx, id); err == nil {
+			if st2 := StatusOf(&r2, ds, now); st2.Status != StateApproved {
+				return refused(stateRefusal[st2.Status], "approval %s is %s", id, st2.Status)
+			}
+		}
+		return refused(api.ReasonApprovalUsed, "approval %s is already used", id)
+	case errors.Is(err, ErrNotFound):
+		return refused(api.ReasonApprovalNotFound, "no approval %q", id)
+	case err != nil:
+		return Status{}, err
+	}
+	st.Status, st.UsedAt, st.UsedBy = StateUsed, now.UTC().Truncate(time.Microsecond), caller.String()
+	e := eventOf(EventConsumed, &r)
+	e.Caller, e.Status = caller.String(), StateUsed
+	s.emit(e)
+	return st, nil
+}
+
+// stateRefusal maps the states that cannot be consumed to their reason codes.
+var stateRefusal = map[string]string{
+	StatePending: api.ReasonApprovalPending,
+	StateDenied:  api.ReasonApprovalDenied,
+	StateExpired: api.ReasonApprovalExpired,
+	StateUsed:    api.ReasonApprovalUsed,
+}
+
+func (s *Service) check(ctx context.Context, caller spiffeid.ID, id, intentHash string) (Request, Status, error) {
 	r, ds, err := s.st.GetRequest(ctx, id)
 	if errors.Is(err, ErrNotFound) {
 		s.emit(Event{Kind: EventRefused, ApprovalID: id, Caller: caller.String(), Reason: api.ReasonApprovalNotFound})
-		return Status{}, refuse(api.ReasonApprovalNotFound, "no approval %q", id)
+		return Request{}, Status{}, refuse(api.ReasonApprovalNotFound, "no approval %q", id)
 	} else if err != nil {
-		return Status{}, err
+		return Request{}, Status{}, err
 	}
 	if !CanCheck(caller, &r) {
 		e := eventOf(EventRefused, &r)
 		e.Caller, e.Reason = caller.String(), api.ReasonApprovalForbidden
 		s.emit(e)
-		return Status{}, refuse(api.ReasonApprovalForbidden, "%s may not check this approval", caller)
+		return Request{}, Status{}, refuse(api.ReasonApprovalForbidden, "%s may not check this approval", caller)
 	}
 	if subtle.ConstantTimeCompare([]byte(intentHash), []byte(r.IntentHash)) != 1 {
 		e := eventOf(EventRefused, &r)
 		e.Caller, e.Reason = caller.String(), api.ReasonApprovalIntentMismatch
 		s.emit(e)
-		return Status{}, refuse(api.ReasonApprovalIntentMismatch, "the approval was filed for another intent (action, resource, body or audience differ)")
+		return Request{}, Status{}, refuse(api.ReasonApprovalIntentMismatch, "the approval was filed for another request (requester, audience, action, resource, workflow, amount or currency differ)")
 	}
 	st := StatusOf(&r, ds, s.now())
 	e := eventOf(EventChecked, &r)
 	e.Caller, e.Status = caller.String(), st.Status
 	s.emit(e)
-	return st, nil
+	return r, st, nil
 }
 
 // CanCheck reports whether caller may check r: any gate of r's filer's trust domain, the

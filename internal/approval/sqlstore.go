@@ -156,12 +156,12 @@ func (s *sqlStore) q(query string) string {
 func micros(t time.Time) int64      { return t.UnixMicro() }
 func fromMicros(us int64) time.Time { return time.UnixMicro(us).UTC() }
 
-const reqCols = "id, requester, filed_by, action, resource, amount, currency, intent_hash, required, policy_id, workflow, created_at, expires_at"
+const reqCols = "id, requester, filed_by, action, resource, amount, currency, intent_hash, required, policy_id, workflow, created_at, expires_at, audience, consumed_at, consumed_by"
 
 func (s *sqlStore) CreateRequest(ctx context.Context, r Request) error {
-	_, err := s.db.ExecContext(ctx, s.q("INSERT INTO approval_requests ("+reqCols+") VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"),
+	_, err := s.db.ExecContext(ctx, s.q("INSERT INTO approval_requests ("+reqCols+") VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"),
 		r.ID, r.Requester, r.FiledBy, r.Action, r.Resource, r.Amount, r.Currency, r.IntentHash, r.Required,
-		r.PolicyID, r.Workflow, micros(r.CreatedAt), micros(r.ExpiresAt))
+		r.PolicyID, r.Workflow, micros(r.CreatedAt), micros(r.ExpiresAt), r.Audience, consumedMicros(r.ConsumedAt), r.ConsumedBy)
 	if err != nil && s.d.unique(err) {
 		return ErrExists
 	}
@@ -175,10 +175,13 @@ type scanner interface{ Scan(...any) error }
 
 func scanRequest(sc scanner) (Request, error) {
 	var r Request
-	var created, expires int64
+	var created, expires, consumed int64
 	err := sc.Scan(&r.ID, &r.Requester, &r.FiledBy, &r.Action, &r.Resource, &r.Amount, &r.Currency,
-		&r.IntentHash, &r.Required, &r.PolicyID, &r.Workflow, &created, &expires)
+		&r.IntentHash, &r.Required, &r.PolicyID, &r.Workflow, &created, &expires, &r.Audience, &consumed, &r.ConsumedBy)
 	r.CreatedAt, r.ExpiresAt = fromMicros(created), fromMicros(expires)
+	if consumed != 0 {
+		r.ConsumedAt = fromMicros(consumed)
+	}
 	return r, err
 }
 
@@ -246,6 +249,40 @@ func (s *sqlStore) AddDecision(ctx context.Context, d Decision) error {
 		return ErrNotFound
 	}
 	return fmt.Errorf("approval: %w", err)
+}
+
+// consumedMicros stores the zero time as 0, the "not used" marker.
+func consumedMicros(t time.Time) int64 {
+	if t.IsZero() {
+		return 0
+	}
+	return max(micros(t), 1)
+}
+
+func (s *sqlStore) Consume(ctx context.Context, id, by string, at time.Time) error {
+	// One statement: the row's write lock (PostgreSQL re-evaluates the WHERE clause on
+	// the locked row under READ COMMITTED; SQLite serialises writers) makes the
+	// consumed_at = 0 test and the write atomic, so exactly one concurrent caller wins.
+	res, err := s.db.ExecContext(ctx, s.q("UPDATE approval_requests SET consumed_at = ?, consumed_by = ? "+
+		"WHERE id = ? AND consumed_at = 0 AND expires_at > ? "+
+		"AND NOT EXISTS (SELECT 1 FROM approval_decisions WHERE approval_id = ? AND decision = 'deny')"),
+		max(micros(at), 1), by, id, micros(at), id)
+	if err != nil {
+		return fmt.Errorf("approval: %w", err)
+	}
+	if n, err := res.RowsAffected(); err != nil {
+		return fmt.Errorf("approval: %w", err)
+	} else if n == 1 {
+		return nil
+	}
+	var one int
+	err = s.db.QueryRowContext(ctx, s.q("SELECT 1 FROM approval_requests WHERE id = ?"), id).Scan(&one)
+	if errors.Is(err, sql.ErrNoRows) {
+		return ErrNotFound
+	} else if err != nil {
+		return fmt.Errorf("approval: %w", err)
+	}
+	return ErrNotConsumable
 }
 
 func (s *sqlStore) PutApprover(ctx context.Context, a Approver) error {

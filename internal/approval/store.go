@@ -13,12 +13,16 @@ var (
 	// ErrExists: a request with that id, an approver with that name, or a decision of
 	// that approver on that request already exists.
 	ErrExists = errors.New("approval: already exists")
+	// ErrNotConsumable: Consume changed nothing: the approval was already used, was
+	// denied, or has expired (the caller re-reads the request to tell which).
+	ErrNotConsumable = errors.New("approval: not consumable")
 )
 
 // Request is one filed approval request.
 type Request struct {
 	ID         string
 	Requester  string // SPIFFE ID of the agent whose call was refused
+	Audience   string // SPIFFE ID of the agent it called (the filing gate's Self)
 	FiledBy    string // SPIFFE ID of the gate (or agent) that filed it
 	Action     string
 	Resource   string
@@ -30,6 +34,15 @@ type Request struct {
 	Workflow   string
 	CreatedAt  time.Time
 	ExpiresAt  time.Time
+	ConsumedAt time.Time // zero until a gate consumed the approval (single use)
+	ConsumedBy string    // SPIFFE ID of the gate that consumed it
+}
+
+// Binding returns what r is for; IntentHash(r.Binding()) == r.IntentHash for every
+// request filed through Service.File.
+func (r *Request) Binding() Binding {
+	return Binding{Requester: r.Requester, Audience: r.Audience, Action: r.Action, Resource: r.Resource,
+		Workflow: r.Workflow, Amount: r.Amount, Currency: r.Currency}
 }
 
 // Decision is one approver's signed decision on a request.
@@ -66,6 +79,12 @@ type Store interface {
 	// this approver already decided it (one decision per approver and request, so the
 	// same approver twice counts once).
 	AddDecision(ctx context.Context, d Decision) error
+	// Consume marks request id used by gate `by` at `at`, atomically and only if it is
+	// not used yet, not expired at `at` and has no deny decision; otherwise it changes
+	// nothing and returns ErrNotConsumable (ErrNotFound if there is no such request). Of
+	// concurrent calls on one request, from any number of replicas, exactly one succeeds.
+	// The caller checks before that the request is approved (enough approvers).
+	Consume(ctx context.Context, id, by string, at time.Time) error
 
 	// PutApprover registers a; ErrExists if the name is taken.
 	PutApprover(ctx context.Context, a Approver) error

@@ -55,7 +55,8 @@ var t0 = time.Date(2026, 11, 27, 3, 0, 0, 0, time.UTC)
 
 func sampleRequest(id string) approval.Request {
 	return approval.Request{ID: id, Requester: "spiffe://supplychain.example/agent/payments", FiledBy: "spiffe://supplychain.example/gate/bank",
-		Action: "payment.release", Resource: "Invoice/INV-7", Amount: 25000, Currency: "EUR", IntentHash: "ks2kTWnYz_Es0lRqmf3mPlEotjl03kBXdq0ODlZivtg",
+		Audience: "spiffe://supplychain.example/agent/bank",
+		Action:   "payment.release", Resource: "Invoice/INV-7", Amount: 25000, Currency: "EUR", IntentHash: "FXzhEFIzMCyQCst6sb6EnW3GvUkJr6SwZYsmJBBrzXk",
 		Required: 2, PolicyID: "payment-release-needs-two-approvals", Workflow: "wf-1", CreatedAt: t0, ExpiresAt: t0.Add(time.Hour)}
 }
 
@@ -174,6 +175,89 @@ func TestConcurrentSameApproverCountsOnce(t *testing.T) {
 	})
 }
 
+// TestConsumeContract: Consume uses a request up once; a used, denied, expired or
+// unknown request is not consumed.
+func TestConsumeContract(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, open func(t testing.TB) approval.Store) {
+		ctx := context.Background()
+		st := open(t)
+		for _, id := range []string{"apr_ok", "apr_denied", "apr_old"} {
+			if err := st.CreateRequest(ctx, sampleRequest(id)); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if err := st.AddDecision(ctx, approval.Decision{ApprovalID: "apr_denied", Approver: "bob", Decision: approval.DecisionDeny,
+			Statement: []byte("s"), Signature: []byte("g"), DecidedAt: t0}); err != nil {
+			t.Fatal(err)
+		}
+		gate := "spiffe://supplychain.example/gate/bank"
+		at := t0.Add(time.Minute)
+		if err := st.Consume(ctx, "apr_ok", gate, at); err != nil {
+			t.Fatalf("first consume: %v", err)
+		}
+		r, _, err := st.GetRequest(ctx, "apr_ok")
+		if err != nil || !r.ConsumedAt.Equal(at) || r.ConsumedBy != gate {
+			t.Errorf("after consume: at %v by %q, %v", r.ConsumedAt, r.ConsumedBy, err)
+		}
+		for name, tc := range map[string]struct {
+			id   string
+			at   time.Time
+			want error
+		}{
+			"used twice":        {"apr_ok", at, approval.ErrNotConsumable},
+			"denied":            {"apr_denied", at, approval.ErrNotConsumable},
+			"expired":           {"apr_old", t0.Add(2 * time.Hour), approval.ErrNotConsumable},
+			"expires this tick": {"apr_old", t0.Add(time.Hour), approval.ErrNotConsumable},
+			"unknown":           {"apr_nope", at, approval.ErrNotFound},
+		} {
+			if err := st.Consume(ctx, tc.id, gate, tc.at); !errors.Is(err, tc.want) {
+				t.Errorf("%s: %v, want %v", name, err, tc.want)
+			}
+		}
+		if r, _, _ := st.GetRequest(ctx, "apr_old"); !r.ConsumedAt.IsZero() {
+			t.Error("an expired request was marked used")
+		}
+	})
+}
+
+// TestConcurrentConsumersOneWins: many gates (goroutines, replicas) consume one approval
+// at once; exactly one succeeds, so one approval releases one call.
+func TestConcurrentConsumersOneWins(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, open func(t testing.TB) approval.Store) {
+		ctx := context.Background()
+		st := open(t)
+		if err := st.CreateRequest(ctx, sampleRequest("apr_1")); err != nil {
+			t.Fatal(err)
+		}
+		const n = 16
+		var wg sync.WaitGroup
+		errs := make([]error, n)
+		start := make(chan struct{})
+		for i := range n {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				<-start
+				errs[i] = st.Consume(ctx, "apr_1", "spiffe://supplychain.example/gate/g"+string(rune('a'+i)), t0.Add(time.Minute))
+			}()
+		}
+		close(start)
+		wg.Wait()
+		ok := 0
+		for _, err := range errs {
+			switch {
+			case err == nil:
+				ok++
+			case !errors.Is(err, approval.ErrNotConsumable):
+				t.Errorf("unexpected error: %v", err)
+			}
+		}
+		if ok != 1 {
+			t.Errorf("%d consumers won, want exactly 1", ok)
+		}
+	})
+}
+
 // TestMigrateTwice: opening the tables again (a restart, a second replica) is a no-op.
 func TestMigrateTwice(t *testing.T) {
 	main, err := sqlite.Open(filepath.Join(t.TempDir(), "warden.db"))
@@ -187,7 +271,7 @@ func TestMigrateTwice(t *testing.T) {
 		}
 	}
 	var v int
-	if err := main.DB().QueryRow("SELECT MAX(version) FROM approval_schema_version").Scan(&v); err != nil || v != 1 {
+	if err := main.DB().QueryRow("SELECT MAX(version) FROM approval_schema_version").Scan(&v); err != nil || v != 2 {
 		t.Errorf("approval_schema_version = %d, %v", v, err)
 	}
 }

@@ -50,8 +50,8 @@ func newApproveCmd() *cobra.Command {
 			out := cmd.OutOrStdout()
 			// Show what is signed: the approver signs these fields, and the server records
 			// the decision only if they are the request's.
-			fmt.Fprintf(out, "%s %s\n  requester %s\n  action    %s\n  resource  %s\n  amount    %d %s\n  policy    %s (needs %d)\n  intent    %s\n",
-				decision, rec.ID, rec.Requester, rec.Action, rec.Resource, rec.Amount, rec.Currency, rec.PolicyID, rec.Required, rec.IntentHash)
+			fmt.Fprintf(out, "%s %s\n  requester %s\n  audience  %s\n  action    %s\n  resource  %s\n  workflow  %s\n  amount    %d %s\n  policy    %s (needs %d)\n  intent    %s\n",
+				decision, rec.ID, rec.Requester, rec.Audience, rec.Action, rec.Resource, rec.Workflow, rec.Amount, rec.Currency, rec.PolicyID, rec.Required, rec.IntentHash)
 			st := approval.StatementFor(&rec, as, decision, reason, time.Now())
 			sig, err := approval.Sign(key, &st)
 			if err != nil {
@@ -119,8 +119,11 @@ func newApprovalsCmd() *cobra.Command {
 				return exitCode(1, err)
 			}
 			out := cmd.OutOrStdout()
-			fmt.Fprintf(out, "%s %s (%d of %d)\n  requester %s (filed by %s)\n  action    %s\n  resource  %s\n  amount    %d %s\n  policy    %s\n  intent    %s\n  expires   %s\n",
-				r.ID, r.Status, r.Count, r.Required, r.Requester, r.FiledBy, r.Action, r.Resource, r.Amount, r.Currency, r.PolicyID, r.IntentHash, r.ExpiresAt.Format(time.RFC3339))
+			fmt.Fprintf(out, "%s %s (%d of %d)\n  requester %s (filed by %s)\n  audience  %s\n  action    %s\n  resource  %s\n  workflow  %s\n  amount    %d %s\n  policy    %s\n  intent    %s\n  expires   %s\n",
+				r.ID, r.Status, r.Count, r.Required, r.Requester, r.FiledBy, r.Audience, r.Action, r.Resource, r.Workflow, r.Amount, r.Currency, r.PolicyID, r.IntentHash, r.ExpiresAt.Format(time.RFC3339))
+			if !r.UsedAt.IsZero() {
+				fmt.Fprintf(out, "  used      %s by %s\n", r.UsedAt.Format(time.RFC3339), r.UsedBy)
+			}
 			for _, d := range r.Decisions {
 				fmt.Fprintf(out, "  %s %s at %s %s\n", d.Approver, d.Decision, d.DecidedAt.Format(time.RFC3339), d.Reason)
 			}

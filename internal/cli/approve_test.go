@@ -61,8 +61,10 @@ func TestApproveCommands(t *testing.T) {
 	claims := &intent.Claims{Issuer: "spiffe://supplychain.example/agent/payment-release", Audience: "spiffe://supplychain.example/agent/bank",
 		ID: "AAAAAAAAAAAAAAAAAAAAAA", IssuedAt: 1, Expiry: 2, Action: "payment.release", Resource: "Invoice/INV-10",
 		BodyDigest: intent.BodyDigest([]byte("{}")), CertThumbprint: intent.BodyDigest(nil)}
-	id, err := gate.Request(ctx, api.ApprovalRequest{Requester: claims.Issuer, Action: claims.Action, Resource: claims.Resource,
-		Amount: 25000, Currency: "EUR", IntentHash: approval.IntentHash(claims), Required: 2, PolicyID: "payment-release-needs-two-approvals"})
+	id, err := gate.Request(ctx, api.ApprovalRequest{Requester: claims.Issuer, Audience: claims.Audience, Action: claims.Action, Resource: claims.Resource,
+		Amount: 25000, Currency: "EUR", Required: 2, PolicyID: "payment-release-needs-two-approvals",
+		IntentHash: approval.IntentHash(approval.Binding{Requester: claims.Issuer, Audience: claims.Audience, Action: claims.Action,
+			Resource: claims.Resource, Amount: 25000, Currency: "EUR"})})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -23,6 +23,7 @@ import (
 	"github.com/spiffe/go-spiffe/v2/spiffeid"
 	"gopkg.in/yaml.v3"
 
+	"github.com/warden-a2a/warden/internal/approval"
 	"github.com/warden-a2a/warden/internal/audit"
 	"github.com/warden-a2a/warden/internal/gate"
 	"github.com/warden-a2a/warden/internal/intent"
@@ -55,7 +56,15 @@ type gateFile struct {
 	} `yaml:"replay"`
 	MaxIntentTTL    time.Duration `yaml:"max_intent_ttl"`
 	AllowPushConfig bool          `yaml:"allow_push_config"`
-	Card            *struct {
+	// Approvals: with control_plane the gate files and checks approvals with the
+	// control plane at server (docs/approvals.md), authenticated by its own SVID;
+	// without, a decision that needs an approval is refused (approvals_unavailable).
+	Approvals struct {
+		ControlPlane bool           `yaml:"control_plane"`
+		Required     map[string]int `yaml:"required"` // policy @id -> distinct approvals (default 2)
+		TTL          time.Duration  `yaml:"ttl"`      // of a filed request; 0: the control plane's (1h)
+	} `yaml:"approvals"`
+	Card *struct {
 		Name        string `yaml:"name"`
 		Description string `yaml:"description"`
 		URL         string `yaml:"url"`
@@ -151,6 +160,17 @@ func parseGateFile(b []byte) (*gateFile, error) {
 		if _, err := spiffeid.FromString(f.Outbound.UpstreamID); err != nil {
 			return nil, fmt.Errorf("gate config: outbound.upstream_id: %w", err)
 		}
+	}
+	if f.Approvals.ControlPlane && (f.Server == "" || f.Mode == gate.ModeOutbound) {
+		return nil, errors.New("gate config: approvals.control_plane needs server, and an inbound or legacy gate")
+	}
+	for p, n := range f.Approvals.Required {
+		if n < 1 || n > approval.MaxRequired {
+			return nil, fmt.Errorf("gate config: approvals.required[%s]: want 1..%d", p, approval.MaxRequired)
+		}
+	}
+	if f.Approvals.TTL < 0 || f.Approvals.TTL > approval.MaxTTL || f.Approvals.TTL%time.Second != 0 {
+		return nil, fmt.Errorf("gate config: approvals.ttl: whole seconds, at most %s", approval.MaxTTL)
 	}
 	if f.MaxStaleness < 0 || f.Legacy.TTL < 0 || f.Legacy.TTL > 60*time.Second || f.Limits.MaxBody < 0 {
 		return nil, errors.New("gate config: negative durations or sizes, or legacy.ttl over 60s")
@@ -345,6 +365,10 @@ func runGate(ctx context.Context, f *gateFile, log *slog.Logger) error {
 				SupportedInterfaces: []*a2a.AgentInterface{a2a.NewAgentInterface(f.Card.URL, binding)},
 				DefaultInputModes:   []string{"text"}, DefaultOutputModes: []string{"text"},
 				Capabilities: a2a.AgentCapabilities{Streaming: f.Card.Streaming}, Skills: []a2a.AgentSkill{}}
+		}
+		if f.Approvals.ControlPlane {
+			cfg.Approvals = &gate.ApprovalClient{Client: approval.NewClient(f.Server, src, src, self.TrustDomain()),
+				Required: f.Approvals.Required, TTL: f.Approvals.TTL}
 		}
 		if f.Mode == gate.ModeLegacy {
 			cfg.LegacyAudience, cfg.LegacyTTL = f.Legacy.Audience, f.Legacy.TTL

@@ -108,6 +108,7 @@ func gateStory(ctx context.Context, e *env) {
 	for _, step := range []func(context.Context, *gateEnv){
 		poHappyPath, erpBooking,
 		gateImpersonation, gateReplay, gateTamperedBody, gateWrongAudience, gateRevokedAgent, erpDirectCall,
+		paymentApproval, // payment.go: approvals end to end
 	} {
 		step(ctx, g)
 	}

@@ -299,20 +299,34 @@ func (g *Gate) serveInbound(w http.ResponseWriter, r *http.Request) {
 	}
 	areq := ApprovalRequest{
 		ID: claims.Approval, Requester: ev.Peer, Audience: g.cfg.Self.String(), Action: claims.Action,
-		Resource: claims.Resource, Amount: amount, DecisionID: ev.DecisionID,
-		IntentHash: ApprovalHash(ev.Peer, g.cfg.Self.String(), claims.Action, claims.Resource, claims.Workflow, amount),
+		Resource: claims.Resource, Workflow: claims.Workflow, Amount: amount, Currency: req.Context.Currency,
+		DecisionID: ev.DecisionID,
 	}
-	if claims.Approval != "" {
-		st, err := g.cfg.Approvals.Approval(r.Context(), areq)
+	// The binding hash is computed only for calls that file or carry an approval.
+	bind := func() {
+		areq.IntentHash = ApprovalHash(ev.Peer, g.cfg.Self.String(), claims.Action, claims.Resource, claims.Workflow, amount, req.Context.Currency)
+	}
+	approvalRefused := func(err error) bool {
+		var ar *ApprovalRefusal
 		switch {
 		case errors.Is(err, ErrApprovalInvalid):
 			refuse(http.StatusForbidden, ReasonApprovalInvalid, "apr does not name an approval of this request")
-			return
+		case errors.As(err, &ar):
+			refuse(http.StatusForbidden, ar.Reason, ar.Message)
 		case err != nil:
 			refuse(http.StatusServiceUnavailable, ReasonApprovalsDown, "approvals could not be checked")
+		default:
+			return false
+		}
+		return true
+	}
+	if claims.Approval != "" {
+		ev.ApprovalID = claims.Approval
+		bind()
+		st, err := g.cfg.Approvals.Approval(r.Context(), areq)
+		if approvalRefused(err) {
 			return
 		}
-		ev.ApprovalID = st.ID
 		req.Context.Approvers = st.Approvers
 	}
 
@@ -322,6 +336,7 @@ func (g *Gate) serveInbound(w http.ResponseWriter, r *http.Request) {
 	if !d.Allow {
 		if slices.Contains(d.Obligations, "approval") && claims.Approval == "" {
 			areq.PolicyIDs = d.PolicyIDs
+			bind()
 			st, err := g.cfg.Approvals.Approval(r.Context(), areq)
 			if err != nil {
 				refuse(http.StatusForbidden, ReasonApprovalsDown, "an approval is required and none can be filed: "+d.Reason)
@@ -333,6 +348,16 @@ func (g *Gate) serveInbound(w http.ResponseWriter, r *http.Request) {
 		}
 		refuse(http.StatusForbidden, d.Code, d.Reason)
 		return
+	}
+
+	// 4b single use: an allowed call that carries an approval uses it up before it is
+	// forwarded, so the same approval cannot release a second call (a retry with a new
+	// jti). Of concurrent retries exactly one is forwarded.
+	if claims.Approval != "" {
+		areq.Consume, areq.PolicyIDs = true, d.PolicyIDs
+		if _, err := g.cfg.Approvals.Approval(r.Context(), areq); approvalRefused(err) {
+			return
+		}
 	}
 
 	// 5 audit, fail closed.

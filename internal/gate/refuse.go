@@ -27,6 +27,10 @@ const (
 	ReasonApprovalRequired = "approval_required"     // an approval was filed; retry with apr
 	ReasonApprovalInvalid  = "approval_invalid"      // apr does not name an approval for this intent
 	ReasonApprovalsDown    = "approvals_unavailable" // the approvals service could not be asked
+	ReasonApprovalPending  = "approval_pending"      // apr names an approval still waiting for approvers
+	ReasonApprovalDenied   = "approval_denied"       // apr names an approval an approver denied
+	ReasonApprovalExpired  = "approval_expired"      // apr names an expired approval
+	ReasonApprovalUsed     = "approval_used"         // apr names an approval already used (single use)
 	ReasonUpstream         = "upstream_unavailable"  // the protected agent or system did not answer
 	ReasonSigning          = "signing_failed"        // outbound: could not sign the intent
 	ReasonAuditFailed      = "audit_failed"          // the audit sink refused the event: fail closed

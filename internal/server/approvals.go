@@ -89,6 +89,8 @@ var approvalStatus = map[string]int{
 	api.ReasonAlreadyDecided:         http.StatusConflict,
 	api.ReasonApprovalIntentMismatch: http.StatusConflict,
 	api.ReasonApprovalBinding:        http.StatusConflict,
+	api.ReasonApprovalUsed:           http.StatusConflict,
+	api.ReasonApprovalPending:        http.StatusConflict,
 }
 
 func (s *Server) approvalFail(w http.ResponseWriter, r *http.Request, err error) {
@@ -128,7 +130,11 @@ func (s *Server) handleCheckApproval(w http.ResponseWriter, r *http.Request) {
 	if !s.readJSON(w, r, &req) {
 		return
 	}
-	st, err := s.approvals.Check(r.Context(), caller, r.PathValue("id"), req.IntentHash)
+	check := s.approvals.Check
+	if req.Consume {
+		check = s.approvals.Consume
+	}
+	st, err := check(r.Context(), caller, r.PathValue("id"), req.IntentHash)
 	if err != nil {
 		s.approvalFail(w, r, err)
 		return

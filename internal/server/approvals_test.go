@@ -157,8 +157,15 @@ func paymentClaims(amountBody string) *intent.Claims {
 }
 
 func paymentRequest(c *intent.Claims) approval.Req {
-	return approval.Req{Requester: c.Issuer, Action: c.Action, Resource: c.Resource, Amount: 25000, Currency: "EUR",
-		IntentHash: approval.IntentHash(c), Required: 2, PolicyID: "payment-release-needs-two-approvals"}
+	return approval.Req{Requester: c.Issuer, Audience: c.Audience, Action: c.Action, Resource: c.Resource, Workflow: c.Workflow,
+		Amount: 25000, Currency: "EUR", IntentHash: bindOf(c, 25000), Required: 2, PolicyID: "payment-release-needs-two-approvals"}
+}
+
+// bindOf is the approval binding hash of an intent for a call of amount EUR: what the
+// gate computes when it files and on the retry.
+func bindOf(c *intent.Claims, amount int64) string {
+	return approval.IntentHash(approval.Binding{Requester: c.Issuer, Audience: c.Audience, Action: c.Action,
+		Resource: c.Resource, Workflow: c.Workflow, Amount: amount, Currency: "EUR"})
 }
 
 // TestApprovalHappyPath: a gate files, two distinct approvers sign, the retry's intent
@@ -193,7 +200,7 @@ func approvalHappyPath(t *testing.T, st func(testing.TB) store.Store) {
 	}
 	retry := *first
 	retry.ID, retry.IssuedAt, retry.Expiry, retry.Approval = "BBBBBBBBBBBBBBBBBBBBBB", first.IssuedAt+300, first.Expiry+300, id
-	h := approval.IntentHash(&retry)
+	h := bindOf(&retry, 25000)
 
 	if s, err := gate.Check(ctx, id, h); err != nil || s.Status != approval.StatePending || s.Count != 0 {
 		t.Fatalf("before approvals: %+v %v", s, err)
@@ -238,6 +245,42 @@ func approvalHappyPath(t *testing.T, st func(testing.TB) store.Store) {
 	if err != nil || len(recs) != 1 || len(recs[0].Decisions) != 2 || recs[0].Status != approval.StateApproved {
 		t.Errorf("list: %+v %v", recs, err)
 	}
+
+	// Single use: the requester may not consume; of concurrent gate consumers exactly
+	// one wins, the others are told approval_used, and the request stays used.
+	if _, err := f.client(t, "/agent/payment-release").Consume(ctx, id, h); reason(err) != api.ReasonApprovalForbidden {
+		t.Errorf("requester consumes: %v", err)
+	}
+	const n = 8
+	var wg sync.WaitGroup
+	results := make([]error, n)
+	statuses := make([]approval.Status, n)
+	for i := range n {
+		wg.Add(1)
+		go func() { defer wg.Done(); statuses[i], results[i] = gate.Consume(ctx, id, h) }()
+	}
+	wg.Wait()
+	won := 0
+	for i, err := range results {
+		switch {
+		case err == nil:
+			won++
+			if statuses[i].Status != approval.StateUsed || !slices.Equal(statuses[i].Approvers, []string{"alice", "bob"}) {
+				t.Errorf("winner's status: %+v", statuses[i])
+			}
+		case reason(err) != api.ReasonApprovalUsed:
+			t.Errorf("loser: %v, want %s", err, api.ReasonApprovalUsed)
+		}
+	}
+	if won != 1 {
+		t.Errorf("%d consumers won, want 1", won)
+	}
+	if s, err := gate.Check(ctx, id, h); err != nil || s.Status != approval.StateUsed || s.UsedBy != spiffeid.RequireFromPath(td, "/gate/bank").String() {
+		t.Errorf("check after use: %+v %v", s, err)
+	}
+	if _, err := f.decide(t, id, carol, approval.DecisionApprove, nil); reason(err) != api.ReasonApprovalClosed {
+		t.Errorf("approval after use: %v", err)
+	}
 }
 
 // TestApprovalRefusals: each way an approval is misused is refused with its reason.
@@ -280,18 +323,18 @@ func TestApprovalRefusals(t *testing.T) {
 		}, api.ReasonApprovalBinding},
 		{"approval signed for another intent hash", func(id string) error {
 			_, err := f.decide(t, id, alice, approval.DecisionApprove, func(s *approval.Statement) {
-				s.IntentHash = approval.IntentHash(paymentClaims(`{"amount":99999}`))
+				s.IntentHash = bindOf(paymentClaims(`{"amount":99999}`), 99999)
 			})
 			return err
 		}, api.ReasonApprovalBinding},
 		{"check with the hash of a different amount", func(id string) error {
-			_, err := gate.Check(ctx, id, approval.IntentHash(paymentClaims(`{"amount":99999}`)))
+			_, err := gate.Check(ctx, id, bindOf(paymentClaims(`{"amount":99999}`), 99999))
 			return err
 		}, api.ReasonApprovalIntentMismatch},
 		{"check with the hash of a different resource", func(id string) error {
 			c := paymentClaims(`{"amount":25000}`)
 			c.Resource = "Invoice/INV-11"
-			_, err := gate.Check(ctx, id, approval.IntentHash(c))
+			_, err := gate.Check(ctx, id, bindOf(c, 25000))
 			return err
 		}, api.ReasonApprovalIntentMismatch},
 		{"unknown approver", func(id string) error {
@@ -315,7 +358,7 @@ func TestApprovalRefusals(t *testing.T) {
 			return err
 		}, api.ReasonApprovalStale},
 		{"unknown approval id", func(string) error {
-			_, err := gate.Check(ctx, "apr_AAAAAAAAAAAAAAAAAAAAAA", approval.IntentHash(claims))
+			_, err := gate.Check(ctx, "apr_AAAAAAAAAAAAAAAAAAAAAA", bindOf(claims, 25000))
 			return err
 		}, api.ReasonApprovalNotFound},
 		{"agent files for another requester", func(string) error {
@@ -323,7 +366,7 @@ func TestApprovalRefusals(t *testing.T) {
 			return err
 		}, api.ReasonApprovalForbidden},
 		{"another agent checks someone else's request", func(id string) error {
-			_, err := f.client(t, "/agent/procurement").Check(ctx, id, approval.IntentHash(claims))
+			_, err := f.client(t, "/agent/procurement").Check(ctx, id, bindOf(claims, 25000))
 			return err
 		}, api.ReasonApprovalForbidden},
 		{"no client certificate to file", func(string) error {
@@ -336,6 +379,22 @@ func TestApprovalRefusals(t *testing.T) {
 			_, err := gate.Request(ctx, r)
 			return err
 		}, api.ReasonBadRequest},
+		{"filing whose hash is not that of its fields", func(string) error {
+			r := paymentRequest(claims)
+			r.Amount = 2500 // the hash still says 25000
+			_, err := gate.Request(ctx, r)
+			return err
+		}, api.ReasonBadRequest},
+		{"filing without an audience", func(string) error {
+			r := paymentRequest(claims)
+			r.Audience = ""
+			_, err := gate.Request(ctx, r)
+			return err
+		}, api.ReasonBadRequest},
+		{"consume before it is approved", func(id string) error {
+			_, err := gate.Consume(ctx, id, bindOf(claims, 25000))
+			return err
+		}, api.ReasonApprovalPending},
 		{"filing that needs no approver", func(string) error {
 			r := paymentRequest(claims)
 			r.Required = 0
@@ -350,7 +409,7 @@ func TestApprovalRefusals(t *testing.T) {
 				t.Errorf("got %q, want %q", got, tc.want)
 			}
 			// Whatever was refused left the request pending with no approver.
-			if s, err := gate.Check(ctx, id, approval.IntentHash(claims)); err != nil || s.Status != approval.StatePending || s.Count != 0 {
+			if s, err := gate.Check(ctx, id, bindOf(claims, 25000)); err != nil || s.Status != approval.StatePending || s.Count != 0 {
 				t.Errorf("after refusal: %+v %v", s, err)
 			}
 		})
@@ -365,7 +424,7 @@ func TestApprovalExpiry(t *testing.T) {
 	gate := f.client(t, "/gate/bank")
 	alice, bob := f.approver(t, "alice", ""), f.approver(t, "bob", "")
 	claims := paymentClaims(`{"amount":25000}`)
-	h := approval.IntentHash(claims)
+	h := bindOf(claims, 25000)
 	req := paymentRequest(claims)
 	req.TTLSec = 60
 
@@ -407,7 +466,7 @@ func TestApprovalDenied(t *testing.T) {
 	if _, err := f.decide(t, id, bob, approval.DecisionApprove, nil); reason(err) != api.ReasonApprovalDenied {
 		t.Errorf("approve after deny: %v", err)
 	}
-	if s, _ := gate.Check(ctx, id, approval.IntentHash(claims)); s.Status != approval.StateDenied || s.Count != 0 {
+	if s, _ := gate.Check(ctx, id, bindOf(claims, 25000)); s.Status != approval.StateDenied || s.Count != 0 {
 		t.Errorf("check: %+v", s)
 	}
 	if !slices.Contains(f.kinds(), approval.EventDenied) {

@@ -16,13 +16,13 @@ import (
 	"time"
 
 	"github.com/warden-a2a/warden/internal/api"
-	"github.com/warden-a2a/warden/internal/attest"
 	"github.com/warden-a2a/warden/internal/approval"
+	"github.com/warden-a2a/warden/internal/attest"
 	"github.com/warden-a2a/warden/internal/audit"
 	"github.com/warden-a2a/warden/internal/store"
-	"github.com/warden-a2a/warden/internal/telemetry"
 	"github.com/warden-a2a/warden/internal/store/postgres"
 	"github.com/warden-a2a/warden/internal/store/sqlite"
+	"github.com/warden-a2a/warden/internal/telemetry"
 )
 
 // MaxAuditBatchBytes bounds one batch of events shipped by a gate.
