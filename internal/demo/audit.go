@@ -67,6 +67,10 @@ func (e *env) printTrail(ctx context.Context, workflow string) {
 		if err != nil || ev.WorkflowID != workflow {
 			continue
 		}
+		if ev.Kind == audit.KindAnomaly {
+			fmt.Fprintf(e.cfg.Out, "  #%-3d %s  anomaly  %s about %s\n", r.Index, ev.Time.Format("15:04:05.000"), ev.Reason, short(ev.Subject))
+			continue
+		}
 		why := ev.Reason
 		if len(ev.DeterminingPolicies) > 0 {
 			why += " [" + strings.Join(ev.DeterminingPolicies, ",") + "]"

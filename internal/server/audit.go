@@ -254,7 +254,9 @@ func (s *Server) onAnomaly(ev audit.Event) {
 	if m := s.cfg.Metrics; m != nil {
 		m.Anomaly(ev.Reason)
 	}
-	if s.att == nil || !strings.HasPrefix(ev.Subject, s.td.ID().String()+"/") {
+	// A first cross-zone route is recorded, not challenged: new routes are normal when a
+	// workflow starts; the other signals point at the agent itself.
+	if s.att == nil || ev.Reason == audit.AnomalyCrossZone || !strings.HasPrefix(ev.Subject, s.td.ID().String()+"/") {
 		return
 	}
 	if _, _, err := s.Challenge(ctx, ev.Subject, "anomaly_"+ev.Reason); err != nil {

@@ -2,6 +2,7 @@ package server_test
 
 import (
 	"context"
+	"fmt"
 	"net"
 	"path/filepath"
 	"testing"
@@ -12,10 +13,11 @@ import (
 	"github.com/warden-a2a/warden/internal/audit"
 	"github.com/warden-a2a/warden/internal/server"
 	"github.com/warden-a2a/warden/internal/store/sqlite"
+	"github.com/warden-a2a/warden/sdk"
 )
 
 // startAudited starts a control plane whose audit log lives in its own SQLite store.
-func startAudited(t *testing.T) (*fixture, audit.Storage, *audit.Log) {
+func startAudited(t *testing.T, att ...*server.AttestConfig) (*fixture, audit.Storage, *audit.Log) {
 	t.Helper()
 	dir := t.TempDir()
 	st, err := sqlite.Open(filepath.Join(dir, "warden.db"))
@@ -33,7 +35,11 @@ func startAudited(t *testing.T) (*fixture, audit.Storage, *audit.Log) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv, err := server.New(ctx, server.Config{TrustDomain: td.Name(), DataDir: dir, Store: st, Audit: lg})
+	cfg := server.Config{TrustDomain: td.Name(), DataDir: dir, Store: st, Audit: lg}
+	if len(att) > 0 {
+		cfg.Attestation = att[0]
+	}
+	srv, err := server.New(ctx, cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -148,5 +154,49 @@ func TestGateShipsDecisions(t *testing.T) {
 	}
 	if len(ids) != 2 || ids[0] != "dec-1" || ids[1] != "dec-2" {
 		t.Errorf("decision events in the log: %v", ids)
+	}
+}
+
+// TestDenialsAtGateChallengeTheCaller: repeated denials shipped by a gate raise an
+// anomaly in the audit log and push an event-driven attestation challenge to the caller.
+func TestDenialsAtGateChallengeTheCaller(t *testing.T) {
+	f, st, _ := startAudited(t, &server.AttestConfig{})
+	ctx := context.Background()
+	for _, name := range []string{"vendor-portal", "demand-planner"} {
+		if _, err := f.admin.CreateEntry(ctx, api.Entry{Name: name, Role: "r", Class: "advisory", Zone: "cloud"}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	tok, _ := f.admin.CreateToken(ctx, "vendor-portal", time.Minute)
+	svid, bundle, err := sdk.Enroll(ctx, sdk.EnrollConfig{ServerURL: f.url, Token: tok.Token})
+	if err != nil {
+		t.Fatal(err)
+	}
+	gateSrc, _ := sdk.NewSource(sdk.SourceConfig{ServerURL: f.url, SVID: svid, Bundle: bundle})
+	defer gateSrc.HTTPClient().CloseIdleConnections()
+	self := "spiffe://supplychain.example/agent/vendor-portal"
+	caller := "spiffe://supplychain.example/agent/demand-planner"
+	var batch [][]byte
+	for i := 0; i < 6; i++ {
+		e := audit.Event{V: 1, ID: fmt.Sprintf("dec-%d", i), Kind: audit.KindDecision, Time: time.Now(), GateID: self,
+			Caller: caller, Callee: self, Action: "payment.release", Decision: audit.DecisionDeny, Reason: "policy_deny"}
+		b, _ := e.Canonical()
+		batch = append(batch, b)
+	}
+	if err := (audit.HTTPSink{URL: f.url, Client: gateSrc.HTTPClient()}).Ship(ctx, batch); err != nil {
+		t.Fatal(err)
+	}
+	anomalies := 0
+	for _, e := range events(t, st) {
+		if e.Kind == audit.KindAnomaly && e.Subject == caller {
+			anomalies++
+		}
+	}
+	if anomalies == 0 {
+		t.Error("no anomaly event for repeated denials")
+	}
+	_, doc := f.srv.Trust().Current()
+	if _, ok := doc.Challenges[caller]; !ok {
+		t.Errorf("no challenge pushed to %s: %+v", caller, doc.Challenges)
 	}
 }
