@@ -27,6 +27,7 @@ import (
 	"github.com/warden-a2a/warden/internal/audit"
 	"github.com/warden-a2a/warden/internal/gate"
 	"github.com/warden-a2a/warden/internal/intent"
+	"github.com/warden-a2a/warden/internal/inventory"
 	"github.com/warden-a2a/warden/internal/policy"
 	"github.com/warden-a2a/warden/internal/telemetry"
 	"github.com/warden-a2a/warden/internal/truststate"
@@ -101,6 +102,9 @@ type gateFile struct {
 	} `yaml:"audit"`
 	// MetricsListen serves Prometheus /metrics (plain HTTP) on this address.
 	MetricsListen string `yaml:"metrics_listen"`
+	// Catalog is the workflow inventory (docs/catalog.md): calls on paths it does not
+	// declare are flagged as anomalies.
+	Catalog string `yaml:"catalog"`
 }
 
 type gatePeer struct {
@@ -273,6 +277,11 @@ func runGate(ctx context.Context, f *gateFile, log *slog.Logger) error {
 				log.Error("gate: audit shipping stopped", "err", err)
 			}
 		})
+	}
+	if f.Catalog != "" {
+		if cfg.Catalog, err = inventory.LoadIndex(f.Catalog); err != nil {
+			return fmt.Errorf("catalog: %w", err)
+		}
 	}
 	if f.MetricsListen != "" {
 		reg := prometheus.NewRegistry()

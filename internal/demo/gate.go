@@ -30,10 +30,12 @@ import (
 	"github.com/spiffe/go-spiffe/v2/spiffeid"
 	"github.com/spiffe/go-spiffe/v2/spiffetls/tlsconfig"
 
+	"github.com/warden-a2a/warden/examples/supplychain"
 	"github.com/warden-a2a/warden/internal/audit"
 	"github.com/warden-a2a/warden/internal/gate"
 	"github.com/warden-a2a/warden/internal/gate/legacy"
 	"github.com/warden-a2a/warden/internal/intent"
+	"github.com/warden-a2a/warden/internal/inventory"
 	"github.com/warden-a2a/warden/internal/policy"
 	"github.com/warden-a2a/warden/internal/truststate"
 	"github.com/warden-a2a/warden/policies"
@@ -206,7 +208,11 @@ func startGates(ctx context.Context, e *env) (*gateEnv, func(), error) {
 	if err != nil {
 		return fail(err)
 	}
-	in, err := gate.New(gate.Config{Mode: gate.ModeInbound, Self: g.vendorID, SVID: vsrc, Bundle: vsrc, Upstream: agentURL,
+	catalog, err := inventory.Parse(supplychain.CatalogFile, supplychain.Catalog)
+	if err != nil {
+		return fail(err)
+	}
+	in, err := gate.New(gate.Config{Mode: gate.ModeInbound, Catalog: inventory.NewIndex(catalog), Self: g.vendorID, SVID: vsrc, Bundle: vsrc, Upstream: agentURL,
 		Peers: peers, Policy: policy.NewHolder(eng), Trust: vtrust, Zone: "partner-edge", Replay: intent.NewMemoryCache(1 << 16),
 		Audit: vsink, Logger: e.cfg.Logger,
 		Card: &a2a.AgentCard{Name: "vendor-portal", Description: "Vendor portal: acknowledges purchase orders", Version: "1",
