@@ -1,7 +1,6 @@
 package sdk
 
 import (
-	"bytes"
 	"context"
 	"crypto"
 	"crypto/ecdsa"
@@ -12,7 +11,6 @@ import (
 	"crypto/subtle"
 	"crypto/tls"
 	"crypto/x509"
-	"encoding/json"
 	"encoding/pem"
 	"errors"
 	"fmt"
@@ -190,33 +188,7 @@ func newKey(kt KeyType) (crypto.Signer, error) {
 }
 
 func postJSON(ctx context.Context, client *http.Client, url string, in, out any) error {
-	body, err := json.Marshal(in)
-	if err != nil {
-		return err
-	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, url, bytes.NewReader(body))
-	if err != nil {
-		return err
-	}
-	req.Header.Set("Content-Type", "application/json")
-	res, err := client.Do(req)
-	if err != nil {
-		return fmt.Errorf("sdk: %w", err)
-	}
-	defer res.Body.Close()
-	data, err := io.ReadAll(io.LimitReader(res.Body, 1<<20))
-	if err != nil {
-		return fmt.Errorf("sdk: %w", err)
-	}
-	if res.StatusCode/100 != 2 {
-		ae := &api.Error{}
-		if json.Unmarshal(data, ae) != nil || ae.Code == "" {
-			ae.Code, ae.Message = api.ReasonInternal, strings.TrimSpace(string(data))
-		}
-		ae.Status = res.StatusCode
-		return ae
-	}
-	return json.Unmarshal(data, out)
+	return api.Do(ctx, client, http.MethodPost, url, in, out)
 }
 
 // parseSVIDResponse turns an enroll or renew answer into an SVID for key. With verify set

@@ -4,11 +4,9 @@
 package adminclient
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
-	"io"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -57,42 +55,7 @@ func Load(dir, serverURL string) (*Client, error) {
 }
 
 func (c *Client) do(ctx context.Context, method, path string, in, out any) error {
-	var body io.Reader
-	if in != nil {
-		b, err := json.Marshal(in)
-		if err != nil {
-			return err
-		}
-		body = bytes.NewReader(b)
-	}
-	req, err := http.NewRequestWithContext(ctx, method, c.BaseURL+path, body)
-	if err != nil {
-		return err
-	}
-	if in != nil {
-		req.Header.Set("Content-Type", "application/json")
-	}
-	res, err := c.HTTP.Do(req)
-	if err != nil {
-		return err
-	}
-	defer res.Body.Close()
-	data, err := io.ReadAll(io.LimitReader(res.Body, 16<<20))
-	if err != nil {
-		return err
-	}
-	if res.StatusCode/100 != 2 {
-		e := &api.Error{}
-		if json.Unmarshal(data, e) != nil || e.Code == "" {
-			e.Code, e.Message = api.ReasonInternal, strings.TrimSpace(string(data))
-		}
-		e.Status = res.StatusCode
-		return e
-	}
-	if out != nil {
-		return json.Unmarshal(data, out)
-	}
-	return nil
+	return api.Do(ctx, c.HTTP, method, c.BaseURL+path, in, out)
 }
 
 // CreateEntry registers an agent and returns the entry with its SPIFFE ID.

@@ -1,11 +1,7 @@
 package approval
 
 import (
-	"bytes"
 	"context"
-	"encoding/json"
-	"fmt"
-	"io"
 	"net/http"
 	"net/url"
 	"strings"
@@ -83,43 +79,7 @@ func (c *Client) Decide(ctx context.Context, d api.ApprovalDecision) (Status, er
 	return out, err
 }
 
-// Do sends one JSON request and decodes a 2xx answer into out; any other status
-// becomes an *api.Error with the server's reason code.
+// Do is api.Do, kept for callers of this package.
 func Do(ctx context.Context, hc *http.Client, method, u string, in, out any) error {
-	var body io.Reader
-	if in != nil {
-		b, err := json.Marshal(in)
-		if err != nil {
-			return err
-		}
-		body = bytes.NewReader(b)
-	}
-	req, err := http.NewRequestWithContext(ctx, method, u, body)
-	if err != nil {
-		return err
-	}
-	if in != nil {
-		req.Header.Set("Content-Type", "application/json")
-	}
-	res, err := hc.Do(req)
-	if err != nil {
-		return fmt.Errorf("approval: %w", err)
-	}
-	defer res.Body.Close()
-	data, err := io.ReadAll(io.LimitReader(res.Body, 4<<20))
-	if err != nil {
-		return fmt.Errorf("approval: %w", err)
-	}
-	if res.StatusCode/100 != 2 {
-		e := &api.Error{}
-		if json.Unmarshal(data, e) != nil || e.Code == "" {
-			e.Code, e.Message = api.ReasonInternal, strings.TrimSpace(string(data))
-		}
-		e.Status = res.StatusCode
-		return e
-	}
-	if out != nil {
-		return json.Unmarshal(data, out)
-	}
-	return nil
+	return api.Do(ctx, hc, method, u, in, out)
 }
