@@ -15,7 +15,67 @@ import (
 // caught at the edited record.
 var auditSteps = []func(context.Context, *env){
 	verifyAuditLog,
+	oneCallOneTrace,
 	tamperedAuditLog,
+}
+
+// oneCallOneTrace checks in the audit log that each call of workflow po-1001 is one
+// trace across the gates: every call procurement's outbound gate sent was decided by
+// vendor-portal's inbound gate under the same trace id (W3C traceparent, gate to gate).
+func oneCallOneTrace(ctx context.Context, e *env) {
+	s := Step{Name: "each po-1001 call is one trace across both gates (W3C traceparent)", Kind: "workflow", Expected: "allow"}
+	evs, err := e.auditEvents(ctx)
+	if err != nil {
+		s.Observed, s.Reason, _ = outcome(err)
+		e.record(s)
+		return
+	}
+	inbound := map[string]bool{}
+	for _, ev := range evs {
+		if ev.WorkflowID == "po-1001" && ev.Detail["mode"] == "inbound" && ev.TraceID != "" {
+			inbound[ev.TraceID] = true
+		}
+	}
+	joined, outbound := 0, 0
+	for _, ev := range evs {
+		if ev.WorkflowID == "po-1001" && ev.Detail["mode"] == "outbound" && ev.Decision == audit.DecisionAllow {
+			outbound++
+			if inbound[ev.TraceID] {
+				joined++
+			}
+		}
+	}
+	s.Observed = "deny"
+	if outbound > 0 && joined == outbound {
+		s.Observed = "allow"
+	}
+	s.Reason = fmt.Sprintf("%d of %d calls procurement's gate sent are decided by vendor-portal's gate under the same trace id", joined, outbound)
+	e.record(s)
+}
+
+// auditEvents reads every event of the control plane's audit log.
+func (e *env) auditEvents(ctx context.Context) ([]audit.Event, error) {
+	st, err := e.auditStorage(ctx, e.store.DB())
+	if err != nil {
+		return nil, err
+	}
+	n, err := st.Size(ctx)
+	if err != nil {
+		return nil, err
+	}
+	recs, err := st.Records(ctx, 0, n)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]audit.Event, 0, len(recs))
+	for _, r := range recs {
+		ev, err := audit.ParseEvent(r.Data)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, ev)
+	}
+	return out, nil
 }
 
 func (e *env) auditStorage(ctx context.Context, db *sql.DB) (audit.Storage, error) {
@@ -51,31 +111,29 @@ func verifyAuditLog(ctx context.Context, e *env) {
 // printTrail prints the decision trail of one workflow from the audit log: every gate
 // decision with its workflow id, who called whom, what was decided and why.
 func (e *env) printTrail(ctx context.Context, workflow string) {
-	st, err := e.auditStorage(ctx, e.store.DB())
-	if err != nil {
-		return
-	}
-	n, _ := st.Size(ctx)
-	recs, err := st.Records(ctx, 0, n)
+	evs, err := e.auditEvents(ctx)
 	if err != nil {
 		return
 	}
 	short := func(id string) string { return strings.TrimPrefix(id, "spiffe://"+TrustDomain+"/agent/") }
 	fmt.Fprintf(e.cfg.Out, "Decision trail of workflow %s, from the audit log (`warden audit tail --workflow %s`):\n", workflow, workflow)
-	for _, r := range recs {
-		ev, err := audit.ParseEvent(r.Data)
-		if err != nil || ev.WorkflowID != workflow {
+	for _, ev := range evs {
+		if ev.WorkflowID != workflow {
 			continue
 		}
 		if ev.Kind == audit.KindAnomaly {
-			fmt.Fprintf(e.cfg.Out, "  #%-3d %s  anomaly  %s about %s\n", r.Index, ev.Time.Format("15:04:05.000"), ev.Reason, short(ev.Subject))
+			fmt.Fprintf(e.cfg.Out, "  %s  anomaly  %s about %s\n", ev.Time.Format("15:04:05.000"), ev.Reason, short(ev.Subject))
 			continue
 		}
 		why := ev.Reason
 		if len(ev.DeterminingPolicies) > 0 {
 			why += " [" + strings.Join(ev.DeterminingPolicies, ",") + "]"
 		}
-		fmt.Fprintf(e.cfg.Out, "  #%-3d %s  %-8s %-16s -> %-15s %-22s %-5s %s\n", r.Index, ev.Time.Format("15:04:05.000"),
+		trace := ev.TraceID
+		if len(trace) > 8 {
+			trace = trace[:8]
+		}
+		fmt.Fprintf(e.cfg.Out, "  %s  trace %-8s %-8s %-12s -> %-13s %-22s %-5s %s\n", ev.Time.Format("15:04:05.000"), trace,
 			ev.Detail["mode"], short(ev.Caller), short(ev.Callee), ev.Action, ev.Decision, why)
 	}
 	fmt.Fprintln(e.cfg.Out)

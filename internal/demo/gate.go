@@ -40,6 +40,7 @@ import (
 	"github.com/warden-a2a/warden/internal/truststate"
 	"github.com/warden-a2a/warden/policies"
 	"github.com/warden-a2a/warden/sdk"
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 )
 
 // gateEnv is what the gate rows share: the vendor-portal agent behind an inbound gate,
@@ -131,6 +132,11 @@ func startGates(ctx context.Context, e *env) (*gateEnv, func(), error) {
 	if err != nil {
 		return fail(err)
 	}
+	// Real OpenTelemetry spans (exported nowhere): each decision span has a trace id that
+	// the audit events carry and the gates propagate as W3C traceparent.
+	tp := sdktrace.NewTracerProvider()
+	stops = append(stops, func() { _ = tp.Shutdown(context.WithoutCancel(ctx)) })
+	tracer := tp.Tracer("warden-gate")
 	peers := map[string]policy.Agent{}
 	for _, a := range Agents {
 		peers[spiffeid.RequireFromPath(e.td, "/agent/"+a.Name).String()] = policy.Agent{Name: a.Name, Role: a.Role, Class: a.Class, Zone: a.Zone}
@@ -212,7 +218,7 @@ func startGates(ctx context.Context, e *env) (*gateEnv, func(), error) {
 	if err != nil {
 		return fail(err)
 	}
-	in, err := gate.New(gate.Config{Mode: gate.ModeInbound, Catalog: inventory.NewIndex(catalog), Self: g.vendorID, SVID: vsrc, Bundle: vsrc, Upstream: agentURL,
+	in, err := gate.New(gate.Config{Mode: gate.ModeInbound, Catalog: inventory.NewIndex(catalog), Tracer: tracer, Self: g.vendorID, SVID: vsrc, Bundle: vsrc, Upstream: agentURL,
 		Peers: peers, Policy: policy.NewHolder(eng), Trust: vtrust, Zone: "partner-edge", Replay: intent.NewMemoryCache(1 << 16),
 		Audit: vsink, Logger: e.cfg.Logger,
 		Card: &a2a.AgentCard{Name: "vendor-portal", Description: "Vendor portal: acknowledges purchase orders", Version: "1",
@@ -236,7 +242,7 @@ func startGates(ctx context.Context, e *env) (*gateEnv, func(), error) {
 	if err != nil {
 		return fail(err)
 	}
-	out, err := gate.New(gate.Config{Mode: gate.ModeOutbound, Self: spiffeid.RequireFromPath(e.td, "/agent/procurement"),
+	out, err := gate.New(gate.Config{Mode: gate.ModeOutbound, Tracer: tracer, Self: spiffeid.RequireFromPath(e.td, "/agent/procurement"),
 		SVID: psrc, Bundle: psrc, Upstream: "https://" + g.inbound, Audience: g.vendorID.String(), UpstreamID: g.vendorID,
 		AllowedUIDs: []int{os.Getuid()}, Audit: psink, Logger: e.cfg.Logger,
 		Defaults: map[string]gate.ActionDefault{gate.MethodGetTask: {Action: "purchase_order.read", Resource: "Order/PO-1001"}}})
@@ -263,7 +269,7 @@ func startGates(ctx context.Context, e *env) (*gateEnv, func(), error) {
 	if err != nil {
 		return fail(err)
 	}
-	lg, err := gate.New(gate.Config{Mode: gate.ModeLegacy, Self: g.erpID, SVID: erpSrc, Bundle: erpSrc, Upstream: erpURL,
+	lg, err := gate.New(gate.Config{Mode: gate.ModeLegacy, Tracer: tracer, Self: g.erpID, SVID: erpSrc, Bundle: erpSrc, Upstream: erpURL,
 		Peers: peers, Policy: policy.NewHolder(eng), Trust: etrust, Zone: "cloud", Replay: intent.NewMemoryCache(1 << 16),
 		Audit: esink, Logger: e.cfg.Logger, LegacyKey: key, LegacyAudience: "erp"})
 	if err != nil {

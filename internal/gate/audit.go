@@ -31,6 +31,17 @@ type Event struct {
 	LocalCaller string `json:"local_caller,omitempty"`
 	// Undeclared: the workflow catalog does not declare this caller → gate → action path.
 	Undeclared bool `json:"undeclared,omitempty"`
+
+	// For the audit decision event (docs/audit-events.md).
+	CallerCertSHA256 string   `json:"caller_cert_sha256,omitempty"` // hex SHA-256 of the peer's leaf (DER)
+	Initiator        string   `json:"initiator,omitempty"`          // first actor of the delegation chain, else the caller
+	Purpose          string   `json:"purpose,omitempty"`
+	Obligations      []string `json:"obligations,omitempty"`
+	AttestationTier  string   `json:"attestation_tier,omitempty"`
+	AttestationAgeS  int64    `json:"attestation_age_s,omitempty"`
+	LatencyUS        int64    `json:"latency_us,omitempty"` // time the gate spent deciding
+	TraceID          string   `json:"trace_id,omitempty"`   // W3C trace-id of the decision span
+	SpanID           string   `json:"span_id,omitempty"`
 }
 
 // AuditSink receives every decision. Record returning an error makes the gate refuse the

@@ -42,7 +42,12 @@ func ToAuditEvent(ev Event, zone string) audit.Event {
 		WorkflowID: ev.Workflow, Caller: ev.Peer, Callee: ev.Gate, IntentJTI: ev.IntentID,
 		Action: ev.Action, Resource: ev.Resource, PolicyRevision: ev.Revision, DeterminingPolicies: ev.PolicyIDs,
 		Decision: audit.DecisionDeny, Reason: ev.Reason, GateID: ev.Gate, Zone: zone,
-		Detail: map[string]string{"mode": ev.Mode},
+		Detail:           map[string]string{"mode": ev.Mode},
+		CallerCertSHA256: ev.CallerCertSHA256, Initiator: ev.Initiator, Purpose: ev.Purpose,
+		Obligations: ev.Obligations, LatencyUS: ev.LatencyUS, TraceID: ev.TraceID, SpanID: ev.SpanID,
+	}
+	if ev.AttestationTier != "" {
+		out.Attestation = &audit.Attestation{Tier: ev.AttestationTier, AgeMS: ev.AttestationAgeS * 1000}
 	}
 	if ev.Mode == ModeOutbound { // the local agent calls out: it is the caller
 		out.Caller, out.Callee = ev.Gate, ev.Peer

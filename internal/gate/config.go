@@ -16,6 +16,8 @@ import (
 	"github.com/warden-a2a/warden/internal/intent"
 	"github.com/warden-a2a/warden/internal/inventory"
 	"github.com/warden-a2a/warden/internal/policy"
+	"go.opentelemetry.io/otel"
+	"go.opentelemetry.io/otel/trace"
 )
 
 // Modes of a gate.
@@ -55,6 +57,9 @@ type Config struct {
 	// it does not declare is flagged in the decision event (Undeclared) as an anomaly,
 	// a trigger for event-driven re-attestation. It refuses nothing by itself.
 	Catalog *inventory.Index
+	// Tracer makes one span per decision (OpenTelemetry); nil uses the global provider,
+	// which is a no-op unless one is installed (telemetry.NewTracerProvider).
+	Tracer trace.Tracer
 	// Card is the agent card served at /.well-known/agent-card.json, signed by the gate
 	// (inbound); nil serves none.
 	Card *a2a.AgentCard
@@ -187,4 +192,12 @@ func (c *Config) validate() error {
 		return fmt.Errorf("gate: unknown mode %q (inbound, outbound, legacy)", c.Mode)
 	}
 	return nil
+}
+
+// tracer is the configured tracer, else the global provider's.
+func (g *Gate) tracer() trace.Tracer {
+	if g.cfg.Tracer != nil {
+		return g.cfg.Tracer
+	}
+	return otel.Tracer("github.com/warden-a2a/warden/internal/gate")
 }

@@ -3,6 +3,8 @@ package gate
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
+	"crypto/x509"
 	"encoding/hex"
 	"errors"
 	"io"
@@ -20,6 +22,7 @@ import (
 
 	"github.com/warden-a2a/warden/internal/intent"
 	"github.com/warden-a2a/warden/internal/policy"
+	"github.com/warden-a2a/warden/internal/telemetry"
 	"github.com/warden-a2a/warden/internal/truststate"
 )
 
@@ -170,10 +173,26 @@ var inboundHeaders = []string{HeaderPeerID, HeaderDecisionID, "Authorization", "
 // the call, or refuses it in the caller's binding with an audit event either way.
 func (g *Gate) serveInbound(w http.ResponseWriter, r *http.Request) {
 	now := g.cfg.Now()
+	start := time.Now()
 	ev := Event{DecisionID: newDecisionID(), Time: now, Gate: g.cfg.Self.String(), Mode: g.cfg.Mode}
+	// One span per decision, a child of the caller's W3C traceparent, so that one
+	// workflow across agents is one trace; the forwarded call carries it on.
+	ctx, span := telemetry.StartDecision(r.Context(), g.tracer(), r.Header, "", "", "", g.cfg.Self.String())
+	r = r.WithContext(ctx)
+	ev.TraceID, ev.SpanID = telemetry.IDs(ctx)
+	finish := func() {
+		ev.LatencyUS = time.Since(start).Microseconds()
+		span.SetAttributes(telemetry.AttrWorkflowID.String(ev.Workflow), telemetry.AttrAction.String(ev.Action), telemetry.AttrCaller.String(ev.Peer))
+		decision := "deny"
+		if ev.Allow {
+			decision = "allow"
+		}
+		telemetry.EndDecision(span, ev.DecisionID, decision, ev.Reason)
+	}
 	var call *Call
 	refuse := func(status int, reason, msg string) {
 		ev.Allow, ev.Reason, ev.Message = false, reason, msg
+		finish()
 		_ = g.cfg.Audit.Record(r.Context(), ev) // a refusal is refused whether or not the sink took it
 		writeRefusal(w, call, Refusal{Status: status, Reason: reason, Message: msg, DecisionID: ev.DecisionID, ApprovalID: ev.ApprovalID})
 	}
@@ -197,6 +216,7 @@ func (g *Gate) serveInbound(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	ev.Peer = peerID.String()
+	ev.CallerCertSHA256 = certSHA256(leaf)
 	// Body, bounded in size and time (slowloris on the body).
 	_ = http.NewResponseController(w).SetReadDeadline(time.Now().Add(g.cfg.Limits.BodyTimeout))
 	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, g.cfg.Limits.MaxBody))
@@ -257,6 +277,7 @@ func (g *Gate) serveInbound(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	ev.IntentID, ev.Action, ev.Resource, ev.Workflow = claims.ID, claims.Action, claims.Resource, claims.Workflow
+	ev.Purpose, ev.Initiator = claims.Purpose, initiator(claims)
 	if g.cfg.Catalog != nil && !g.cfg.Catalog.IsDeclared(ev.Peer, g.cfg.Self.String(), claims.Action) {
 		ev.Undeclared = true // the catalog does not list this path: an anomaly signal
 	}
@@ -330,9 +351,11 @@ func (g *Gate) serveInbound(w http.ResponseWriter, r *http.Request) {
 		req.Context.Approvers = st.Approvers
 	}
 
+	ev.AttestationTier, ev.AttestationAgeS = req.Context.Attestation.Tier, req.Context.Attestation.AgeSeconds
+
 	// 4 Cedar decision.
 	d := g.cfg.Policy.Decide(req, now)
-	ev.PolicyIDs, ev.Revision = d.PolicyIDs, d.Revision
+	ev.PolicyIDs, ev.Revision, ev.Obligations = d.PolicyIDs, d.Revision, d.Obligations
 	if !d.Allow {
 		if slices.Contains(d.Obligations, "approval") && claims.Approval == "" {
 			areq.PolicyIDs = d.PolicyIDs
@@ -362,6 +385,7 @@ func (g *Gate) serveInbound(w http.ResponseWriter, r *http.Request) {
 
 	// 5 audit, fail closed.
 	ev.Allow, ev.Reason, ev.Message = true, d.Code, d.Reason
+	finish()
 	if err := g.cfg.Audit.Record(r.Context(), ev); err != nil {
 		g.cfg.Logger.Error("gate: audit sink failed", "decision_id", ev.DecisionID, "err", err)
 		ev.Allow = false
@@ -372,6 +396,7 @@ func (g *Gate) serveInbound(w http.ResponseWriter, r *http.Request) {
 	// 6 forward.
 	r.Header.Set(HeaderPeerID, ev.Peer)
 	r.Header.Set(HeaderDecisionID, ev.DecisionID)
+	telemetry.Inject(r.Context(), r.Header) // traceparent: the agent continues this trace
 	if g.cfg.Mode == ModeLegacy {
 		jwt, err := g.legacyToken(ev.Peer, claims.Action, claims.Resource, now)
 		if err != nil {
@@ -425,4 +450,23 @@ func lastSegment(p string) string {
 		return p[i+1:]
 	}
 	return p
+}
+
+// certSHA256 is the hex SHA-256 fingerprint of a certificate's DER.
+func certSHA256(c *x509.Certificate) string {
+	sum := sha256.Sum256(c.Raw)
+	return hex.EncodeToString(sum[:])
+}
+
+// initiator is who started the workflow: the original actor of the delegation chain
+// (the innermost act), else the intent's issuer.
+func initiator(c *intent.Claims) string {
+	a := c.Delegation
+	if a == nil {
+		return c.Issuer
+	}
+	for a.Actor != nil {
+		a = a.Actor
+	}
+	return a.Subject
 }

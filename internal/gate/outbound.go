@@ -18,6 +18,7 @@ import (
 	"github.com/spiffe/go-spiffe/v2/svid/x509svid"
 	"golang.org/x/sys/unix"
 
+	"github.com/warden-a2a/warden/internal/telemetry"
 	"github.com/warden-a2a/warden/sdk"
 )
 
@@ -97,9 +98,23 @@ type svidKey struct{}
 func (g *Gate) serveOutbound(w http.ResponseWriter, r *http.Request) {
 	now := g.cfg.Now()
 	ev := Event{DecisionID: newDecisionID(), Time: now, Gate: g.cfg.Self.String(), Mode: ModeOutbound, Peer: g.cfg.Audience}
+	// The outbound span starts (or continues) the workflow's trace; its traceparent goes
+	// out with the call so the remote gate's decision span is its child.
+	ctx, span := telemetry.StartDecision(r.Context(), g.tracer(), r.Header, "", "", g.cfg.Self.String(), g.cfg.Audience)
+	r = r.WithContext(ctx)
+	ev.TraceID, ev.SpanID = telemetry.IDs(ctx)
+	end := func() {
+		span.SetAttributes(telemetry.AttrWorkflowID.String(ev.Workflow), telemetry.AttrAction.String(ev.Action))
+		decision := "deny"
+		if ev.Allow {
+			decision = "allow"
+		}
+		telemetry.EndDecision(span, ev.DecisionID, decision, ev.Reason)
+	}
 	var call *Call
 	refuse := func(status int, reason, msg string) {
 		ev.Allow, ev.Reason, ev.Message = false, reason, msg
+		end()
 		_ = g.cfg.Audit.Record(r.Context(), ev)
 		writeRefusal(w, call, Refusal{Status: status, Reason: reason, Message: msg, DecisionID: ev.DecisionID})
 	}
@@ -147,11 +162,13 @@ func (g *Gate) serveOutbound(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	r.Header.Set(sdk.IntentHeader, tok)
-	ev.Allow, ev.Reason = true, "signed"
+	ev.Allow, ev.Reason, ev.Purpose, ev.Initiator = true, "signed", in.Purpose, g.cfg.Self.String()
+	end()
+	telemetry.Inject(r.Context(), r.Header)
 	_ = g.cfg.Audit.Record(r.Context(), ev)
 	r.Body = io.NopCloser(bytes.NewReader(body))
 	r.ContentLength = int64(len(body))
-	ctx := context.WithValue(r.Context(), stateKey{}, &reqState{decisionID: ev.DecisionID, call: call})
+	ctx = context.WithValue(r.Context(), stateKey{}, &reqState{decisionID: ev.DecisionID, call: call})
 	ctx = context.WithValue(ctx, svidKey{}, svid)
 	g.proxy.ServeHTTP(w, r.WithContext(ctx))
 }
