@@ -147,6 +147,7 @@ type JWTSVIDResponse struct {
 // Entry is a registration entry on the admin API.
 type Entry struct {
 	Name      string          `json:"name"`
+	Kind      string          `json:"kind,omitempty"` // "agent" (default): spiffe://TD/agent/NAME; "gate": spiffe://TD/gate/NAME
 	SPIFFEID  string          `json:"spiffe_id,omitempty"`
 	Role      string          `json:"role"`
 	Class     string          `json:"class"`

@@ -39,7 +39,7 @@ func newEntryCreateCmd() *cobra.Command {
 	var attrsFile, refsFile string
 	cmd := &cobra.Command{
 		Use:   "create --name NAME --role ROLE --class CLASS --zone ZONE",
-		Short: "Register an agent as spiffe://TRUST_DOMAIN/agent/NAME",
+		Short: "Register an agent as spiffe://TRUST_DOMAIN/agent/NAME (or a gate as /gate/NAME)",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if attrsFile != "" {
@@ -77,6 +77,7 @@ func newEntryCreateCmd() *cobra.Command {
 	f.StringVar(&e.Role, "role", "", "role (forecasting, procurement, shipping, ...)")
 	f.StringVar(&e.Class, "class", "", "class: read-only | advisory | transactional | regulated")
 	f.StringVar(&e.Zone, "zone", "default", "zone")
+	f.StringVar(&e.Kind, "kind", "agent", "agent (spiffe://TD/agent/NAME) or gate (spiffe://TD/gate/NAME, for a gate that files approvals for the agents behind it)")
 	f.StringVar(&attrsFile, "attrs", "", "JSON file of further attributes (owner, ...)")
 	f.StringVar(&refsFile, "refs", "", "attestation reference values file (YAML or JSON, as written by warden attest refs)")
 	for _, n := range []string{"name", "role", "class"} {

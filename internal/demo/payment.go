@@ -3,10 +3,6 @@ package demo
 import (
 	"bytes"
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
-	"crypto/x509"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -18,11 +14,9 @@ import (
 
 	"github.com/spiffe/go-spiffe/v2/spiffeid"
 	"github.com/spiffe/go-spiffe/v2/spiffetls/tlsconfig"
-	"github.com/spiffe/go-spiffe/v2/svid/x509svid"
 
 	"github.com/warden-a2a/warden/internal/api"
 	"github.com/warden-a2a/warden/internal/approval"
-	"github.com/warden-a2a/warden/internal/ca"
 	"github.com/warden-a2a/warden/internal/gate"
 	"github.com/warden-a2a/warden/internal/intent"
 	"github.com/warden-a2a/warden/internal/policy"
@@ -119,10 +113,10 @@ func paymentApproval(ctx context.Context, g *gateEnv) {
 	g.record(s)
 }
 
-// startTreasury runs the treasury gate: an X509-SVID spiffe://TD/gate/treasury issued by
-// the in-process control plane's CA (enrolment issues only /agent/ identities, and only
-// a /gate/ identity may file approvals for another agent), following the trust state,
-// in front of an a2a-go agent, with gate.ApprovalClient as its approvals service.
+// startTreasury runs the treasury gate: a gate entry (spiffe://TD/gate/treasury; only a
+// /gate/ identity may file approvals for another agent) enrolled with TPM evidence like
+// every regulated workload, following the trust state, in front of an a2a-go agent, with
+// gate.ApprovalClient as its approvals service.
 func startTreasury(ctx context.Context, g *gateEnv) (*treasury, func(), error) {
 	var stops []func()
 	stop := func() {
@@ -132,13 +126,21 @@ func startTreasury(ctx context.Context, g *gateEnv) (*treasury, func(), error) {
 	}
 	fail := func(err error) (*treasury, func(), error) { stop(); return nil, nil, err }
 	tr := &treasury{id: spiffeid.RequireFromPath(g.td, "/gate/treasury")}
-	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	cert, err := g.srv.Issuer().IssueWith(ctx, ca.X509Request{PublicKey: key.Public(), ID: tr.id}, "", "enroll")
+	tpm, attrs, err := g.agentTPM("treasury-gate", 9100)
 	if err != nil {
 		return fail(err)
 	}
-	svid := &x509svid.SVID{ID: tr.id, Certificates: append([]*x509.Certificate{cert}, g.srv.CA().Intermediates()...), PrivateKey: key}
-	bundle := g.srv.CA().X509Bundle()
+	if _, err := g.admin.CreateEntry(ctx, api.Entry{Name: "treasury", Kind: "gate", Role: "gate", Class: "regulated", Zone: "finance", Attrs: attrs}); err != nil {
+		return fail(err)
+	}
+	tok, err := g.admin.CreateToken(ctx, "treasury", time.Minute)
+	if err != nil {
+		return fail(err)
+	}
+	svid, bundle, err := sdk.Enroll(ctx, sdk.EnrollConfig{ServerURL: g.srv.URL(), Token: tok.Token, Attester: tpm})
+	if err != nil {
+		return fail(fmt.Errorf("enrol the treasury gate: %w", err))
+	}
 
 	cache, err := gate.OpenTrustCache(filepath.Join(g.cfg.DataDir, "gates", "treasury", "trust-state.json"), bundle, g.td, nil)
 	if err != nil {

@@ -37,7 +37,13 @@ func (s *Server) handleCreateEntry(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, http.StatusBadRequest, api.ReasonBadRequest, err.Error())
 		return
 	}
-	id := spiffeid.RequireFromPath(s.td, "/agent/"+req.Name)
+	// Agents are spiffe://TD/agent/NAME; gates that act for others (file approvals for
+	// the agents behind them, front legacy systems) are spiffe://TD/gate/NAME.
+	kind := req.Kind
+	if kind == "" {
+		kind = "agent"
+	}
+	id := spiffeid.RequireFromPath(s.td, "/"+kind+"/"+req.Name)
 	e := store.Entry{
 		Name: req.Name, SPIFFEID: id.String(), Role: req.Role, Class: req.Class, Zone: req.Zone,
 		CreatedAt: s.now().UTC(), Attrs: req.Attrs,
@@ -56,6 +62,9 @@ func (s *Server) handleCreateEntry(w http.ResponseWriter, r *http.Request) {
 func validateEntry(e api.Entry) error {
 	if !nameRE.MatchString(e.Name) {
 		return errors.New("name must match [a-z0-9][a-z0-9-]{0,62}")
+	}
+	if e.Kind != "" && e.Kind != "agent" && e.Kind != "gate" {
+		return errors.New("kind must be agent or gate")
 	}
 	if strings.TrimSpace(e.Role) == "" {
 		return errors.New("role is required")
@@ -79,7 +88,11 @@ func (s *Server) apiEntry(e store.Entry) api.Entry {
 	if _, revoked := doc.IsRevoked(e.SPIFFEID, ""); revoked {
 		status = "revoked"
 	}
-	return api.Entry{Name: e.Name, SPIFFEID: e.SPIFFEID, Role: e.Role, Class: e.Class, Zone: e.Zone,
+	kind := "agent"
+	if strings.Contains(e.SPIFFEID, "/gate/") {
+		kind = "gate"
+	}
+	return api.Entry{Name: e.Name, Kind: kind, SPIFFEID: e.SPIFFEID, Role: e.Role, Class: e.Class, Zone: e.Zone,
 		Attrs: e.Attrs, CreatedAt: e.CreatedAt, Status: status}
 }
 

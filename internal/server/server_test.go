@@ -573,3 +573,31 @@ func TestCAFilesPrivate(t *testing.T) {
 		t.Error("data dir of supplychain.example accepted for other.example")
 	}
 }
+
+// TestGateEntries: a gate registers as spiffe://TD/gate/NAME, enrols like an agent, and
+// its name cannot take an agent's name.
+func TestGateEntries(t *testing.T) {
+	f := start(t, options{})
+	ctx := context.Background()
+	e, err := f.admin.CreateEntry(ctx, api.Entry{Name: "treasury", Kind: "gate", Role: "gate", Class: "regulated", Zone: "finance"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if e.SPIFFEID != "spiffe://supplychain.example/gate/treasury" || e.Kind != "gate" {
+		t.Fatalf("entry %+v", e)
+	}
+	tok := f.token(t, "treasury", time.Minute)
+	svid, _, err := sdk.Enroll(ctx, sdk.EnrollConfig{ServerURL: f.url, Token: tok})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if svid.ID.String() != e.SPIFFEID {
+		t.Errorf("enrolled as %s", svid.ID)
+	}
+	if _, err := f.admin.CreateEntry(ctx, api.Entry{Name: "treasury", Role: "r", Class: "advisory", Zone: "z"}); reason(err) != api.ReasonConflict {
+		t.Errorf("agent with a gate's name: %v", err)
+	}
+	if _, err := f.admin.CreateEntry(ctx, api.Entry{Name: "x", Kind: "server", Role: "r", Class: "advisory", Zone: "z"}); reason(err) != api.ReasonBadRequest {
+		t.Errorf("kind server: %v", err)
+	}
+}
