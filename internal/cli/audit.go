@@ -262,13 +262,20 @@ func newAuditExportCmd() *cobra.Command {
 	var f auditFlags
 	var format string
 	var since int64
+	var endpoint string
 	cmd := &cobra.Command{
-		Use:   "export --format jsonl",
-		Short: "Write every audit event as one JSON line (canonical bytes) for a SIEM",
+		Use:   "export --format jsonl|otlp [--endpoint URL]",
+		Short: "Export every audit event: JSON lines (canonical bytes) on stdout, or OTLP/HTTP log records to a collector",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			if format != "jsonl" {
-				return exitCode(1, fmt.Errorf("--format %q: only jsonl is supported", format))
+			if endpoint == "" {
+				endpoint = os.Getenv("OTEL_EXPORTER_OTLP_ENDPOINT")
+			}
+			switch {
+			case format == "otlp" && endpoint == "":
+				return exitCode(1, fmt.Errorf("--format otlp needs --endpoint (or OTEL_EXPORTER_OTLP_ENDPOINT)"))
+			case format != "jsonl" && format != "otlp":
+				return exitCode(1, fmt.Errorf("--format %q: jsonl or otlp", format))
 			}
 			st, db, err := f.open(cmd.Context())
 			if err != nil {
@@ -285,6 +292,12 @@ func newAuditExportCmd() *cobra.Command {
 				if err != nil {
 					return exitCode(1, err)
 				}
+				if format == "otlp" {
+					if err := (audit.OTLPExporter{Endpoint: endpoint}).Export(cmd.Context(), recs); err != nil {
+						return exitCode(1, err)
+					}
+					continue
+				}
 				for _, r := range recs {
 					w.Write(r.Data)
 					w.WriteByte('\n')
@@ -297,7 +310,8 @@ func newAuditExportCmd() *cobra.Command {
 		},
 	}
 	f.register(cmd)
-	cmd.Flags().StringVar(&format, "format", "jsonl", "output format (jsonl)")
+	cmd.Flags().StringVar(&format, "format", "jsonl", "jsonl (stdout) or otlp (OTLP/HTTP JSON log records)")
+	cmd.Flags().StringVar(&endpoint, "endpoint", "", "OTLP/HTTP collector, e.g. http://127.0.0.1:4318 (default $OTEL_EXPORTER_OTLP_ENDPOINT)")
 	cmd.Flags().Int64Var(&since, "since", 0, "first record index to export")
 	return cmd
 }

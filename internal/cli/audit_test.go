@@ -4,11 +4,15 @@ import (
 	"bytes"
 	"context"
 	"database/sql"
+	"encoding/json"
 	"errors"
 	"fmt"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -179,5 +183,40 @@ func TestAuditVerifyCommandOnPostgres(t *testing.T) {
 	db.Exec("DELETE FROM audit_records WHERE idx = 5")
 	if code, out := runAudit(t, "audit", "verify", "--store", store, "--data-dir", dir); code != 1 || !strings.Contains(out, "first bad index 5") {
 		t.Fatalf("after deleting record 5: exit %d, %q", code, out)
+	}
+}
+
+func TestAuditExportOTLP(t *testing.T) {
+	dir := t.TempDir()
+	makeLog(t, dir, 10)
+	var mu sync.Mutex
+	records := 0
+	col := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		var req struct {
+			ResourceLogs []struct {
+				ScopeLogs []struct {
+					LogRecords []json.RawMessage `json:"logRecords"`
+				} `json:"scopeLogs"`
+			} `json:"resourceLogs"`
+		}
+		if r.URL.Path != "/v1/logs" || json.NewDecoder(r.Body).Decode(&req) != nil {
+			http.Error(w, "bad request", 400)
+			return
+		}
+		mu.Lock()
+		records += len(req.ResourceLogs[0].ScopeLogs[0].LogRecords)
+		mu.Unlock()
+	}))
+	defer col.Close()
+	if code, out := runAudit(t, "audit", "export", "--data-dir", dir, "--format", "otlp", "--endpoint", col.URL); code != 0 {
+		t.Fatalf("exit %d: %s", code, out)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if records != 10 {
+		t.Errorf("collector received %d log records, want 10", records)
+	}
+	if code, _ := runAudit(t, "audit", "export", "--data-dir", dir, "--format", "otlp"); code != 1 {
+		t.Error("otlp without an endpoint accepted")
 	}
 }
