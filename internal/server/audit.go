@@ -239,6 +239,15 @@ func (s *Server) observeDecisions(ctx context.Context, evs []audit.Event) {
 		if s.att == nil {
 			continue
 		}
+		// A call refused because the caller's attestation is missing or too old for the
+		// action (payment release wants ≤ 300 s) asks for fresh evidence at once, so the
+		// caller's retry can pass without waiting for its next renewal.
+		if ev.Decision == audit.DecisionDeny && ev.Reason == "attestation_required" && strings.HasPrefix(ev.Caller, s.td.ID().String()+"/") {
+			if _, _, err := s.Challenge(ctx, ev.Caller, "fresh_attestation_required"); err != nil {
+				s.log.Info("no challenge pushed", "spiffe_id", ev.Caller, "err", err)
+			}
+			continue
+		}
 		o := attest.Observation{Time: ev.Time, Denied: ev.Decision == audit.DecisionDeny, Path: ev.Action,
 			InCatalog: ev.Detail["undeclared_path"] != "true"}
 		if rule, err := s.Observe(ctx, ev.Caller, o); rule != "" || err != nil {

@@ -200,3 +200,33 @@ func TestDenialsAtGateChallengeTheCaller(t *testing.T) {
 		t.Errorf("no challenge pushed to %s: %+v", caller, doc.Challenges)
 	}
 }
+
+// TestStaleAttestationAsksForFreshEvidence: a call refused for a missing or stale
+// attestation pushes a challenge to the caller, so its retry can pass.
+func TestStaleAttestationAsksForFreshEvidence(t *testing.T) {
+	f, _, _ := startAudited(t, &server.AttestConfig{})
+	ctx := context.Background()
+	for _, name := range []string{"vendor-portal", "payment-release"} {
+		if _, err := f.admin.CreateEntry(ctx, api.Entry{Name: name, Role: "r", Class: "advisory", Zone: "cloud"}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	tok, _ := f.admin.CreateToken(ctx, "vendor-portal", time.Minute)
+	svid, bundle, err := sdk.Enroll(ctx, sdk.EnrollConfig{ServerURL: f.url, Token: tok.Token})
+	if err != nil {
+		t.Fatal(err)
+	}
+	gateSrc, _ := sdk.NewSource(sdk.SourceConfig{ServerURL: f.url, SVID: svid, Bundle: bundle})
+	defer gateSrc.HTTPClient().CloseIdleConnections()
+	self, caller := "spiffe://supplychain.example/agent/vendor-portal", "spiffe://supplychain.example/agent/payment-release"
+	e := audit.Event{V: 1, ID: "dec-stale", Kind: audit.KindDecision, Time: time.Now(), GateID: self, Caller: caller, Callee: self,
+		Action: "payment.release", Decision: audit.DecisionDeny, Reason: "attestation_required"}
+	b, _ := e.Canonical()
+	if err := (audit.HTTPSink{URL: f.url, Client: gateSrc.HTTPClient()}).Ship(ctx, [][]byte{b}); err != nil {
+		t.Fatal(err)
+	}
+	_, doc := f.srv.Trust().Current()
+	if c, ok := doc.Challenges[caller]; !ok || c.Rule != "fresh_attestation_required" {
+		t.Errorf("challenge for %s: %+v", caller, doc.Challenges)
+	}
+}
