@@ -27,6 +27,7 @@ import (
 	"github.com/spiffe/go-spiffe/v2/svid/x509svid"
 
 	"github.com/warden-a2a/warden/internal/api"
+	"github.com/warden-a2a/warden/internal/ca"
 	"github.com/warden-a2a/warden/internal/enroll"
 )
 
@@ -280,26 +281,5 @@ func LoadFiles(dir string) (*x509svid.SVID, *x509bundle.Bundle, error) {
 }
 
 func writeAtomic(path string, data []byte, mode os.FileMode) error {
-	f, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp*")
-	if err != nil {
-		return err
-	}
-	tmp := f.Name()
-	defer os.Remove(tmp)
-	if err := f.Chmod(mode); err != nil {
-		f.Close()
-		return err
-	}
-	if _, err := f.Write(data); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Sync(); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Close(); err != nil {
-		return err
-	}
-	return os.Rename(tmp, path)
+	return ca.WriteFileAtomic(path, data, mode)
 }

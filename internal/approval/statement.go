@@ -16,6 +16,7 @@ import (
 
 	"github.com/warden-a2a/warden/internal/api"
 	"github.com/warden-a2a/warden/internal/jcs"
+	"github.com/warden-a2a/warden/internal/pemkey"
 )
 
 // Statement is what an approver signs: its decision on one request, naming every field
@@ -88,45 +89,21 @@ func Verify(pub crypto.PublicKey, st *Statement, sig []byte) bool {
 // ParsePublicKeyPEM parses a PKIX "PUBLIC KEY" PEM block holding an Ed25519 or ECDSA
 // P-256 key, the only kinds approvers may register.
 func ParsePublicKeyPEM(b []byte) (crypto.PublicKey, error) {
-	blk, rest := pem.Decode(b)
-	if blk == nil || blk.Type != "PUBLIC KEY" || len(bytesTrim(rest)) != 0 {
-		return nil, errors.New("approval: want exactly one PEM block of type PUBLIC KEY")
-	}
-	pub, err := x509.ParsePKIXPublicKey(blk.Bytes)
+	k, err := pemkey.ParsePublic(b)
 	if err != nil {
-		return nil, fmt.Errorf("approval: public key: %w", err)
+		return nil, fmt.Errorf("approval: %w", err)
 	}
-	switch k := pub.(type) {
-	case ed25519.PublicKey:
-		return k, nil
-	case *ecdsa.PublicKey:
-		if k.Curve == elliptic.P256() {
-			return k, nil
-		}
-	}
-	return nil, errors.New("approval: public key must be Ed25519 or ECDSA P-256")
+	return k, nil
 }
 
 // ParsePrivateKeyPEM parses a PKCS#8 "PRIVATE KEY" PEM block holding an Ed25519 or
 // ECDSA P-256 key.
 func ParsePrivateKeyPEM(b []byte) (crypto.Signer, error) {
-	blk, _ := pem.Decode(b)
-	if blk == nil || blk.Type != "PRIVATE KEY" {
-		return nil, errors.New("approval: want a PEM block of type PRIVATE KEY (PKCS#8)")
-	}
-	k, err := x509.ParsePKCS8PrivateKey(blk.Bytes)
+	k, err := pemkey.ParsePrivate(b)
 	if err != nil {
-		return nil, fmt.Errorf("approval: private key: %w", err)
+		return nil, fmt.Errorf("approval: %w", err)
 	}
-	switch k := k.(type) {
-	case ed25519.PrivateKey:
-		return k, nil
-	case *ecdsa.PrivateKey:
-		if k.Curve == elliptic.P256() {
-			return k, nil
-		}
-	}
-	return nil, errors.New("approval: private key must be Ed25519 or ECDSA P-256")
+	return k, nil
 }
 
 // GenerateKey makes a new Ed25519 approver key pair as PKCS#8 and PKIX PEM.
@@ -160,11 +137,4 @@ func KeyID(pub crypto.PublicKey) string {
 	}
 	sum := sha256.Sum256(der)
 	return base64.RawURLEncoding.EncodeToString(sum[:])
-}
-
-func bytesTrim(b []byte) []byte {
-	for len(b) > 0 && (b[0] == ' ' || b[0] == '\n' || b[0] == '\r' || b[0] == '\t') {
-		b = b[1:]
-	}
-	return b
 }

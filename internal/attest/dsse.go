@@ -16,6 +16,8 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+
+	"github.com/warden-a2a/warden/internal/pemkey"
 )
 
 // DSSE (Dead Simple Signing Envelope, github.com/secure-systems-lab/dsse, envelope.md and
@@ -261,23 +263,11 @@ func (st Statement) HasSubjectDigest(d string) bool {
 // ParsePublicKeyPEM parses a PEM "PUBLIC KEY" (SubjectPublicKeyInfo) holding an Ed25519 or
 // ECDSA P-256 key: the form build signer keys take in reference values.
 func ParsePublicKeyPEM(s string) (crypto.PublicKey, error) {
-	blk, _ := pem.Decode([]byte(s))
-	if blk == nil || blk.Type != "PUBLIC KEY" {
-		return nil, errors.New("attest: build signer: want a PEM PUBLIC KEY block")
-	}
-	k, err := x509.ParsePKIXPublicKey(blk.Bytes)
+	k, err := pemkey.ParsePublic([]byte(s))
 	if err != nil {
 		return nil, fmt.Errorf("attest: build signer: %w", err)
 	}
-	switch pub := k.(type) {
-	case ed25519.PublicKey:
-		return pub, nil
-	case *ecdsa.PublicKey:
-		if pub.Curve == elliptic.P256() {
-			return pub, nil
-		}
-	}
-	return nil, fmt.Errorf("attest: build signer: unsupported key %T (want Ed25519 or ECDSA P-256)", k)
+	return k, nil
 }
 
 // MarshalPublicKeyPEM encodes pub as a PEM PUBLIC KEY block.
