@@ -35,6 +35,25 @@ type Gate struct {
 	handler  http.Handler
 	card     *cardSigner
 	actions  atomic.Pointer[actionIndex] // actions of the engine last seen
+	view     atomic.Pointer[viewCache]   // policy view of the trust state last seen
+}
+
+// viewCache is the policy.TrustView of one verified trust-state document. Documents
+// never change once verified, so the view is built once per version, not per request
+// (it copies every agent's status).
+type viewCache struct {
+	doc  *truststate.Document
+	view policy.TrustView
+}
+
+// trustViewOf returns the policy view of doc, building it only when doc is new.
+func (g *Gate) trustViewOf(doc *truststate.Document) policy.TrustView {
+	if c := g.view.Load(); c != nil && c.doc == doc {
+		return c.view
+	}
+	c := &viewCache{doc: doc, view: trustView(doc)}
+	g.view.Store(c)
+	return c.view
 }
 
 // actionIndex maps action names to their schema info for one engine; rebuilt when the
@@ -313,7 +332,7 @@ func (g *Gate) serveInbound(w http.ResponseWriter, r *http.Request) {
 			Currency:        metaString(c.Metadata, "warden.currency"),
 			Attestation:     attestationOf(doc, ev.Peer, now),
 		},
-		Trust: trustView(doc),
+		Trust: g.trustViewOf(doc),
 	}
 	if req.Context.DataSensitivity == "" {
 		req.Context.DataSensitivity = "internal"
