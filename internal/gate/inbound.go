@@ -302,9 +302,9 @@ func (g *Gate) serveInbound(w http.ResponseWriter, r *http.Request) {
 	}
 
 	// 3 context: the caller's entry, staleness, attestation, approvals.
-	agent, ok := g.cfg.Peers[ev.Peer]
+	agent, ok := peerAgent(g.cfg.Peers, doc, ev.Peer)
 	if !ok {
-		refuse(http.StatusForbidden, ReasonUnknownPeer, "the caller is not in this gate's peer directory")
+		refuse(http.StatusForbidden, ReasonUnknownPeer, "the caller is neither in the control plane's directory nor in this gate's peers")
 		return
 	}
 	agent.SPIFFEID, agent.TrustDomain = ev.Peer, peerID.TrustDomain().Name()
@@ -488,4 +488,17 @@ func initiator(c *intent.Claims) string {
 		a = a.Actor
 	}
 	return a.Subject
+}
+
+// peerAgent returns the caller's attributes for the policy: the control plane's
+// directory in the signed trust state first, then the gate's own peers: configuration
+// (partners of other trust domains, or a gate with no control plane).
+func peerAgent(peers map[string]policy.Agent, doc *truststate.Document, id string) (policy.Agent, bool) {
+	if d, ok := doc.Directory[id]; ok {
+		a := peers[id] // a configured entry may still mark the caller as a partner
+		a.Name, a.Role, a.Class, a.Zone = d.Name, d.Role, d.Class, d.Zone
+		return a, true
+	}
+	a, ok := peers[id]
+	return a, ok
 }

@@ -4,6 +4,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/warden-a2a/warden/internal/policy"
 	"github.com/warden-a2a/warden/internal/truststate"
 )
 
@@ -29,5 +30,24 @@ func TestAttestationOf(t *testing.T) {
 		if got.Tier != want.tier || got.AgeSeconds != want.age {
 			t.Errorf("%s: got %+v, want %+v", id, got, want)
 		}
+	}
+}
+
+func TestPeerAgent(t *testing.T) {
+	doc := &truststate.Document{Directory: map[string]truststate.DirectoryEntry{
+		"spiffe://supplychain.example/agent/procurement": {Name: "procurement", Role: "procurement", Class: "transactional", Zone: "cloud"},
+	}}
+	peers := map[string]policy.Agent{
+		"spiffe://supplychain.example/agent/procurement": {Role: "payments", Class: "regulated"}, // stale local config
+		"spiffe://partner.example/agent/carrier":         {Role: "carrier", Class: "advisory", Partner: true},
+	}
+	if a, ok := peerAgent(peers, doc, "spiffe://supplychain.example/agent/procurement"); !ok || a.Role != "procurement" || a.Class != "transactional" {
+		t.Errorf("directory must win over local config: %+v", a)
+	}
+	if a, ok := peerAgent(peers, doc, "spiffe://partner.example/agent/carrier"); !ok || !a.Partner || a.Role != "carrier" {
+		t.Errorf("partner from peers: %+v", a)
+	}
+	if _, ok := peerAgent(peers, doc, "spiffe://supplychain.example/agent/unknown"); ok {
+		t.Error("unknown caller found")
 	}
 }

@@ -56,6 +56,9 @@ func (s *Server) handleCreateEntry(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	s.log.Info("entry created", "name", e.Name, "spiffe_id", e.SPIFFEID, "class", e.Class, "zone", e.Zone)
+	if err := s.syncDirectory(r.Context()); err != nil {
+		s.log.Error("directory update failed", "err", err) // the entry exists; the next change or restart retries
+	}
 	writeJSON(w, http.StatusCreated, s.apiEntry(e))
 }
 
@@ -119,6 +122,9 @@ func (s *Server) handleDeleteEntry(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	s.log.Info("entry deleted", "name", name)
+	if err := s.syncDirectory(r.Context()); err != nil {
+		s.log.Error("directory update failed", "err", err)
+	}
 	w.WriteHeader(http.StatusNoContent)
 }
 

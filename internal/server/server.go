@@ -162,6 +162,9 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 		return nil, err
 	}
 	s.detector = audit.NewDetector(audit.DetectorConfig{HomeTrustDomain: td.Name(), ZoneOf: s.zoneOf, Emit: s.onAnomaly})
+	if err := s.syncDirectory(ctx); err != nil {
+		return nil, err
+	}
 	return s, nil
 }
 

@@ -601,3 +601,22 @@ func TestGateEntries(t *testing.T) {
 		t.Errorf("kind server: %v", err)
 	}
 }
+
+// TestDirectoryInTrustState: the signed trust state carries every entry's attributes,
+// following creates and deletes, so gates need no local copy of them.
+func TestDirectoryInTrustState(t *testing.T) {
+	f := start(t, options{})
+	ctx := context.Background()
+	f.entry(t, "procurement")
+	_, doc := f.srv.Trust().Current()
+	d, ok := doc.Directory["spiffe://supplychain.example/agent/procurement"]
+	if !ok || d.Role != "procurement" || d.Class != "transactional" || d.Zone != "cloud" {
+		t.Fatalf("directory after create: %+v", doc.Directory)
+	}
+	if err := f.admin.DeleteEntry(ctx, "procurement"); err != nil {
+		t.Fatal(err)
+	}
+	if _, doc = f.srv.Trust().Current(); len(doc.Directory) != 0 {
+		t.Errorf("directory after delete: %+v", doc.Directory)
+	}
+}

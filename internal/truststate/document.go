@@ -54,6 +54,11 @@ type Document struct {
 	// answers by renewing with fresh evidence before Deadline; an affirming answer removes
 	// the entry, no answer by Deadline counts as stale_evidence.
 	Challenges map[string]Challenge `json:"challenges,omitempty"`
+	// Directory holds the attributes of every registered workload by SPIFFE ID, as the
+	// control plane's entries say: gates build the policy principal from it, so a
+	// caller's role, class and zone come from the control plane, signed, not from each
+	// gate's local configuration.
+	Directory map[string]DirectoryEntry `json:"directory,omitempty"`
 }
 
 // Attestation is the newest attestation result of one agent (AR4SI tier and reason).
@@ -138,6 +143,7 @@ func (d *Document) Clone() *Document {
 	c.Zones = cloneMap(d.Zones)
 	c.Attestations = cloneMap(d.Attestations)
 	c.Challenges = cloneMap(d.Challenges)
+	c.Directory = cloneMap(d.Directory)
 	c.KillSwitches = slices.Clone(d.KillSwitches)
 	c.Responders = slices.Clone(d.Responders)
 	return &c
@@ -152,4 +158,12 @@ func cloneMap[K comparable, V any](m map[K]V) map[K]V {
 		c[k] = v
 	}
 	return c
+}
+
+// DirectoryEntry is one registered workload's attributes.
+type DirectoryEntry struct {
+	Name  string `json:"name"`
+	Role  string `json:"role"`
+	Class string `json:"class"`
+	Zone  string `json:"zone"`
 }
