@@ -7,6 +7,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -105,4 +106,26 @@ func (c *Client) SetEntryAttrs(ctx context.Context, name string, attrs json.RawM
 	var out api.Entry
 	err := c.do(ctx, http.MethodPut, api.PathAdminEntries+"/"+name+"/attrs", attrs, &out)
 	return out, err
+}
+
+// TrustState fetches the current signed trust-state document (GET /v1/trust-state) and
+// returns it exactly as served; verify it with truststate.Verify before using it.
+func (c *Client) TrustState(ctx context.Context) ([]byte, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, c.BaseURL+api.PathTrustState, nil)
+	if err != nil {
+		return nil, err
+	}
+	res, err := c.HTTP.Do(req)
+	if err != nil {
+		return nil, err
+	}
+	defer res.Body.Close()
+	b, err := io.ReadAll(io.LimitReader(res.Body, 8<<20))
+	if err != nil {
+		return nil, err
+	}
+	if res.StatusCode != http.StatusOK {
+		return nil, fmt.Errorf("trust state: %d %s", res.StatusCode, strings.TrimSpace(string(b)))
+	}
+	return b, nil
 }

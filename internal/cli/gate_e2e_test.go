@@ -28,34 +28,7 @@ import (
 func TestRunGateWithControlPlane(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	dir := t.TempDir()
-	st, err := sqlite.Open(filepath.Join(dir, "warden.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer st.Close()
-	lg, err := server.OpenAudit(ctx, st, dir, "supplychain.example", 0, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer lg.Close()
-	srv, err := server.New(ctx, server.Config{TrustDomain: "supplychain.example", DataDir: dir, Store: st, Audit: lg})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ln, _ := net.Listen("tcp", "127.0.0.1:0")
-	sdone := make(chan struct{})
-	sctx, scancel := context.WithCancel(ctx)
-	go func() { defer close(sdone); _ = srv.Serve(sctx, ln) }()
-	defer func() { scancel(); <-sdone }()
-	for srv.URL() == "" {
-		time.Sleep(time.Millisecond)
-	}
-	admin, err := adminclient.Load(srv.AdminDir(), srv.URL())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer admin.HTTP.CloseIdleConnections()
+	dir, srv, st, admin := startControlPlane(t)
 	enrol := func(name, role, class string) *sdk.Source {
 		if _, err := admin.CreateEntry(ctx, api.Entry{Name: name, Role: role, Class: class, Zone: "cloud"}); err != nil {
 			t.Fatal(err)
@@ -143,5 +116,59 @@ policy:
 			t.Fatal("the gate's decision did not reach the control plane's audit log within 5 s")
 		}
 		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// startControlPlane runs a control plane with an audit log in a temporary data dir.
+func startControlPlane(t *testing.T) (string, *server.Server, *sqlite.Store, *adminclient.Client) {
+	t.Helper()
+	ctx := context.Background()
+	dir := t.TempDir()
+	st, err := sqlite.Open(filepath.Join(dir, "warden.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	lg, err := server.OpenAudit(ctx, st, dir, "supplychain.example", 0, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { lg.Close() })
+	srv, err := server.New(ctx, server.Config{TrustDomain: "supplychain.example", DataDir: dir, Store: st, Audit: lg})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln, _ := net.Listen("tcp", "127.0.0.1:0")
+	sdone := make(chan struct{})
+	sctx, scancel := context.WithCancel(ctx)
+	go func() { defer close(sdone); _ = srv.Serve(sctx, ln) }()
+	t.Cleanup(func() { scancel(); <-sdone })
+	for srv.URL() == "" {
+		time.Sleep(time.Millisecond)
+	}
+	admin, err := adminclient.Load(srv.AdminDir(), srv.URL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(admin.HTTP.CloseIdleConnections)
+	return dir, srv, st, admin
+}
+
+// TestTrustStateCommand: `warden trust-state` prints the verified document, directory
+// included, as a gate sees it.
+func TestTrustStateCommand(t *testing.T) {
+	dir, _, _, admin := startControlPlane(t)
+	if _, err := admin.CreateEntry(context.Background(), api.Entry{Name: "logistics", Role: "shipping", Class: "transactional", Zone: "cloud"}); err != nil {
+		t.Fatal(err)
+	}
+	root := newRootCmd()
+	var out bytes.Buffer
+	root.SetOut(&out)
+	root.SetArgs([]string{"trust-state", "--data-dir", dir})
+	if err := root.ExecuteContext(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(out.String(), `"spiffe://supplychain.example/agent/logistics": {`) || !strings.Contains(out.String(), `"role": "shipping"`) {
+		t.Errorf("output:\n%s", out.String())
 	}
 }

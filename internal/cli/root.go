@@ -73,6 +73,7 @@ func newRootCmd() *cobra.Command {
 		newTrustCmd("quarantine", "Quarantine an agent: reads go on, audited; policy restricts the rest"),
 		newTrustCmd("restore", "Lift a quarantine, suspension or identity revocation"),
 		newTrustCmd("revoke", "Revoke an identity (or one certificate serial): no renewal, refused by every gate"),
+		newTrustShowCmd(),
 		newTrustCmd("suspend", "Suspend an agent: no renewal, every call refused"),
 		newVersionCmd(),
 	)
