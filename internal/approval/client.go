@@ -44,7 +44,7 @@ func NewClient(baseURL string, svid x509svid.Source, bundle x509bundle.Source, t
 // Request files an approval request and returns its id.
 func (c *Client) Request(ctx context.Context, r Req) (string, error) {
 	var out api.ApprovalFiled
-	if err := Do(ctx, c.HTTP, http.MethodPost, c.BaseURL+api.PathApprovals, r, &out); err != nil {
+	if err := api.Do(ctx, c.HTTP, http.MethodPost, c.BaseURL+api.PathApprovals, r, &out); err != nil {
 		return "", err
 	}
 	return out.ID, nil
@@ -56,7 +56,7 @@ func (c *Client) Request(ctx context.Context, r Req) (string, error) {
 // into policy.CallContext.Approvers, and only when Status.Status is StateApproved.
 func (c *Client) Check(ctx context.Context, id, intentHash string) (Status, error) {
 	var out Status
-	err := Do(ctx, c.HTTP, http.MethodPost, c.BaseURL+api.PathApprovals+"/"+url.PathEscape(id)+"/check", api.ApprovalCheck{IntentHash: intentHash}, &out)
+	err := api.Do(ctx, c.HTTP, http.MethodPost, c.BaseURL+api.PathApprovals+"/"+url.PathEscape(id)+"/check", api.ApprovalCheck{IntentHash: intentHash}, &out)
 	return out, err
 }
 
@@ -67,7 +67,7 @@ func (c *Client) Check(ctx context.Context, id, intentHash string) (Status, erro
 // or ReasonApprovalExpired.
 func (c *Client) Consume(ctx context.Context, id, intentHash string) (Status, error) {
 	var out Status
-	err := Do(ctx, c.HTTP, http.MethodPost, c.BaseURL+api.PathApprovals+"/"+url.PathEscape(id)+"/check", api.ApprovalCheck{IntentHash: intentHash, Consume: true}, &out)
+	err := api.Do(ctx, c.HTTP, http.MethodPost, c.BaseURL+api.PathApprovals+"/"+url.PathEscape(id)+"/check", api.ApprovalCheck{IntentHash: intentHash, Consume: true}, &out)
 	return out, err
 }
 
@@ -75,11 +75,6 @@ func (c *Client) Consume(ctx context.Context, id, intentHash string) (Status, er
 // client certificate: the signature is the authentication.
 func (c *Client) Decide(ctx context.Context, d api.ApprovalDecision) (Status, error) {
 	var out Status
-	err := Do(ctx, c.HTTP, http.MethodPost, c.BaseURL+api.PathApprovals+"/"+url.PathEscape(d.Statement.ApprovalID)+"/decisions", d, &out)
+	err := api.Do(ctx, c.HTTP, http.MethodPost, c.BaseURL+api.PathApprovals+"/"+url.PathEscape(d.Statement.ApprovalID)+"/decisions", d, &out)
 	return out, err
-}
-
-// Do is api.Do, kept for callers of this package.
-func Do(ctx context.Context, hc *http.Client, method, u string, in, out any) error {
-	return api.Do(ctx, hc, method, u, in, out)
 }

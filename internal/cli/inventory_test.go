@@ -2,34 +2,11 @@ package cli
 
 import (
 	"bytes"
-	"errors"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 )
-
-// runInventory runs `warden ARGS...` in-process and returns stdout and the exit code.
-func runInventory(t *testing.T, args ...string) (string, int) {
-	t.Helper()
-	root := newRootCmd()
-	var out bytes.Buffer
-	root.SetOut(&out)
-	root.SetErr(&out)
-	root.SetArgs(args)
-	err := root.Execute()
-	if err == nil {
-		return out.String(), 0
-	}
-	var ee *exitError
-	if errors.As(err, &ee) {
-		if ee.err != nil {
-			out.WriteString(ee.err.Error())
-		}
-		return out.String(), ee.code
-	}
-	return out.String() + err.Error(), 1
-}
 
 const (
 	shippedCatalog = "../../examples/supplychain/catalog.yaml"
@@ -37,7 +14,7 @@ const (
 )
 
 func TestInventoryCheckExitCodes(t *testing.T) {
-	out, code := runInventory(t, "inventory", "check", shippedCatalog)
+	out, code := runCLI(t, "inventory", "check", shippedCatalog)
 	if code != 1 || !strings.Contains(out, shippedCatalog+":243: error shared_secret") || !strings.HasSuffix(out, "2 errors, 1 warning\n") {
 		t.Fatalf("exit %d:\n%s", code, out)
 	}
@@ -48,14 +25,14 @@ agents:
 `), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	if out, code := runInventory(t, "inventory", "check", clean); code != 0 {
+	if out, code := runCLI(t, "inventory", "check", clean); code != 0 {
 		t.Fatalf("clean catalog: exit %d:\n%s", code, out)
 	}
 	bad := filepath.Join(t.TempDir(), "bad.yaml")
 	if err := os.WriteFile(bad, []byte("agents:\n  - name: a\n    zome: z\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	if out, code := runInventory(t, "inventory", "check", bad); code != 1 || !strings.Contains(out, bad+":3: unknown key \"zome\"") {
+	if out, code := runCLI(t, "inventory", "check", bad); code != 1 || !strings.Contains(out, bad+":3: unknown key \"zome\"") {
 		t.Fatalf("misspelt key: exit %d:\n%s", code, out)
 	}
 }
@@ -67,23 +44,23 @@ func TestInventoryReportFormats(t *testing.T) {
 		"dot":  "digraph inventory",
 		"svg":  "<svg xmlns",
 	} {
-		out, code := runInventory(t, "inventory", "report", shippedCatalog, "--format", format)
+		out, code := runCLI(t, "inventory", "report", shippedCatalog, "--format", format)
 		if code != 0 || !strings.Contains(out, want) {
 			t.Errorf("%s: exit %d, output starts %.80q", format, code, out)
 		}
 	}
-	if _, code := runInventory(t, "inventory", "report", shippedCatalog, "--format", "pdf"); code != 2 {
+	if _, code := runCLI(t, "inventory", "report", shippedCatalog, "--format", "pdf"); code != 2 {
 		t.Errorf("unknown format: exit %d, want 2", code)
 	}
-	out, code := runInventory(t, "inventory", "report", shippedCatalog, "--policies", defaultPolicy)
+	out, code := runCLI(t, "inventory", "report", shippedCatalog, "--policies", defaultPolicy)
 	if code != 0 || !strings.Contains(out, "decisions from: warden policy bundle") || !strings.Contains(out, "procurement may forecast.publish") {
 		t.Errorf("--policies: exit %d:\n%s", code, out)
 	}
-	if _, code := runInventory(t, "inventory", "report", shippedCatalog, "--policies", t.TempDir()); code != 1 {
+	if _, code := runCLI(t, "inventory", "report", shippedCatalog, "--policies", t.TempDir()); code != 1 {
 		t.Errorf("empty policy directory: exit %d, want 1", code)
 	}
 	svg := filepath.Join(t.TempDir(), "inv.svg")
-	if _, code := runInventory(t, "inventory", "report", shippedCatalog, "--format", "svg", "-o", svg); code != 0 {
+	if _, code := runCLI(t, "inventory", "report", shippedCatalog, "--format", "svg", "-o", svg); code != 0 {
 		t.Fatalf("-o: exit %d", code)
 	}
 	if b, err := os.ReadFile(svg); err != nil || !bytes.HasPrefix(b, []byte("<svg")) {

@@ -490,7 +490,7 @@ func TestApproverAdminOnly(t *testing.T) {
 		t.Errorf("duplicate: %v", err)
 	}
 	gate := f.client(t, "/gate/bank")
-	err := approval.Do(ctx, gate.HTTP, http.MethodPost, f.url+api.PathAdminApprovers, api.Approver{Name: "eve", PublicKey: string(pub)}, nil)
+	err := api.Do(ctx, gate.HTTP, http.MethodPost, f.url+api.PathAdminApprovers, api.Approver{Name: "eve", PublicKey: string(pub)}, nil)
 	if reason(err) != api.ReasonForbidden {
 		t.Errorf("gate registering an approver: %v", err)
 	}

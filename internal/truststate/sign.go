@@ -135,26 +135,6 @@ func Verify(signed []byte, bundle x509bundle.Source, td spiffeid.TrustDomain, no
 	return &doc, nil
 }
 
-// PeekVersion returns the version of a signed document without verifying it; callers use
-// it only to order documents they then verify.
-func PeekVersion(signed []byte) (int64, error) {
-	parts := strings.Split(string(signed), ".")
-	if len(parts) != 3 {
-		return 0, ErrMalformed
-	}
-	pj, err := base64.RawURLEncoding.DecodeString(parts[1])
-	if err != nil {
-		return 0, ErrMalformed
-	}
-	var v struct {
-		Version int64 `json:"version"`
-	}
-	if err := json.Unmarshal(pj, &v); err != nil {
-		return 0, ErrMalformed
-	}
-	return v.Version, nil
-}
-
 func strictUnmarshal(data []byte, v any) error {
 	dec := json.NewDecoder(bytes.NewReader(data))
 	dec.DisallowUnknownFields()
