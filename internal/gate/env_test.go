@@ -165,13 +165,23 @@ type agent struct {
 	seen []http.Header
 }
 
-func startAgent(t testing.TB) *agent {
+func startAgent(t testing.TB) *agent { return startAgentOn(t, "tcp") }
+
+// startAgentOn starts the agent on loopback TCP or, with "unix", on a unix socket only
+// (the sidecar layout: no network path to the agent around its gate).
+func startAgentOn(t testing.TB, network string) *agent {
 	h := a2asrv.NewHandler(agentExecutor{})
 	a := &agent{}
 	mux := http.NewServeMux()
 	mux.Handle("/rest/", http.StripPrefix("/rest", a2asrv.NewRESTHandler(h)))
 	mux.Handle("/", a2asrv.NewJSONRPCHandler(h))
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	var ln net.Listener
+	var err error
+	if network == "unix" {
+		ln, err = net.Listen("unix", filepath.Join(shortTemp(t), "agent.sock"))
+	} else {
+		ln, err = net.Listen("tcp", "127.0.0.1:0")
+	}
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -184,6 +194,9 @@ func startAgent(t testing.TB) *agent {
 	go srv.Serve(ln)
 	t.Cleanup(func() { srv.Close() })
 	a.url = "http://" + ln.Addr().String()
+	if network == "unix" {
+		a.url = "unix://" + ln.Addr().String()
+	}
 	return a
 }
 

@@ -30,19 +30,21 @@ import (
 
 // TestA2AThroughGates: an unmodified a2a-go client, through an outbound gate, and an
 // unmodified a2a-go server, behind an inbound gate, complete SendMessage, a streaming
-// call and GetTask, on both bindings.
+// call and GetTask, on both bindings, and with the agent on a unix socket.
 func TestA2AThroughGates(t *testing.T) {
 	e := newEnv(t)
-	ag := startAgent(t)
 	for _, tc := range []struct {
 		name    string
 		binding a2a.TransportProtocol
 		path    string
+		network string // the agent's listener
 	}{
-		{"jsonrpc", a2a.TransportProtocolJSONRPC, "/"},
-		{"rest", a2a.TransportProtocolHTTPJSON, "/rest"},
+		{"jsonrpc", a2a.TransportProtocolJSONRPC, "/", "tcp"},
+		{"rest", a2a.TransportProtocolHTTPJSON, "/rest", "tcp"},
+		{"jsonrpc-agent-on-unix-socket", a2a.TransportProtocolJSONRPC, "/", "unix"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
+			ag := startAgentOn(t, tc.network)
 			in, _ := e.inbound(ag.url, nil)
 			inAddr := startGate(t, in, "tcp")
 			out := e.outbound("https://"+inAddr, &rotSVID{s: e.svid("/agent/procurement")})

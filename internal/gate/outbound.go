@@ -168,7 +168,7 @@ func (g *Gate) serveOutbound(w http.ResponseWriter, r *http.Request) {
 	_ = g.cfg.Audit.Record(r.Context(), ev)
 	r.Body = io.NopCloser(bytes.NewReader(body))
 	r.ContentLength = int64(len(body))
-	ctx = context.WithValue(r.Context(), stateKey{}, &reqState{decisionID: ev.DecisionID, call: call})
+	ctx = context.WithValue(r.Context(), stateKey{}, &reqState{decisionID: ev.DecisionID, call: call, body: body})
 	ctx = context.WithValue(ctx, svidKey{}, svid)
 	g.proxy.ServeHTTP(w, r.WithContext(ctx))
 }

@@ -13,12 +13,19 @@ import (
 )
 
 // TestSSEUnbuffered: the first event of a stream reaches the caller while the agent is
-// still holding the stream open — the gate does not buffer SSE.
+// still holding the stream open — the gate does not buffer SSE, nor any other answer
+// whose length is not known in advance.
 func TestSSEUnbuffered(t *testing.T) {
+	for _, ct := range []string{"text/event-stream", "application/x-ndjson"} {
+		t.Run(ct, func(t *testing.T) { testUnbuffered(t, ct) })
+	}
+}
+
+func testUnbuffered(t *testing.T, contentType string) {
 	e := newEnv(t)
 	release := make(chan struct{})
 	up := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		w.Header().Set("Content-Type", "text/event-stream")
+		w.Header().Set("Content-Type", contentType)
 		_, _ = w.Write([]byte("data: {\"jsonrpc\":\"2.0\",\"id\":\"1\",\"result\":{\"first\":true}}\n\n"))
 		w.(http.Flusher).Flush()
 		select {
