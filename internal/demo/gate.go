@@ -199,8 +199,15 @@ func startGates(ctx context.Context, e *env) (*gateEnv, func(), error) {
 		return ln.Addr().String(), nil
 	}
 
-	// vendor-portal: an unmodified a2a-go server on loopback, behind its inbound gate.
-	agentURL, closeAgent, err := startA2AAgent()
+	// vendor-portal: an unmodified a2a-go server behind its inbound gate. It listens on a
+	// unix socket in a 0700 directory only, not on any network address: the gate is the
+	// one way in (docs/gate.md, "The agent on a unix socket").
+	agentDir, err := os.MkdirTemp("", "warden-agent")
+	if err != nil {
+		return fail(err)
+	}
+	stops = append(stops, func() { _ = os.RemoveAll(agentDir) })
+	agentURL, closeAgent, err := startA2AAgentOn("unix", filepath.Join(agentDir, "vendor-portal.sock"))
 	if err != nil {
 		return fail(err)
 	}
@@ -302,14 +309,22 @@ func (vendorExecutor) Cancel(context.Context, *a2asrv.ExecutorContext) iter.Seq2
 	return func(func(a2a.Event, error) bool) {}
 }
 
-func startA2AAgent() (string, func(), error) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+func startA2AAgent() (string, func(), error) { return startA2AAgentOn("tcp", "127.0.0.1:0") }
+
+// startA2AAgentOn serves the vendor agent on network ("tcp" or "unix") and returns its
+// URL for a gate's upstream (http:// or unix://).
+func startA2AAgentOn(network, addr string) (string, func(), error) {
+	ln, err := net.Listen(network, addr)
 	if err != nil {
 		return "", nil, err
 	}
 	hs := &http.Server{ReadHeaderTimeout: 5 * time.Second, Handler: a2asrv.NewJSONRPCHandler(a2asrv.NewHandler(vendorExecutor{}))}
 	go func() { _ = hs.Serve(ln) }()
-	return "http://" + ln.Addr().String(), func() { _ = hs.Close() }, nil
+	u := "http://" + ln.Addr().String()
+	if network == "unix" {
+		u = "unix://" + ln.Addr().String()
+	}
+	return u, func() { _ = hs.Close() }, nil
 }
 
 func startERP(pub *ecdsa.PublicKey) (string, func(), error) {
