@@ -6,14 +6,17 @@ import (
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
+	"crypto/sha256"
 	"crypto/tls"
 	"crypto/x509"
 	"crypto/x509/pkix"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"iter"
+	"log/slog"
 	"math/big"
 	"net"
 	"net/http"
@@ -95,6 +98,18 @@ func (r *eventRecorder) lastAllowed(gateID string) gate.Event {
 		}
 	}
 	return gate.Event{}
+}
+
+// byCert returns the newest event of a gate about the certificate with this SHA-256.
+func (r *eventRecorder) byCert(gateID, certSHA256 string) (gate.Event, bool) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for i := len(r.evs) - 1; i >= 0; i-- {
+		if r.evs[i].Gate == gateID && r.evs[i].CallerCertSHA256 == certSHA256 {
+			return r.evs[i], true
+		}
+	}
+	return gate.Event{}, false
 }
 
 // gateStory appends the gate rows (issue 5): real a2a-go agents behind gates, a legacy
@@ -262,7 +277,7 @@ func startGates(ctx context.Context, e *env) (*gateEnv, func(), error) {
 
 	// The ERP: plain HTTP behind legacy.Verifier, reachable for the demo's direct call.
 	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	erpURL, closeERP, err := startERP(&key.PublicKey)
+	erpURL, closeERP, err := startERP(&key.PublicKey, e.cfg.Logger)
 	if err != nil {
 		return fail(err)
 	}
@@ -327,8 +342,14 @@ func startA2AAgentOn(network, addr string) (string, func(), error) {
 	return u, func() { _ = hs.Close() }, nil
 }
 
-func startERP(pub *ecdsa.PublicKey) (string, func(), error) {
-	v := &legacy.Verifier{Key: pub, Audience: "erp"}
+// startERP serves the legacy ERP behind legacy.Verifier; the verifier's refusals go to
+// the ERP's own log (OnRefuse) under the decision id the caller is answered with.
+func startERP(pub *ecdsa.PublicKey, logger *slog.Logger) (string, func(), error) {
+	v := &legacy.Verifier{Key: pub, Audience: "erp", OnRefuse: func(r *http.Request, id string, err *legacy.Error) {
+		if logger != nil {
+			logger.Warn("erp: refused a call without a gate-minted credential", "decision_id", id, "reason", err.Reason, "remote", r.RemoteAddr)
+		}
+	}}
 	h := v.Middleware(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		c, _ := legacy.FromContext(r.Context())
 		w.Header().Set("Content-Type", "application/json")
@@ -502,6 +523,12 @@ func gateImpersonation(ctx context.Context, g *gateEnv) {
 	der, _ := x509.CreateCertificate(rand.Reader, tpl, tpl, key.Public(), key)
 	conf := &tls.Config{MinVersion: tls.VersionTLS13, InsecureSkipVerify: true, Certificates: []tls.Certificate{{Certificate: [][]byte{der}, PrivateKey: key}}}
 	s.Observed, s.Reason, s.DecisionID, _ = g.gateCall(ctx, g.inbound, conf, rpcMessage("PO", nil), "")
+	// The handshake has no room for a decision id; the gate's audit event of the refused
+	// handshake has one, found by the certificate's hash.
+	sum := sha256.Sum256(der)
+	if ev, ok := g.events.byCert(g.vendorID.String(), hex.EncodeToString(sum[:])); ok && s.Observed == "deny" {
+		s.Reason, s.DecisionID = ev.Reason+": "+ev.Message, ev.DecisionID
+	}
 	g.record(s)
 }
 
@@ -562,7 +589,8 @@ func erpDirectCall(ctx context.Context, g *gateEnv) {
 	var out map[string]string
 	_ = json.NewDecoder(io.LimitReader(res.Body, 1<<16)).Decode(&out)
 	if res.StatusCode == http.StatusUnauthorized {
-		s.Observed, s.Reason = "deny", out["error"]+": the ERP's verifier refused a call without a gate-minted credential (status 401; no gate saw it, so no decision id)"
+		s.Observed, s.DecisionID = "deny", out["decision_id"]
+		s.Reason = out["error"] + ": the ERP's verifier refused a call without a gate-minted credential (status 401; no gate saw it: the decision id is the verifier's, in the ERP's own log)"
 	} else {
 		s.Observed, s.Reason = "allow", fmt.Sprintf("ERP answered %d", res.StatusCode)
 	}

@@ -8,8 +8,9 @@ import (
 	"github.com/warden-a2a/warden/internal/demo"
 )
 
-// TestGateRows: the gate rows are in the report, each refused attack that reached a gate
-// names its reason code and a decision id, and decision ids are unique.
+// TestGateRows: the gate rows are in the report, each row names its reason code and a
+// decision id (a refused handshake's from the gate's audit event, a direct call to the
+// ERP's from its verifier), and decision ids are unique.
 func TestGateRows(t *testing.T) {
 	rep, err := demo.Run(context.Background(), demo.Config{DataDir: t.TempDir()})
 	if err != nil {
@@ -20,7 +21,7 @@ func TestGateRows(t *testing.T) {
 		"tamper with the body":               "body_mismatch",
 		"intent signed for logistics":        "wrong_audience",
 		"revoked demand-planner calls":       "identity_revoked",
-		"self-signed certificate":            "untrusted_certificate",
+		"gate: impersonate procurement":      "untrusted_certificate",
 		"legacy ERP called directly":         "credential_missing",
 		"SendMessage through both gates":     "",
 		"SendStreamingMessage":               "",
@@ -41,8 +42,7 @@ func TestGateRows(t *testing.T) {
 			if reason != "" && !strings.HasPrefix(s.Reason, reason) {
 				t.Errorf("%q: reason %q, want %s", s.Name, s.Reason, reason)
 			}
-			gated := reason != "untrusted_certificate" && reason != "credential_missing"
-			if gated && (!strings.HasPrefix(s.DecisionID, "dec_") || ids[s.DecisionID]) {
+			if !strings.HasPrefix(s.DecisionID, "dec_") || ids[s.DecisionID] {
 				t.Errorf("%q: decision id %q missing or reused", s.Name, s.DecisionID)
 			}
 			ids[s.DecisionID] = true

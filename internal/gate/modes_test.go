@@ -25,14 +25,19 @@ import (
 
 // erp is a legacy system over plain HTTP behind legacy.Verifier.
 type erp struct {
-	url   string
-	mu    sync.Mutex
-	calls []*legacy.Claims
+	url     string
+	mu      sync.Mutex
+	calls   []*legacy.Claims
+	refused map[string]string // decision id -> reason, from Verifier.OnRefuse
 }
 
 func startERP(t *testing.T, pub *ecdsa.PublicKey) *erp {
-	e := &erp{}
-	v := &legacy.Verifier{Key: pub, Audience: "erp"}
+	e := &erp{refused: map[string]string{}}
+	v := &legacy.Verifier{Key: pub, Audience: "erp", OnRefuse: func(_ *http.Request, id string, err *legacy.Error) {
+		e.mu.Lock()
+		e.refused[id] = err.Reason
+		e.mu.Unlock()
+	}}
 	h := v.Middleware(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		c, _ := legacy.FromContext(r.Context())
 		e.mu.Lock()
@@ -88,6 +93,15 @@ func TestLegacyGate(t *testing.T) {
 		_ = json.NewDecoder(res.Body).Decode(&out)
 		if res.StatusCode != http.StatusUnauthorized {
 			return "status " + res.Status
+		}
+		// The refusal carries a decision id, in the body and the header, that the
+		// system's own record (OnRefuse) holds with the same reason.
+		id := out["decision_id"]
+		sys.mu.Lock()
+		recorded := sys.refused[id]
+		sys.mu.Unlock()
+		if !strings.HasPrefix(id, "dec_") || res.Header.Get(gate.HeaderDecisionID) != id || recorded != out["error"] {
+			t.Errorf("refusal decision id %q (header %q), recorded reason %q for %q", id, res.Header.Get(gate.HeaderDecisionID), recorded, out["error"])
 		}
 		return out["error"]
 	}

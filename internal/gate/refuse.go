@@ -13,6 +13,7 @@ import (
 // Decision.Code (policy_deny, kill_switch, agent_quarantined, ...). docs/gate.md lists them.
 const (
 	ReasonNoPeerCert       = "no_peer_certificate"   // the TLS layer gave no verified X509-SVID
+	ReasonUntrustedCert    = "untrusted_certificate" // handshake refused: the certificate is no X509-SVID of the bundle
 	ReasonIdentityRevoked  = "identity_revoked"      // SPIFFE ID or serial revoked in the trust state
 	ReasonAgentSuspended   = "agent_suspended"       // suspended in the trust state
 	ReasonNoTrustState     = "no_trust_state"        // the gate holds no verified trust state yet

@@ -2,15 +2,20 @@ package gate
 
 import (
 	"context"
+	"crypto/sha256"
 	"crypto/tls"
+	"crypto/x509"
+	"encoding/hex"
 	"errors"
 	"log/slog"
 	"net"
 	"net/http"
+	"strconv"
 	"sync"
 	"time"
 
 	"github.com/spiffe/go-spiffe/v2/spiffetls/tlsconfig"
+	"github.com/spiffe/go-spiffe/v2/svid/x509svid"
 )
 
 // Serve serves the gate on ln until ctx ends. Inbound and legacy gates wrap ln in TLS 1.3
@@ -35,7 +40,7 @@ func (g *Gate) Serve(ctx context.Context, ln net.Listener) error {
 		tc := tlsconfig.MTLSServerConfig(g.cfg.SVID, g.cfg.Bundle, tlsconfig.AuthorizeMemberOf(g.cfg.Self.TrustDomain()))
 		tc.MinVersion = tls.VersionTLS13
 		tc.NextProtos = []string{"h2", "http/1.1"}
-		ln = tls.NewListener(ln, tc)
+		ln = tls.NewListener(ln, g.auditedTLS(tc))
 		// The TLS handshake is bounded by ReadHeaderTimeout (http.Server
 		// tlsHandshakeTimeout): a client that connects and sends nothing is cut.
 	}
@@ -107,4 +112,91 @@ func (c *limitConn) Close() error {
 		c.l.mu.Unlock()
 	})
 	return c.Conn.Close()
+}
+
+// auditedTLS makes every handshake the gate refuses a decision like any other: an audit
+// event with a decision id and a reason (untrusted_certificate, no_peer_certificate). A
+// client without a certificate is asked for one and refused in the same place, so that
+// it is recorded too; go-spiffe's verification still decides. The caller only sees the
+// TLS alert: a handshake has no room for a decision id. At most tlsAuditPerSecond such
+// events are written per second; the next one written counts the ones left out.
+func (g *Gate) auditedTLS(base *tls.Config) *tls.Config {
+	verify := base.VerifyPeerCertificate
+	lim := &tlsAuditLimit{}
+	return &tls.Config{
+		MinVersion: tls.VersionTLS13,
+		GetConfigForClient: func(hi *tls.ClientHelloInfo) (*tls.Config, error) {
+			c := base.Clone()
+			c.ClientAuth = tls.RequestClientCert
+			remote := hi.Conn.RemoteAddr().String()
+			c.VerifyPeerCertificate = func(raw [][]byte, chains [][]*x509.Certificate) error {
+				if len(raw) == 0 {
+					err := errors.New("gate: the client sent no certificate")
+					g.recordHandshakeRefusal(lim, remote, nil, ReasonNoPeerCert, err)
+					return err
+				}
+				if err := verify(raw, chains); err != nil {
+					g.recordHandshakeRefusal(lim, remote, raw[0], ReasonUntrustedCert, err)
+					return err
+				}
+				return nil
+			}
+			return c, nil
+		},
+	}
+}
+
+const tlsAuditPerSecond = 50
+
+// tlsAuditLimit bounds the audit events of refused handshakes, which cost a caller
+// nothing but a handshake.
+type tlsAuditLimit struct {
+	mu         sync.Mutex
+	second     int64
+	n, dropped int
+}
+
+// take reports whether one more event may be written now, and how many were left out
+// since the last one written.
+func (l *tlsAuditLimit) take(now time.Time) (ok bool, dropped int) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if s := now.Unix(); s != l.second {
+		l.second, l.n = s, 0
+	}
+	if l.n >= tlsAuditPerSecond {
+		l.dropped++
+		return false, 0
+	}
+	l.n++
+	dropped, l.dropped = l.dropped, 0
+	return true, dropped
+}
+
+func (g *Gate) recordHandshakeRefusal(lim *tlsAuditLimit, remote string, leaf []byte, reason string, err error) {
+	now := g.cfg.Now()
+	ok, dropped := lim.take(time.Now())
+	if !ok {
+		g.cfg.Logger.Debug("gate: handshake refused, audit event rate-limited", "remote", remote, "reason", reason)
+		return
+	}
+	ev := Event{DecisionID: newDecisionID(), Time: now, Gate: g.cfg.Self.String(), Mode: g.cfg.Mode, Reason: reason}
+	msg := "TLS handshake from " + remote + " refused"
+	if leaf != nil {
+		sum := sha256.Sum256(leaf)
+		ev.CallerCertSHA256 = hex.EncodeToString(sum[:])
+		if cert, perr := x509.ParseCertificate(leaf); perr == nil {
+			if id, ierr := x509svid.IDFromCert(cert); ierr == nil {
+				// Claimed, not proven: kept out of Peer, which holds verified identities.
+				msg += ": certificate claims " + id.String()
+			}
+		}
+	}
+	ev.Message = msg + ": " + err.Error()
+	if dropped > 0 {
+		ev.Message += " (" + strconv.Itoa(dropped) + " earlier handshake refusals not recorded: over " + strconv.Itoa(tlsAuditPerSecond) + "/s)"
+	}
+	if rerr := g.cfg.Audit.Record(context.Background(), ev); rerr != nil {
+		g.cfg.Logger.Error("gate: audit sink failed for a refused handshake", "decision_id", ev.DecisionID, "err", rerr)
+	}
 }

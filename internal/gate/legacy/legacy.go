@@ -8,6 +8,8 @@ package legacy
 import (
 	"context"
 	"crypto/ecdsa"
+	"crypto/rand"
+	"encoding/hex"
 	"encoding/json"
 	"net/http"
 	"strings"
@@ -44,6 +46,10 @@ type Verifier struct {
 	Key      *ecdsa.PublicKey // the legacy gate's public key
 	Audience string           // this system's name, the aud the gate mints for
 	Now      func() time.Time
+	// OnRefuse, if set, is told of every refusal Middleware answers, with the decision
+	// id the caller gets: the system's own record of calls that tried to go around its
+	// gate (its log, its SIEM). Middleware answers the same with or without it.
+	OnRefuse func(r *http.Request, decisionID string, err *Error)
 
 	mu   sync.Mutex
 	seen map[string]time.Time // jti -> exp
@@ -113,14 +119,22 @@ func FromContext(ctx context.Context) (*Claims, bool) {
 }
 
 // Middleware refuses every request without a valid credential (401, JSON body
-// {"error": reason}) and passes the others with the claims in the context.
+// {"error": reason, "decision_id": "dec_…"}, the id also in Warden-Decision-Id) and
+// passes the others with the claims in the context.
 func (v *Verifier) Middleware(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		c, err := v.Verify(r)
 		if err != nil {
+			var b [16]byte
+			_, _ = rand.Read(b[:]) // crypto/rand: never fails (Go 1.24+)
+			id := "dec_" + hex.EncodeToString(b[:])
+			if v.OnRefuse != nil {
+				v.OnRefuse(r, id, err.(*Error))
+			}
 			w.Header().Set("Content-Type", "application/json")
+			w.Header().Set("Warden-Decision-Id", id)
 			w.WriteHeader(http.StatusUnauthorized)
-			_ = json.NewEncoder(w).Encode(map[string]string{"error": err.(*Error).Reason})
+			_ = json.NewEncoder(w).Encode(map[string]string{"error": err.(*Error).Reason, "decision_id": id})
 			return
 		}
 		next.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), ctxKey{}, c)))
