@@ -36,13 +36,14 @@ const (
 	KindKillSwitch   Kind = "kill_switch"   // a kill switch engaged or released
 	KindIncidentMode Kind = "incident_mode" // incident mode entered or left
 	KindAnomaly      Kind = "anomaly"       // an anomaly signal raised by the detector
+	KindAccess       Kind = "access"        // a control-plane request refused (Reason), other than enrollment and renewal
 )
 
 var knownKinds = map[Kind]bool{
 	KindDecision: true, KindEnrollment: true, KindRenewal: true, KindRevocation: true,
 	KindQuarantine: true, KindSuspension: true, KindAttestation: true, KindApproval: true,
 	KindException: true, KindPolicyBundle: true, KindKillSwitch: true,
-	KindIncidentMode: true, KindAnomaly: true,
+	KindIncidentMode: true, KindAnomaly: true, KindAccess: true,
 }
 
 // Decision values of a decision event.

@@ -393,6 +393,14 @@ func revocation(ctx context.Context, e *env) {
 	s := Step{Name: "revoked demand-planner tries to renew", Kind: "attack", Expected: "deny"}
 	s.Observed, s.Reason, s.DecisionID = outcome(e.agents["demand-planner"].Renew(ctx))
 	e.record(s)
+
+	// Its SVID is still valid for a few minutes; the control plane refuses it anyway, and
+	// the refusal is an access event in the audit log under the request id.
+	js := Step{Name: "revoked demand-planner asks for a JWT-SVID for the ERP", Kind: "attack", Expected: "deny"}
+	var jwt api.JWTSVIDResponse
+	js.Observed, js.Reason, js.DecisionID = outcome(api.Do(ctx, e.agents["demand-planner"].HTTPClient(), http.MethodPost,
+		e.srv.URL()+api.PathJWTSVID, api.JWTSVIDRequest{Audience: []string{"erp"}}, &jwt))
+	e.record(js)
 }
 
 func suspension(ctx context.Context, e *env) {

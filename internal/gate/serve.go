@@ -16,6 +16,8 @@ import (
 
 	"github.com/spiffe/go-spiffe/v2/spiffetls/tlsconfig"
 	"github.com/spiffe/go-spiffe/v2/svid/x509svid"
+
+	"github.com/warden-a2a/warden/internal/audit"
 )
 
 // Serve serves the gate on ln until ctx ends. Inbound and legacy gates wrap ln in TLS 1.3
@@ -122,7 +124,7 @@ func (c *limitConn) Close() error {
 // events are written per second; the next one written counts the ones left out.
 func (g *Gate) auditedTLS(base *tls.Config) *tls.Config {
 	verify := base.VerifyPeerCertificate
-	lim := &tlsAuditLimit{}
+	lim := &audit.PerSecond{N: tlsAuditPerSecond}
 	return &tls.Config{
 		MinVersion: tls.VersionTLS13,
 		GetConfigForClient: func(hi *tls.ClientHelloInfo) (*tls.Config, error) {
@@ -148,34 +150,9 @@ func (g *Gate) auditedTLS(base *tls.Config) *tls.Config {
 
 const tlsAuditPerSecond = 50
 
-// tlsAuditLimit bounds the audit events of refused handshakes, which cost a caller
-// nothing but a handshake.
-type tlsAuditLimit struct {
-	mu         sync.Mutex
-	second     int64
-	n, dropped int
-}
-
-// take reports whether one more event may be written now, and how many were left out
-// since the last one written.
-func (l *tlsAuditLimit) take(now time.Time) (ok bool, dropped int) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	if s := now.Unix(); s != l.second {
-		l.second, l.n = s, 0
-	}
-	if l.n >= tlsAuditPerSecond {
-		l.dropped++
-		return false, 0
-	}
-	l.n++
-	dropped, l.dropped = l.dropped, 0
-	return true, dropped
-}
-
-func (g *Gate) recordHandshakeRefusal(lim *tlsAuditLimit, remote string, leaf []byte, reason string, err error) {
+func (g *Gate) recordHandshakeRefusal(lim *audit.PerSecond, remote string, leaf []byte, reason string, err error) {
 	now := g.cfg.Now()
-	ok, dropped := lim.take(time.Now())
+	ok, dropped := lim.Take(time.Now())
 	if !ok {
 		g.cfg.Logger.Debug("gate: handshake refused, audit event rate-limited", "remote", remote, "reason", reason)
 		return

@@ -51,26 +51,3 @@ func TestPeerAgent(t *testing.T) {
 		t.Error("unknown caller found")
 	}
 }
-
-// TestTLSAuditLimit: at most tlsAuditPerSecond handshake refusals are written per second;
-// the first one written after a cut counts those left out.
-func TestTLSAuditLimit(t *testing.T) {
-	var l tlsAuditLimit
-	t0 := time.Unix(1_800_000_000, 0)
-	for i := 0; i < tlsAuditPerSecond; i++ {
-		if ok, d := l.take(t0); !ok || d != 0 {
-			t.Fatalf("event %d: ok %v dropped %d", i, ok, d)
-		}
-	}
-	for i := 0; i < 7; i++ {
-		if ok, _ := l.take(t0.Add(500 * time.Millisecond)); ok {
-			t.Fatal("over the limit within the same second")
-		}
-	}
-	if ok, d := l.take(t0.Add(time.Second)); !ok || d != 7 {
-		t.Fatalf("next second: ok %v dropped %d, want true 7", ok, d)
-	}
-	if ok, d := l.take(t0.Add(time.Second)); !ok || d != 0 {
-		t.Fatalf("then: ok %v dropped %d", ok, d)
-	}
-}

@@ -68,6 +68,10 @@ func (s *Server) auditRequest(r *http.Request, sw *statusWriter) {
 	case api.PathRenew:
 		kind = audit.KindRenewal
 	default:
+		// Approvals refusals are approval events of their own (approval.refused).
+		if sw.status >= 400 && sw.reason != "" && !strings.HasPrefix(r.URL.Path, api.PathApprovals) {
+			s.accessRefused(r, sw)
+		}
 		return
 	}
 	ev := audit.Event{Kind: kind, Subject: sw.subject, Serial: sw.serial, Reason: sw.reason, Outcome: "granted",
@@ -93,6 +97,31 @@ func (s *Server) auditRequest(r *http.Request, sw *statusWriter) {
 			m.SVIDEvent(telemetry.SVIDIssued)
 		}
 	}
+}
+
+// accessPerSecond bounds the access events written per second; the next one written
+// after a cut says how many were left out.
+const accessPerSecond = 100
+
+// accessRefused records a refused control-plane request other than an enrollment or a
+// renewal (those have kinds of their own): the admin API without the admin credential, a
+// JWT-SVID or trust-state fetch by a revoked agent, a gate shipping events in another's
+// name. The subject is the caller's verified SPIFFE ID, else "unauthenticated".
+func (s *Server) accessRefused(r *http.Request, sw *statusWriter) {
+	ok, dropped := s.accessLimit.Take(time.Now())
+	if !ok {
+		return // the server log still has the request line
+	}
+	subject := peerString(r)
+	if subject == "" {
+		subject = "unauthenticated"
+	}
+	detail := map[string]string{"request_id": requestID(r), "remote": r.RemoteAddr, "method": r.Method,
+		"path": r.URL.Path, "status": strconv.Itoa(sw.status)}
+	if dropped > 0 {
+		detail["not_recorded_before"] = strconv.Itoa(dropped)
+	}
+	s.emit(r.Context(), audit.Event{Kind: audit.KindAccess, Subject: subject, Outcome: "refused", Reason: sw.reason, Detail: detail})
 }
 
 // annotate tells the audit wrapper whom a request was about.

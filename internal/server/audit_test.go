@@ -1,9 +1,13 @@
 package server_test
 
 import (
+	"bytes"
 	"context"
+	"crypto/tls"
+	"encoding/json"
 	"fmt"
 	"net"
+	"net/http"
 	"path/filepath"
 	"testing"
 	"time"
@@ -228,5 +232,66 @@ func TestStaleAttestationAsksForFreshEvidence(t *testing.T) {
 	_, doc := f.srv.Trust().Current()
 	if c, ok := doc.Challenges[caller]; !ok || c.Rule != "fresh_attestation_required" {
 		t.Errorf("challenge for %s: %+v", caller, doc.Challenges)
+	}
+}
+
+// TestRefusedRequestsAudited: control-plane refusals other than enrollment and renewal are
+// access events with the reason code and the caller: an agent on the admin API, a
+// revoked agent fetching the trust state and a JWT-SVID, a request without a certificate.
+func TestRefusedRequestsAudited(t *testing.T) {
+	f, st, _ := startAudited(t)
+	ctx := context.Background()
+	_, src := f.enroll(t, "procurement")
+	agent := "spiffe://supplychain.example/agent/procurement"
+	get := func(c *http.Client, path string) int {
+		res, err := c.Get(f.url + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		res.Body.Close()
+		return res.StatusCode
+	}
+	if code := get(src.HTTPClient(), api.PathAdminEntries); code != http.StatusForbidden {
+		t.Fatalf("agent on the admin API: %d", code)
+	}
+	if _, err := f.admin.ChangeTrust(ctx, "revoke", api.TrustChange{ID: agent, Reason: "test"}); err != nil {
+		t.Fatal(err)
+	}
+	if code := get(src.HTTPClient(), api.PathTrustState); code != http.StatusForbidden {
+		t.Fatalf("revoked agent fetching the trust state: %d", code)
+	}
+	body, _ := json.Marshal(api.JWTSVIDRequest{Audience: []string{"spiffe://supplychain.example/agent/erp"}})
+	res, err := src.HTTPClient().Post(f.url+api.PathJWTSVID, "application/json", bytes.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	res.Body.Close()
+	if res.StatusCode != http.StatusForbidden {
+		t.Fatalf("revoked agent asking for a JWT-SVID: %d", res.StatusCode)
+	}
+	insecure := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{InsecureSkipVerify: true}}}
+	if code := get(insecure, api.PathTrustState); code != http.StatusUnauthorized {
+		t.Fatalf("no certificate: %d", code)
+	}
+	want := []struct{ subject, reason, path string }{
+		{agent, api.ReasonForbidden, api.PathAdminEntries},
+		{agent, api.ReasonIdentityRevoked, api.PathTrustState},
+		{agent, api.ReasonIdentityRevoked, api.PathJWTSVID},
+		{"unauthenticated", api.ReasonUnauthenticated, api.PathTrustState},
+	}
+	var got []audit.Event
+	for _, ev := range events(t, st) {
+		if ev.Kind == audit.KindAccess {
+			got = append(got, ev)
+		}
+	}
+	if len(got) != len(want) {
+		t.Fatalf("%d access events, want %d: %+v", len(got), len(want), got)
+	}
+	for i, w := range want {
+		e := got[i]
+		if e.Subject != w.subject || e.Reason != w.reason || e.Outcome != "refused" || e.Detail["path"] != w.path || e.Detail["request_id"] == "" {
+			t.Errorf("access event %d: %s %s %s %v, want %+v", i, e.Subject, e.Reason, e.Outcome, e.Detail, w)
+		}
 	}
 }

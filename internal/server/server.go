@@ -100,6 +100,8 @@ type Server struct {
 	url string
 
 	detector *audit.Detector // anomalies in the decisions gates ship
+	// accessLimit bounds the access events of refused requests (anyone can send one).
+	accessLimit audit.PerSecond
 }
 
 // New loads or creates the CA, issues the server's own SVID and the admin credential, and
@@ -141,6 +143,7 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 		serverID: spiffeid.RequireFromPath(td, serverPath),
 		adminID:  spiffeid.RequireFromPath(td, adminPath),
 	}
+	s.accessLimit.N = accessPerSecond
 	if err := s.rotateServerSVID(ctx); err != nil {
 		return nil, err
 	}
