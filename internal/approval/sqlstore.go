@@ -285,6 +285,27 @@ func (s *sqlStore) Consume(ctx context.Context, id, by string, at time.Time) err
 	return ErrNotConsumable
 }
 
+func (s *sqlStore) PurgeExpired(ctx context.Context, before time.Time) (int64, error) {
+	tx, err := s.db.BeginTx(ctx, nil)
+	if err != nil {
+		return 0, err
+	}
+	defer func() { _ = tx.Rollback() }()
+	if _, err := tx.ExecContext(ctx, s.q("DELETE FROM approval_decisions WHERE approval_id IN "+
+		"(SELECT id FROM approval_requests WHERE expires_at < ?)"), micros(before)); err != nil {
+		return 0, err
+	}
+	res, err := tx.ExecContext(ctx, s.q("DELETE FROM approval_requests WHERE expires_at < ?"), micros(before))
+	if err != nil {
+		return 0, err
+	}
+	n, err := res.RowsAffected()
+	if err != nil {
+		return 0, err
+	}
+	return n, tx.Commit()
+}
+
 func (s *sqlStore) PutApprover(ctx context.Context, a Approver) error {
 	_, err := s.db.ExecContext(ctx, s.q("INSERT INTO approval_approvers (name, public_key, spiffe_id, created_at) VALUES (?, ?, ?, ?)"),
 		a.Name, a.PublicKeyPEM, a.SPIFFEID, micros(a.CreatedAt))

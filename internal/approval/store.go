@@ -85,6 +85,10 @@ type Store interface {
 	// concurrent calls on one request, from any number of replicas, exactly one succeeds.
 	// The caller checks before that the request is approved (enough approvers).
 	Consume(ctx context.Context, id, by string, at time.Time) error
+	// PurgeExpired deletes the requests that expired before `before`, used or not, with
+	// their decisions, and returns how many requests it deleted. Their history stays in
+	// the audit log (approval events).
+	PurgeExpired(ctx context.Context, before time.Time) (int64, error)
 
 	// PutApprover registers a; ErrExists if the name is taken.
 	PutApprover(ctx context.Context, a Approver) error

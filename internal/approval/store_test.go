@@ -275,3 +275,45 @@ func TestMigrateTwice(t *testing.T) {
 		t.Errorf("approval_schema_version = %d, %v", v, err)
 	}
 }
+
+// TestPurgeExpired: requests that expired before the cut go, with their decisions; those
+// expiring at or after it stay, whatever their state.
+func TestPurgeExpired(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, open func(t testing.TB) approval.Store) {
+		ctx := context.Background()
+		st := open(t)
+		old, edge, live := sampleRequest("apr_old"), sampleRequest("apr_edge"), sampleRequest("apr_live")
+		old.ExpiresAt = t0.Add(time.Minute)
+		edge.ExpiresAt = t0.Add(time.Hour)
+		live.ExpiresAt = t0.Add(48 * time.Hour)
+		for _, r := range []approval.Request{old, edge, live} {
+			if err := st.CreateRequest(ctx, r); err != nil {
+				t.Fatal(err)
+			}
+			d := approval.Decision{ApprovalID: r.ID, Approver: "alice", Decision: approval.DecisionApprove, Reason: "ok",
+				Statement: []byte("stmt"), Signature: []byte{1}, KeyID: "k", DecidedAt: t0}
+			if err := st.AddDecision(ctx, d); err != nil {
+				t.Fatal(err)
+			}
+		}
+		n, err := st.PurgeExpired(ctx, t0.Add(time.Hour))
+		if err != nil || n != 1 {
+			t.Fatalf("PurgeExpired: %d, %v; want 1", n, err)
+		}
+		if _, _, err := st.GetRequest(ctx, "apr_old"); !errors.Is(err, approval.ErrNotFound) {
+			t.Errorf("purged request: %v", err)
+		}
+		for _, id := range []string{"apr_edge", "apr_live"} {
+			if _, ds, err := st.GetRequest(ctx, id); err != nil || len(ds) != 1 {
+				t.Errorf("%s: %v, %d decisions", id, err, len(ds))
+			}
+		}
+		// Its decision went with it: the same approver may decide a new request of that id.
+		if err := st.CreateRequest(ctx, old); err != nil {
+			t.Fatalf("re-create after purge: %v", err)
+		}
+		if _, ds, _ := st.GetRequest(ctx, "apr_old"); len(ds) != 0 {
+			t.Errorf("decisions survived the purge: %d", len(ds))
+		}
+	})
+}

@@ -39,6 +39,7 @@ func newServerCmd() *cobra.Command {
 	var (
 		dataDir, listen, td, storeFlag string
 		ttl                            time.Duration
+		approvalRetention              time.Duration
 		dnsNames                       []string
 		verbose                        bool
 		af                             serverAttestFlags
@@ -86,7 +87,7 @@ challenges are kept in memory: with several replicas, pin each agent to one repl
 				return err
 			}
 			defer auditLog.Close()
-			cfg := server.Config{TrustDomain: td, DataDir: dataDir, Store: st, SVIDTTL: ttl, Logger: log, Attestation: attCfg, Audit: auditLog}
+			cfg := server.Config{TrustDomain: td, DataDir: dataDir, Store: st, SVIDTTL: ttl, Logger: log, Attestation: attCfg, Audit: auditLog, ApprovalRetention: approvalRetention}
 			if metricsListen != "" {
 				reg := prometheus.NewRegistry()
 				cfg.Metrics = telemetry.NewMetrics(reg)
@@ -121,6 +122,7 @@ challenges are kept in memory: with several replicas, pin each agent to one repl
 	f.StringVar(&td, "trust-domain", envOr("WARDEN_TRUST_DOMAIN", "supplychain.example"), "SPIFFE trust domain")
 	f.StringVar(&storeFlag, "store", os.Getenv("WARDEN_STORE"), "store: a SQLite path or postgres://... (default DATA_DIR/warden.db)")
 	f.DurationVar(&ttl, "svid-ttl", 15*time.Minute, "lifetime of agent X509-SVIDs (at most 24h)")
+	f.DurationVar(&approvalRetention, "approval-retention", 30*24*time.Hour, "delete approval requests this long after they expired (negative: keep them)")
 	f.StringSliceVar(&dnsNames, "san", nil, "extra DNS name or IP for the server certificate (default localhost, 127.0.0.1, ::1)")
 	f.BoolVarP(&verbose, "verbose", "v", false, "log every request")
 	f.StringVar(&metricsListen, "metrics-listen", os.Getenv("WARDEN_METRICS_LISTEN"), "serve Prometheus /metrics on this address (plain HTTP; keep it on a private interface)")

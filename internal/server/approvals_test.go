@@ -8,9 +8,12 @@ import (
 	"crypto/rand"
 	"crypto/tls"
 	"crypto/x509"
+	"errors"
 	"net"
 	"net/http"
+	"path/filepath"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -27,6 +30,7 @@ import (
 	"github.com/warden-a2a/warden/internal/policy"
 	"github.com/warden-a2a/warden/internal/server"
 	"github.com/warden-a2a/warden/internal/store"
+	"github.com/warden-a2a/warden/internal/store/sqlite"
 )
 
 // aprFixture is a control plane on loopback with a settable clock and a recorder of
@@ -515,5 +519,54 @@ func TestApprovalsOffWithoutSQLStore(t *testing.T) {
 	}
 	if _, err := f.admin.ListApprovers(context.Background()); reason(err) != api.ReasonApprovalsOff {
 		t.Errorf("list approvers: %v", err)
+	}
+}
+
+// TestApprovalRetention: the server deletes approval requests that expired longer ago
+// than ApprovalRetention (at start, then hourly) and keeps the others.
+func TestApprovalRetention(t *testing.T) {
+	dir := t.TempDir()
+	st, err := sqlite.Open(filepath.Join(dir, "warden.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	ctx := context.Background()
+	aps, err := approval.NewSQLite(ctx, st.DB())
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := time.Now().UTC().Truncate(time.Microsecond)
+	for id, expired := range map[string]time.Duration{"apr_ancient": 48 * time.Hour, "apr_recent": time.Hour, "apr_open": -time.Hour} {
+		r := approval.Request{ID: id, Requester: "spiffe://supplychain.example/agent/payment-release", FiledBy: "spiffe://supplychain.example/gate/bank",
+			Action: "payment.release", Resource: "Payment/P-1", Amount: 1, Currency: "EUR", IntentHash: strings.Repeat("a", 64), Required: 2,
+			PolicyID: "p", Workflow: "w", Audience: "spiffe://supplychain.example/agent/bank", CreatedAt: now.Add(-expired - time.Hour), ExpiresAt: now.Add(-expired)}
+		if err := aps.CreateRequest(ctx, r); err != nil {
+			t.Fatal(err)
+		}
+	}
+	srv, err := server.New(ctx, server.Config{TrustDomain: td.Name(), DataDir: dir, Store: st, ApprovalRetention: 24 * time.Hour})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln, _ := net.Listen("tcp", "127.0.0.1:0")
+	sctx, cancel := context.WithCancel(ctx)
+	done := make(chan struct{})
+	go func() { defer close(done); _ = srv.Serve(sctx, ln) }()
+	t.Cleanup(func() { cancel(); <-done })
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		if _, _, err := aps.GetRequest(ctx, "apr_ancient"); errors.Is(err, approval.ErrNotFound) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("a request expired 48 h ago is still there with a 24 h retention")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	for _, id := range []string{"apr_recent", "apr_open"} {
+		if _, _, err := aps.GetRequest(ctx, id); err != nil {
+			t.Errorf("%s: %v", id, err)
+		}
 	}
 }

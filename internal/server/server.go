@@ -58,6 +58,10 @@ type Config struct {
 	// every approval lifecycle event (docs/approvals.md).
 	ApprovalStore   approval.Store
 	OnApprovalEvent func(approval.Event)
+	// ApprovalRetention is how long an approval request is kept after it expired, used
+	// or not, before the server deletes it with its decisions (hourly); its history stays
+	// in the audit log. Default 720h (30 days); negative: never delete.
+	ApprovalRetention time.Duration
 	// Audit, when set, receives every lifecycle event (enrollments and renewals granted or
 	// refused, revocations, quarantines, suspensions, attestation results, approvals) and
 	// the decision events gates ship to POST /v1/audit/events (docs/audit-events.md).
@@ -257,6 +261,10 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 		wg.Add(1)
 		go func() { defer wg.Done(); s.enforceChallenges(bg) }()
 	}
+	if s.approvals != nil && s.cfg.ApprovalRetention >= 0 {
+		wg.Add(1)
+		go func() { defer wg.Done(); s.purgeApprovals(bg) }()
+	}
 	errc := make(chan error, 1)
 	go func() { errc <- hs.ServeTLS(ln, "", "") }()
 	s.log.Info("warden server listening", "url", s.URL(), "trust_domain", s.td.Name())
@@ -278,6 +286,33 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 }
 
 // maintain renews the server's own SVID and the admin credential at half-life.
+// approvalPurgeEvery is how often expired approval requests past their retention go.
+const approvalPurgeEvery = time.Hour
+
+// purgeApprovals deletes, at start and then hourly, the approval requests that expired
+// more than ApprovalRetention ago (with several replicas each does it; the deletes do not
+// conflict).
+func (s *Server) purgeApprovals(ctx context.Context) {
+	keep := s.cfg.ApprovalRetention
+	if keep == 0 {
+		keep = 30 * 24 * time.Hour
+	}
+	for {
+		n, err := s.approvals.Store().PurgeExpired(ctx, s.now().Add(-keep))
+		switch {
+		case err != nil && ctx.Err() == nil:
+			s.log.Error("approval purge failed", "err", err)
+		case n > 0:
+			s.log.Info("approval requests purged", "count", n, "expired_before", s.now().Add(-keep).Format(time.RFC3339))
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(approvalPurgeEvery):
+		}
+	}
+}
+
 func (s *Server) maintain(ctx context.Context) {
 	for {
 		leaf := s.svid.Load().Certificates[0]
