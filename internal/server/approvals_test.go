@@ -549,11 +549,7 @@ func TestApprovalRetention(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ln, _ := net.Listen("tcp", "127.0.0.1:0")
-	sctx, cancel := context.WithCancel(ctx)
-	done := make(chan struct{})
-	go func() { defer close(done); _ = srv.Serve(sctx, ln) }()
-	t.Cleanup(func() { cancel(); <-done })
+	serveUntilCleanup(t, srv)
 	deadline := time.Now().Add(5 * time.Second)
 	for {
 		if _, _, err := aps.GetRequest(ctx, "apr_ancient"); errors.Is(err, approval.ErrNotFound) {

@@ -47,14 +47,7 @@ func startAudited(t *testing.T, att ...*server.AttestConfig) (*fixture, audit.St
 	if err != nil {
 		t.Fatal(err)
 	}
-	ln, _ := net.Listen("tcp", "127.0.0.1:0")
-	sctx, cancel := context.WithCancel(ctx)
-	done := make(chan struct{})
-	go func() { defer close(done); _ = srv.Serve(sctx, ln) }()
-	t.Cleanup(func() { cancel(); <-done })
-	for srv.URL() == "" {
-		time.Sleep(time.Millisecond)
-	}
+	serveUntilCleanup(t, srv)
 	admin, err := adminclient.Load(srv.AdminDir(), srv.URL())
 	if err != nil {
 		t.Fatal(err)
@@ -293,5 +286,21 @@ func TestRefusedRequestsAudited(t *testing.T) {
 		if e.Subject != w.subject || e.Reason != w.reason || e.Outcome != "refused" || e.Detail["path"] != w.path || e.Detail["request_id"] == "" {
 			t.Errorf("access event %d: %s %s %s %v, want %+v", i, e.Subject, e.Reason, e.Outcome, e.Detail, w)
 		}
+	}
+}
+
+// serveUntilCleanup runs srv on a loopback listener until the test ends.
+func serveUntilCleanup(t testing.TB, srv *server.Server) {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); _ = srv.Serve(ctx, ln) }()
+	t.Cleanup(func() { cancel(); <-done })
+	for srv.URL() == "" {
+		time.Sleep(time.Millisecond)
 	}
 }
