@@ -6,34 +6,29 @@ import (
 	"embed"
 	"errors"
 	"fmt"
-	"io/fs"
-	"path"
-	"sort"
-	"strconv"
-	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgconn"
 	sqlite3 "modernc.org/sqlite"
 	sqlite3lib "modernc.org/sqlite/lib"
+
+	"github.com/warden-a2a/warden/internal/sqlschema"
 )
 
 //go:embed schema/sqlite/*.sql schema/postgres/*.sql
 var schemaFS embed.FS
 
-// dialect is what differs between SQLite and PostgreSQL here: placeholders, the
-// migration lock and how a driver reports a constraint violation. Times are INTEGER /
-// BIGINT microseconds in both, so no time encoding differs.
+// dialect is what differs between SQLite and PostgreSQL here: placeholders and the
+// migration lock (sqlschema.Dialect) and how a driver reports a constraint violation.
+// Times are INTEGER / BIGINT microseconds in both, so no time encoding differs.
 type dialect struct {
-	name   string
-	dollar bool
-	lock   string               // statement run first in the migration transaction ("" for none)
+	sqlschema.Dialect
 	unique func(err error) bool // unique / primary-key violation
 	fk     func(err error) bool // foreign-key violation
 }
 
 var sqliteDialect = dialect{
-	name: "sqlite",
+	Dialect: sqlschema.SQLite,
 	unique: func(err error) bool {
 		var e *sqlite3.Error
 		return errors.As(err, &e) && (e.Code() == sqlite3lib.SQLITE_CONSTRAINT_UNIQUE || e.Code() == sqlite3lib.SQLITE_CONSTRAINT_PRIMARYKEY)
@@ -45,12 +40,10 @@ var sqliteDialect = dialect{
 }
 
 var postgresDialect = dialect{
-	name:   "postgres",
-	dollar: true,
 	// Replicas starting together migrate once; keyed per schema like the main store.
-	lock:   "SELECT pg_advisory_xact_lock(hashtext('warden-approval-migrate:' || current_schema()))",
-	unique: func(err error) bool { var e *pgconn.PgError; return errors.As(err, &e) && e.Code == "23505" },
-	fk:     func(err error) bool { var e *pgconn.PgError; return errors.As(err, &e) && e.Code == "23503" },
+	Dialect: sqlschema.Postgres("warden-approval-migrate"),
+	unique:  func(err error) bool { var e *pgconn.PgError; return errors.As(err, &e) && e.Code == "23505" },
+	fk:      func(err error) bool { var e *pgconn.PgError; return errors.As(err, &e) && e.Code == "23503" },
 }
 
 type sqlStore struct {
@@ -77,81 +70,13 @@ func newSQL(ctx context.Context, db *sql.DB, d dialect) (*sqlStore, error) {
 	return s, nil
 }
 
-// migrate applies schema/<dialect>/NNNN_*.sql in order inside one transaction, recording
-// each version in approval_schema_version; a database newer than this binary is refused.
+// migrate applies schema/<dialect>/NNNN_*.sql, versioned in approval_schema_version.
 func (s *sqlStore) migrate(ctx context.Context) error {
-	tx, err := s.db.BeginTx(ctx, nil)
-	if err != nil {
-		return fmt.Errorf("approval: migrate: %w", err)
-	}
-	defer tx.Rollback()
-	if s.d.lock != "" {
-		if _, err := tx.ExecContext(ctx, s.d.lock); err != nil {
-			return fmt.Errorf("approval: migrate: %w", err)
-		}
-	}
-	if _, err := tx.ExecContext(ctx, "CREATE TABLE IF NOT EXISTS approval_schema_version (version INTEGER NOT NULL PRIMARY KEY)"); err != nil {
-		return fmt.Errorf("approval: migrate: %w", err)
-	}
-	var cur int
-	if err := tx.QueryRowContext(ctx, "SELECT COALESCE(MAX(version), 0) FROM approval_schema_version").Scan(&cur); err != nil {
-		return fmt.Errorf("approval: migrate: %w", err)
-	}
-	dir := path.Join("schema", s.d.name)
-	names, err := fs.Glob(schemaFS, path.Join(dir, "*.sql"))
-	if err != nil {
-		return fmt.Errorf("approval: migrate: %w", err)
-	}
-	sort.Strings(names)
-	latest := 0
-	for _, name := range names {
-		num, _, ok := strings.Cut(path.Base(name), "_")
-		v, err := strconv.Atoi(num)
-		if !ok || err != nil || v != latest+1 {
-			return fmt.Errorf("approval: migrate: bad migration file name %q", name)
-		}
-		latest = v
-		if v <= cur {
-			continue
-		}
-		body, err := fs.ReadFile(schemaFS, name)
-		if err != nil {
-			return fmt.Errorf("approval: migrate: %w", err)
-		}
-		if _, err := tx.ExecContext(ctx, string(body)); err != nil {
-			return fmt.Errorf("approval: migrate to version %d: %w", v, err)
-		}
-		if _, err := tx.ExecContext(ctx, s.q("INSERT INTO approval_schema_version (version) VALUES (?)"), v); err != nil {
-			return fmt.Errorf("approval: migrate to version %d: %w", v, err)
-		}
-	}
-	if cur > latest {
-		return fmt.Errorf("approval: database schema version %d is newer than this binary's %d", cur, latest)
-	}
-	if err := tx.Commit(); err != nil {
-		return fmt.Errorf("approval: migrate: %w", err)
-	}
-	return nil
+	return sqlschema.Migrate(ctx, s.db, s.d.Dialect, schemaFS, "schema", "approval")
 }
 
-// q rebinds ? placeholders to $1, $2, ... for PostgreSQL. No query here has a ? inside
-// a literal.
-func (s *sqlStore) q(query string) string {
-	if !s.d.dollar {
-		return query
-	}
-	var b strings.Builder
-	n := 0
-	for _, c := range query {
-		if c == '?' {
-			n++
-			b.WriteString("$" + strconv.Itoa(n))
-			continue
-		}
-		b.WriteRune(c)
-	}
-	return b.String()
-}
+// q rebinds ? placeholders for PostgreSQL.
+func (s *sqlStore) q(query string) string { return s.d.Q(query) }
 
 func micros(t time.Time) int64      { return t.UnixMicro() }
 func fromMicros(us int64) time.Time { return time.UnixMicro(us).UTC() }

@@ -1,7 +1,6 @@
 package attest_test
 
 import (
-	"context"
 	"encoding/json"
 	"testing"
 	"time"
@@ -122,43 +121,6 @@ func TestAppraiseFailsClosed(t *testing.T) {
 			tc.edit(&q)
 			wantReason(t, r.v.Appraise(q), tc.want)
 		})
-	}
-}
-
-// TestNonceStoreReasons: a consumed nonce presented again is quote_replay, an expired one
-// stale_evidence, one issued to another agent quote_replay.
-func TestNonceStoreReasons(t *testing.T) {
-	ctx := context.Background()
-	now := time.Unix(1_800_000_000, 0)
-	m := attest.NewMemoryNonces(time.Minute, 2)
-	ch, err := m.Issue(ctx, "a", now)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := m.Consume(ctx, "b", ch.Nonce, now); attest.ReasonForNonceError(err) != attest.ReasonQuoteReplay {
-		t.Fatalf("other subject: %v", err)
-	}
-	if _, err := m.Consume(ctx, "a", ch.Nonce, now); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := m.Consume(ctx, "a", ch.Nonce, now); attest.ReasonForNonceError(err) != attest.ReasonQuoteReplay {
-		t.Fatalf("reuse: %v", err)
-	}
-	ch2, _ := m.Issue(ctx, "a", now)
-	if _, err := m.Consume(ctx, "a", ch2.Nonce, now.Add(2*time.Minute)); attest.ReasonForNonceError(err) != attest.ReasonStaleEvidence {
-		t.Fatalf("expired: %v", err)
-	}
-	if _, err := m.Consume(ctx, "a", []byte("never issued never issued"), now); attest.ReasonForNonceError(err) != attest.ReasonQuoteReplay {
-		t.Fatalf("unknown: %v", err)
-	}
-	// At most 2 outstanding per subject; expiry frees the budget.
-	m.Issue(ctx, "c", now)
-	m.Issue(ctx, "c", now)
-	if _, err := m.Issue(ctx, "c", now); err != attest.ErrTooManyChallenges {
-		t.Fatalf("third outstanding: %v", err)
-	}
-	if _, err := m.Issue(ctx, "c", now.Add(2*time.Minute)); err != nil {
-		t.Fatalf("after expiry: %v", err)
 	}
 }
 

@@ -66,8 +66,20 @@ type CredentialChallenge struct {
 // secret: keep it server-side only (never in a response or a log line; LogValue redacts).
 type PendingActivation struct {
 	Secret []byte `json:"secret"`
-	EKName string `json:"ek_name"`
-	AKName string `json:"ak_name"`
+	// SecretSHA256 is what an ActivationStore keeps and gives back instead of Secret.
+	SecretSHA256 []byte `json:"secret_sha256,omitempty"`
+	EKName       string `json:"ek_name"`
+	AKName       string `json:"ak_name"`
+}
+
+// matches reports whether response is the activation's secret (compared in constant
+// time, as the secret or as its SHA-256 when only that is held).
+func (p PendingActivation) matches(response []byte) bool {
+	if len(p.SecretSHA256) == sha256.Size {
+		sum := sha256.Sum256(response)
+		return len(response) > 0 && subtle.ConstantTimeCompare(p.SecretSHA256, sum[:]) == 1
+	}
+	return len(p.Secret) > 0 && subtle.ConstantTimeCompare(p.Secret, response) == 1
 }
 
 // LogValue keeps the secret out of logs.
@@ -199,7 +211,7 @@ func (v *Verifier) Appraise(req Request) Result {
 	switch {
 	case req.Activation != nil:
 		p := req.Activation.Pending
-		if len(p.Secret) == 0 || subtle.ConstantTimeCompare(p.Secret, req.Activation.Response) != 1 {
+		if !p.matches(req.Activation.Response) {
 			return refuse(ReasonAKNotInEKTPM, TrustVector{InstanceIdentity: ClaimUntrustworthyInstance},
 				"credential activation failed: the AK is not proven to be in the TPM of the EK")
 		}

@@ -27,9 +27,14 @@ import (
 // appraisal of the evidence of every enroll and renew, results and fail-closed actions in
 // the trust state, and event-driven challenges. Zero values take the defaults.
 type AttestConfig struct {
-	Verifier *attest.Verifier  // default attest.NewVerifier(attest.Config{})
-	Nonces   attest.NonceStore // default attest.NewMemoryNonces(60s, 16): one replica only
-	Policy   *attest.Policy    // default attest.DefaultPolicy()
+	Verifier *attest.Verifier // default attest.NewVerifier(attest.Config{})
+	// Nonces and Activations keep issued challenges until they are answered. Default:
+	// attest_* tables in the server's own database (SQLite or PostgreSQL backend), so a
+	// challenge from one replica is answered at another and survives a restart; with
+	// another backend, in memory (attest.NewMemoryNonces(60s, 16), one replica only).
+	Nonces      attest.NonceStore
+	Activations attest.ActivationStore
+	Policy      *attest.Policy // default attest.DefaultPolicy()
 	// Require lists the classes that must present affirming evidence at enrollment.
 	// nil means the default: transactional and regulated. An agent enrolled with evidence
 	// must present fresh evidence at every renewal, whatever its class.
@@ -40,7 +45,8 @@ type AttestConfig struct {
 	// Triggers configures Observe (event-driven re-attestation); default
 	// attest.DefaultTriggerConfig().
 	Triggers *attest.TriggerConfig
-	// MaxPending bounds the credential-activation challenges held in memory; default 10000.
+	// MaxPending bounds the credential-activation challenges held in memory (when they
+	// are); default 10000.
 	MaxPending int
 }
 
@@ -54,28 +60,29 @@ type attestor struct {
 	cfg      AttestConfig
 	verifier *attest.Verifier
 	nonces   attest.NonceStore
+	acts     attest.ActivationStore
 	policy   attest.Policy
 	require  map[string]bool
 	triggers attest.TriggerConfig
 
 	mu       sync.Mutex
-	pending  map[string]pendingActivation // hex nonce -> activation awaiting the enroll/renew
 	triggerS map[string]attest.TriggerState
 }
 
-type pendingActivation struct {
-	p       attest.PendingActivation
-	expires time.Time
-}
-
 func newAttestor(cfg AttestConfig) *attestor {
-	a := &attestor{cfg: cfg, verifier: cfg.Verifier, nonces: cfg.Nonces, require: cfg.Require,
-		pending: map[string]pendingActivation{}, triggerS: map[string]attest.TriggerState{}}
+	a := &attestor{cfg: cfg, verifier: cfg.Verifier, nonces: cfg.Nonces, acts: cfg.Activations, require: cfg.Require,
+		triggerS: map[string]attest.TriggerState{}}
 	if a.verifier == nil {
 		a.verifier = attest.NewVerifier(attest.Config{})
 	}
+	if a.cfg.MaxPending <= 0 {
+		a.cfg.MaxPending = 10000
+	}
 	if a.nonces == nil {
 		a.nonces = attest.NewMemoryNonces(60*time.Second, 16)
+	}
+	if a.acts == nil {
+		a.acts = attest.NewMemoryActivations(a.cfg.MaxPending)
 	}
 	a.policy = attest.DefaultPolicy()
 	if cfg.Policy != nil {
@@ -90,9 +97,6 @@ func newAttestor(cfg AttestConfig) *attestor {
 	}
 	if a.cfg.ChallengeTimeout <= 0 {
 		a.cfg.ChallengeTimeout = 30 * time.Second
-	}
-	if a.cfg.MaxPending <= 0 {
-		a.cfg.MaxPending = 10000
 	}
 	return a
 }
@@ -200,35 +204,17 @@ func (s *Server) handleAttestChallenge(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if pend != nil {
-		a.mu.Lock()
-		if len(a.pending) >= a.cfg.MaxPending {
-			for k, v := range a.pending {
-				if now.After(v.expires) {
-					delete(a.pending, k)
-				}
-			}
-		}
-		full := len(a.pending) >= a.cfg.MaxPending
-		if !full {
-			a.pending[hex.EncodeToString(ch.Nonce)] = pendingActivation{p: *pend, expires: ch.ExpiresAt}
-		}
-		a.mu.Unlock()
-		if full {
+		err := a.acts.PutActivation(r.Context(), ch.Nonce, *pend, ch.ExpiresAt)
+		if errors.Is(err, attest.ErrTooManyChallenges) {
 			s.fail(w, r, http.StatusTooManyRequests, api.ReasonBusy, "too many outstanding challenges")
+			return
+		} else if err != nil {
+			s.internal(w, r, err)
 			return
 		}
 	}
 	resp.Nonce, resp.ExpiresAt = ch.Nonce, ch.ExpiresAt
 	writeJSON(w, http.StatusOK, resp)
-}
-
-func (a *attestor) takePending(nonce []byte) (attest.PendingActivation, bool) {
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	k := hex.EncodeToString(nonce)
-	p, ok := a.pending[k]
-	delete(a.pending, k)
-	return p.p, ok
 }
 
 // appraise checks the evidence slot of an enroll or renew. It returns the result and
@@ -256,7 +242,10 @@ func (s *Server) appraise(ctx context.Context, entry store.Entry, subject string
 	}
 	refs, _ := attest.RefsFromAttrs(entry.Attrs) // none or invalid: no_reference_values
 	req := attest.Request{Evidence: ae.Evidence, Refs: refs, Nonce: ch.Nonce, IssuedAt: ch.IssuedAt, Now: now}
-	pend, havePend := a.takePending(ch.Nonce)
+	pend, havePend, err := a.acts.TakeActivation(ctx, ch.Nonce, now)
+	if err != nil {
+		return attest.Refused(attest.ReasonVerifierError, ae.Evidence, now, "credential activation state unavailable: "+err.Error()), true
+	}
 	if hasKeys {
 		req.EnrolledAK, req.EnrolledEK = keys.AKPublic, keys.EKPublic
 	} else if havePend {

@@ -30,9 +30,12 @@ import (
 	"github.com/spiffe/go-spiffe/v2/svid/x509svid"
 
 	"github.com/warden-a2a/warden/internal/approval"
+	"github.com/warden-a2a/warden/internal/attest"
 	"github.com/warden-a2a/warden/internal/audit"
 	"github.com/warden-a2a/warden/internal/ca"
 	"github.com/warden-a2a/warden/internal/store"
+	"github.com/warden-a2a/warden/internal/store/postgres"
+	"github.com/warden-a2a/warden/internal/store/sqlite"
 	"github.com/warden-a2a/warden/internal/telemetry"
 	"github.com/warden-a2a/warden/internal/truststate"
 )
@@ -162,7 +165,24 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 		return sv.PrivateKey, sv.Certificates
 	}
 	if cfg.Attestation != nil {
-		s.att = newAttestor(*cfg.Attestation)
+		ac := *cfg.Attestation
+		if ac.Nonces == nil && ac.Activations == nil {
+			// Challenges in the shared database: any replica answers, a restart keeps them.
+			var st *attest.SQLState
+			switch b := cfg.Store.(type) {
+			case *sqlite.Store:
+				st, err = attest.NewSQLiteState(ctx, b.DB(), 0, 0)
+			case *postgres.Store:
+				st, err = attest.NewPostgresState(ctx, b.DB(), 0, 0)
+			}
+			if err != nil {
+				return nil, err
+			}
+			if st != nil {
+				ac.Nonces, ac.Activations = st, st
+			}
+		}
+		s.att = newAttestor(ac)
 	}
 	s.trust, err = truststate.NewManager(ctx, cfg.Store, td.Name(), signer, cfg.Now, cfg.Logger)
 	if err != nil {

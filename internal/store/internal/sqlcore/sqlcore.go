@@ -18,10 +18,9 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
-	"strconv"
-	"strings"
 	"time"
 
+	"github.com/warden-a2a/warden/internal/sqlschema"
 	"github.com/warden-a2a/warden/internal/store"
 )
 
@@ -115,22 +114,7 @@ func buildQueries(d Dialect) queries {
 
 // rebind turns ? placeholders into $1, $2, ... when dollar is set. Our queries have no ?
 // inside literals.
-func rebind(dollar bool, q string) string {
-	if !dollar {
-		return q
-	}
-	var b strings.Builder
-	n := 0
-	for _, c := range q {
-		if c == '?' {
-			n++
-			b.WriteString("$" + strconv.Itoa(n))
-			continue
-		}
-		b.WriteRune(c)
-	}
-	return b.String()
-}
+func rebind(dollar bool, q string) string { return sqlschema.Dialect{Dollar: dollar}.Q(q) }
 
 // t encodes a time for the backend: microsecond precision, UTC.
 func (s *Store) t(v time.Time) any {
