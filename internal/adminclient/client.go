@@ -129,3 +129,10 @@ func (c *Client) TrustState(ctx context.Context) ([]byte, error) {
 	}
 	return b, nil
 }
+
+// RotateCA replaces the intermediate CA now; reason goes to the audit log.
+func (c *Client) RotateCA(ctx context.Context, reason string) (api.CARotateResponse, error) {
+	var out api.CARotateResponse
+	err := c.do(ctx, http.MethodPost, api.PathAdminCARotate, api.CARotateRequest{Reason: reason}, &out)
+	return out, err
+}

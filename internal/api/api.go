@@ -26,6 +26,8 @@ const (
 	PathAttestChallenge = "/v1/attest/challenge"
 	// PathAdminAttestChallenge pushes an event-driven re-attestation challenge to an agent.
 	PathAdminAttestChallenge = "/v1/admin/attest/challenge"
+	// PathAdminCARotate replaces the intermediate CA now (POST, body {"reason": ...}).
+	PathAdminCARotate = "/v1/admin/ca/rotate"
 )
 
 // MaxBodyBytes bounds every request body the control plane reads.
@@ -113,6 +115,19 @@ type AdminChallengeRequest struct {
 }
 
 // AdminChallengeResponse reports the trust-state version carrying the challenge.
+// CARotateRequest asks for an intermediate-CA rotation; Reason is recorded in the audit
+// event (e.g. an incident ticket).
+type CARotateRequest struct {
+	Reason string `json:"reason"`
+}
+
+// CARotateResponse names the new intermediate and the one it replaced.
+type CARotateResponse struct {
+	Serial         string    `json:"serial"`
+	NotAfter       time.Time `json:"not_after"`
+	PreviousSerial string    `json:"previous_serial"`
+}
+
 type AdminChallengeResponse struct {
 	Version  int64     `json:"version"`
 	Deadline time.Time `json:"deadline"`

@@ -37,13 +37,14 @@ const (
 	KindIncidentMode Kind = "incident_mode" // incident mode entered or left
 	KindAnomaly      Kind = "anomaly"       // an anomaly signal raised by the detector
 	KindAccess       Kind = "access"        // a control-plane request refused (Reason), other than enrollment and renewal
+	KindCARotation   Kind = "ca_rotation"   // the intermediate CA replaced (Serial: the new one)
 )
 
 var knownKinds = map[Kind]bool{
 	KindDecision: true, KindEnrollment: true, KindRenewal: true, KindRevocation: true,
 	KindQuarantine: true, KindSuspension: true, KindAttestation: true, KindApproval: true,
 	KindException: true, KindPolicyBundle: true, KindKillSwitch: true,
-	KindIncidentMode: true, KindAnomaly: true, KindAccess: true,
+	KindIncidentMode: true, KindAnomaly: true, KindAccess: true, KindCARotation: true,
 }
 
 // Decision values of a decision event.

@@ -28,6 +28,9 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"sync"
+	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/spiffe/go-spiffe/v2/bundle/spiffebundle"
@@ -65,13 +68,23 @@ type Config struct {
 
 // CA holds the key material of one trust domain. It is safe for concurrent use.
 type CA struct {
-	td       spiffeid.TrustDomain
-	now      func() time.Time
-	root     *x509.Certificate
-	inter    *x509.Certificate
-	interKey *ecdsa.PrivateKey
-	jwtKey   *ecdsa.PrivateKey
-	jwtKID   string
+	td     spiffeid.TrustDomain
+	now    func() time.Time
+	dir    string
+	root   *x509.Certificate
+	jwtKey *ecdsa.PrivateKey
+	jwtKID string
+
+	// cur signs new SVIDs; prev is the intermediate it replaced in this process, kept
+	// so that ChainFor still completes the chains of SVIDs it signed.
+	cur, prev atomic.Pointer[intermediate]
+	rotating  sync.Mutex // one RotateIntermediate at a time in this process
+}
+
+// intermediate is one intermediate CA: its certificate and key.
+type intermediate struct {
+	cert *x509.Certificate
+	key  *ecdsa.PrivateKey
 }
 
 // LoadOrCreate loads the CA from cfg.Dir, or creates the root, the intermediate and the
@@ -87,7 +100,7 @@ func LoadOrCreate(cfg Config) (*CA, error) {
 	if err := os.MkdirAll(cfg.Dir, 0o700); err != nil {
 		return nil, fmt.Errorf("ca: %w", err)
 	}
-	c := &CA{td: cfg.TrustDomain, now: now}
+	c := &CA{td: cfg.TrustDomain, now: now, dir: cfg.Dir}
 	p := func(name string) string { return filepath.Join(cfg.Dir, name) }
 	if _, err := os.Stat(p(rootCertFile)); errors.Is(err, os.ErrNotExist) {
 		if err := c.create(cfg.Dir); err != nil {
@@ -98,21 +111,32 @@ func LoadOrCreate(cfg Config) (*CA, error) {
 	if c.root, err = readCert(p(rootCertFile)); err != nil {
 		return nil, err
 	}
-	if c.inter, err = readCert(p(interCertFile)); err != nil {
+	inter := &intermediate{}
+	if inter.cert, err = readCert(p(interCertFile)); err != nil {
 		return nil, err
 	}
-	if c.interKey, err = readKey(p(interKeyFile)); err != nil {
+	if inter.key, err = readKey(p(interKeyFile)); err != nil {
 		return nil, err
 	}
 	if c.jwtKey, err = readKey(p(jwtKeyFile)); err != nil {
 		return nil, err
 	}
-	if err := c.inter.CheckSignatureFrom(c.root); err != nil {
+	if !inter.cert.PublicKey.(*ecdsa.PublicKey).Equal(inter.key.Public()) {
+		// A rotation that stopped between its two renames: the new key is in place,
+		// its certificate still under the .next name. Finish it.
+		next, nerr := readCert(p(interCertFile + nextSuffix))
+		if nerr != nil || !next.PublicKey.(*ecdsa.PublicKey).Equal(inter.key.Public()) {
+			return nil, errors.New("ca: intermediate key does not match its certificate")
+		}
+		if err := os.Rename(p(interCertFile+nextSuffix), p(interCertFile)); err != nil {
+			return nil, fmt.Errorf("ca: finish intermediate rotation: %w", err)
+		}
+		inter.cert = next
+	}
+	if err := inter.cert.CheckSignatureFrom(c.root); err != nil {
 		return nil, fmt.Errorf("ca: intermediate is not signed by the root: %w", err)
 	}
-	if !c.inter.PublicKey.(*ecdsa.PublicKey).Equal(c.interKey.Public()) {
-		return nil, errors.New("ca: intermediate key does not match its certificate")
-	}
+	c.cur.Store(inter)
 	if td, err := spiffeid.TrustDomainFromURI(c.root.URIs[0]); err != nil || td != c.td {
 		return nil, fmt.Errorf("ca: %s holds the CA of another trust domain", cfg.Dir)
 	}
@@ -153,20 +177,9 @@ func (c *CA) create(dir string) error {
 		return fmt.Errorf("ca: root: %w", err)
 	}
 	root, _ := x509.ParseCertificate(rootDER)
-	interTpl := &x509.Certificate{
-		SerialNumber:          randSerial(),
-		Subject:               pkix.Name{Organization: []string{"Warden"}, CommonName: "Warden intermediate CA " + c.td.Name()},
-		URIs:                  []*url.URL{tdURI},
-		NotBefore:             now.Add(-backdate),
-		NotAfter:              now.Add(intermediateLifetime),
-		IsCA:                  true,
-		BasicConstraintsValid: true,
-		MaxPathLenZero:        true,
-		KeyUsage:              x509.KeyUsageCertSign | x509.KeyUsageCRLSign,
-	}
-	interDER, err := x509.CreateCertificate(rand.Reader, interTpl, root, interKey.Public(), rootKey)
+	interDER, err := c.signIntermediate(root, rootKey, interKey, now)
 	if err != nil {
-		return fmt.Errorf("ca: intermediate: %w", err)
+		return err
 	}
 	for _, f := range []struct {
 		name string
@@ -185,14 +198,111 @@ func (c *CA) create(dir string) error {
 	return nil
 }
 
+// signIntermediate makes an intermediate CA certificate for key, signed by the root.
+func (c *CA) signIntermediate(root *x509.Certificate, rootKey, key *ecdsa.PrivateKey, now time.Time) ([]byte, error) {
+	notAfter := now.Add(intermediateLifetime)
+	if notAfter.After(root.NotAfter) {
+		notAfter = root.NotAfter
+	}
+	tpl := &x509.Certificate{
+		SerialNumber:          randSerial(),
+		Subject:               pkix.Name{Organization: []string{"Warden"}, CommonName: "Warden intermediate CA " + c.td.Name()},
+		URIs:                  []*url.URL{c.td.ID().URL()},
+		NotBefore:             now.Add(-backdate),
+		NotAfter:              notAfter,
+		IsCA:                  true,
+		BasicConstraintsValid: true,
+		MaxPathLenZero:        true,
+		KeyUsage:              x509.KeyUsageCertSign | x509.KeyUsageCRLSign,
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tpl, root, key.Public(), rootKey)
+	if err != nil {
+		return nil, fmt.Errorf("ca: intermediate: %w", err)
+	}
+	return der, nil
+}
+
+// nextSuffix names the files of an intermediate being rotated in.
+const nextSuffix = ".next"
+
+// IntermediateDue reports whether the intermediate has less than a third of its lifetime
+// left at now, so that RotateIntermediate should run.
+func (c *CA) IntermediateDue(now time.Time) bool {
+	return c.cur.Load().cert.NotAfter.Sub(now) < intermediateLifetime/3
+}
+
+// RotateIntermediate makes a new intermediate key and certificate, signed by the root
+// (its key read from disk for this and dropped), writes them and signs every SVID from
+// then on with it. SVIDs signed by the previous intermediate stay valid: both chain to
+// the same root, which is all a trust bundle holds. The files are written under .next
+// names and renamed key first; LoadOrCreate finishes a rotation that stopped between the
+// two renames. It returns the new intermediate certificate.
+func (c *CA) RotateIntermediate() (*x509.Certificate, error) {
+	c.rotating.Lock()
+	defer c.rotating.Unlock()
+	p := func(name string) string { return filepath.Join(c.dir, name) }
+	// Replicas sharing the directory rotate one at a time too: the key and the
+	// certificate on disk must come from the same rotation.
+	lock, err := os.OpenFile(p(".rotate.lock"), os.O_CREATE|os.O_RDWR, 0o600)
+	if err != nil {
+		return nil, fmt.Errorf("ca: rotate intermediate: %w", err)
+	}
+	defer lock.Close()
+	if err := syscall.Flock(int(lock.Fd()), syscall.LOCK_EX); err != nil {
+		return nil, fmt.Errorf("ca: rotate intermediate: %w", err)
+	}
+	defer func() { _ = syscall.Flock(int(lock.Fd()), syscall.LOCK_UN) }()
+	rootKey, err := readKey(p(rootKeyFile))
+	if err != nil {
+		return nil, err
+	}
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		return nil, fmt.Errorf("ca: %w", err)
+	}
+	der, err := c.signIntermediate(c.root, rootKey, key, c.now())
+	if err != nil {
+		return nil, err
+	}
+	cert := mustParse(der)
+	for _, f := range []struct {
+		name string
+		data []byte
+	}{{interKeyFile + nextSuffix, keyPEM(key)}, {interCertFile + nextSuffix, CertsPEM(cert)}} {
+		if err := WriteFileAtomic(p(f.name), f.data, 0o600); err != nil {
+			return nil, fmt.Errorf("ca: %w", err)
+		}
+	}
+	for _, name := range []string{interKeyFile, interCertFile} {
+		if err := os.Rename(p(name+nextSuffix), p(name)); err != nil {
+			return nil, fmt.Errorf("ca: rotate intermediate: %w", err)
+		}
+	}
+	c.prev.Store(c.cur.Load())
+	c.cur.Store(&intermediate{cert: cert, key: key})
+	return cert, nil
+}
+
 // TrustDomain returns the CA's trust domain.
 func (c *CA) TrustDomain() spiffeid.TrustDomain { return c.td }
 
 // Root returns the root certificate (the trust anchor).
 func (c *CA) Root() *x509.Certificate { return c.root }
 
-// Intermediates returns the chain that follows a leaf in an SVID (leaf first, then these).
-func (c *CA) Intermediates() []*x509.Certificate { return []*x509.Certificate{c.inter} }
+// Intermediates returns the chain that follows a leaf the CA signs now (leaf first, then
+// these). For a leaf already signed, ChainFor is exact across a rotation.
+func (c *CA) Intermediates() []*x509.Certificate { return []*x509.Certificate{c.cur.Load().cert} }
+
+// ChainFor returns the intermediates that complete leaf's chain: the current
+// intermediate, or the one it replaced if that signed leaf.
+func (c *CA) ChainFor(leaf *x509.Certificate) []*x509.Certificate {
+	for _, in := range []*intermediate{c.cur.Load(), c.prev.Load()} {
+		if in != nil && leaf.CheckSignatureFrom(in.cert) == nil {
+			return []*x509.Certificate{in.cert}
+		}
+	}
+	return c.Intermediates()
+}
 
 // X509Bundle returns the trust bundle of the trust domain.
 func (c *CA) X509Bundle() *x509bundle.Bundle {
@@ -239,8 +349,9 @@ func (c *CA) SignX509SVID(req X509Request) (*x509.Certificate, error) {
 	// Backdate by at most a tenth of the lifetime, so short test TTLs stay usable.
 	notBefore := c.now().Add(-min(backdate, ttl/10)).Truncate(time.Second)
 	notAfter := notBefore.Add(ttl)
-	if notAfter.After(c.inter.NotAfter) {
-		notAfter = c.inter.NotAfter
+	in := c.cur.Load()
+	if notAfter.After(in.cert.NotAfter) {
+		notAfter = in.cert.NotAfter
 	}
 	tpl := &x509.Certificate{
 		SerialNumber:          randSerial(),
@@ -255,7 +366,7 @@ func (c *CA) SignX509SVID(req X509Request) (*x509.Certificate, error) {
 		KeyUsage:              x509.KeyUsageDigitalSignature | x509.KeyUsageKeyEncipherment | x509.KeyUsageKeyAgreement,
 		ExtKeyUsage:           []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth, x509.ExtKeyUsageClientAuth},
 	}
-	der, err := x509.CreateCertificate(rand.Reader, tpl, c.inter, req.PublicKey, c.interKey)
+	der, err := x509.CreateCertificate(rand.Reader, tpl, in.cert, req.PublicKey, in.key)
 	if err != nil {
 		return nil, fmt.Errorf("ca: %w", err)
 	}

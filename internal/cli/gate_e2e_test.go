@@ -13,10 +13,12 @@ import (
 	"time"
 
 	"github.com/spiffe/go-spiffe/v2/spiffetls/tlsconfig"
+	"github.com/spiffe/go-spiffe/v2/svid/x509svid"
 
 	"github.com/warden-a2a/warden/internal/adminclient"
 	"github.com/warden-a2a/warden/internal/api"
 	"github.com/warden-a2a/warden/internal/audit"
+	"github.com/warden-a2a/warden/internal/ca"
 	"github.com/warden-a2a/warden/internal/server"
 	"github.com/warden-a2a/warden/internal/store/sqlite"
 	"github.com/warden-a2a/warden/sdk"
@@ -170,5 +172,41 @@ func TestTrustStateCommand(t *testing.T) {
 	}
 	if !strings.Contains(out.String(), `"spiffe://supplychain.example/agent/logistics": {`) || !strings.Contains(out.String(), `"role": "shipping"`) {
 		t.Errorf("output:\n%s", out.String())
+	}
+}
+
+// TestCARotateCommand: `warden ca rotate` replaces the intermediate, refuses without a
+// reason, and an agent enrolled afterwards chains through the new intermediate to the
+// unchanged root.
+func TestCARotateCommand(t *testing.T) {
+	dir, srv, _, admin := startControlPlane(t)
+	before := srv.CA().Intermediates()[0]
+	if _, err := runWarden(t, "ca", "rotate", "--data-dir", dir); err == nil {
+		t.Fatal("rotated without a reason")
+	}
+	out, err := runWarden(t, "ca", "rotate", "--data-dir", dir, "--reason", "INC-7 intermediate key on a lost laptop")
+	if err != nil {
+		t.Fatalf("%v: %s", err, out)
+	}
+	after := srv.CA().Intermediates()[0]
+	if after.Equal(before) || !strings.Contains(out, ca.SerialHex(after)) || !strings.Contains(out, ca.SerialHex(before)) {
+		t.Fatalf("output %q; rotated %v", out, !after.Equal(before))
+	}
+	if _, err := admin.CreateEntry(context.Background(), api.Entry{Name: "logistics", Role: "shipping", Class: "advisory", Zone: "cloud"}); err != nil {
+		t.Fatal(err)
+	}
+	tok, err := admin.CreateToken(context.Background(), "logistics", time.Minute)
+	if err != nil {
+		t.Fatal(err)
+	}
+	svid, bundle, err := sdk.Enroll(context.Background(), sdk.EnrollConfig{ServerURL: srv.URL(), Token: tok.Token})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !svid.Certificates[1].Equal(after) {
+		t.Error("the new SVID is not signed by the new intermediate")
+	}
+	if _, _, err := x509svid.Verify(svid.Certificates, bundle); err != nil {
+		t.Errorf("the new SVID does not verify against the bundle: %v", err)
 	}
 }

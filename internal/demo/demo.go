@@ -8,6 +8,7 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"crypto/x509/pkix"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -193,6 +194,7 @@ var identitySteps = []func(context.Context, *env){
 	reusedJoinToken,
 	csrForAnotherIdentity,
 	rotation,
+	caRotation,
 	revocation,
 	suspension,
 }
@@ -370,6 +372,33 @@ func rotation(ctx context.Context, e *env) {
 	s.Observed, s.DecisionID = obs, id
 	if err != nil {
 		s.Reason = reason
+	}
+	e.record(s)
+}
+
+// caRotation: the operator replaces the intermediate CA (as after a suspected key leak);
+// logistics' next SVID chains through the new intermediate to the unchanged root, and
+// every agent still holding an SVID from the old one goes on working through the gates.
+func caRotation(ctx context.Context, e *env) {
+	s := Step{Name: "operator rotates the intermediate CA; logistics renews through the new one", Kind: "workflow", Expected: "allow"}
+	res, err := e.admin.RotateCA(ctx, "demo: intermediate key rotation drill")
+	var sv *x509svid.SVID
+	if err == nil {
+		err = e.agents["logistics"].Renew(ctx)
+	}
+	if err == nil {
+		sv, err = e.agents["logistics"].GetX509SVID()
+	}
+	if err == nil {
+		if got := hex.EncodeToString(sv.Certificates[len(sv.Certificates)-1].SerialNumber.Bytes()); got != res.Serial {
+			err = fmt.Errorf("renewed SVID chains through intermediate %s, not the new %s", got, res.Serial)
+		} else if _, _, verr := x509svid.Verify(sv.Certificates, e.agents["logistics"]); verr != nil {
+			err = fmt.Errorf("renewed SVID does not verify against the unchanged bundle: %w", verr)
+		}
+	}
+	s.Observed, s.Reason, s.DecisionID = outcome(err)
+	if err == nil {
+		s.Reason = fmt.Sprintf("intermediate %s -> %s; SVIDs of the old one stay valid until they expire", res.PreviousSerial[:12], res.Serial[:12])
 	}
 	e.record(s)
 }

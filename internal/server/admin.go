@@ -11,6 +11,7 @@ import (
 	"github.com/spiffe/go-spiffe/v2/spiffeid"
 
 	"github.com/warden-a2a/warden/internal/api"
+	"github.com/warden-a2a/warden/internal/ca"
 	"github.com/warden-a2a/warden/internal/enroll"
 	"github.com/warden-a2a/warden/internal/store"
 	"github.com/warden-a2a/warden/internal/truststate"
@@ -228,4 +229,29 @@ func setKey[V any](m map[string]V, k string, v V) map[string]V {
 	}
 	m[k] = v
 	return m
+}
+
+// handleCARotate replaces the intermediate CA at an operator's request (an incident, a
+// key-handling policy): POST /v1/admin/ca/rotate {"reason": "..."}. A reason is required;
+// it goes to the ca_rotation audit event. Existing SVIDs stay valid until they expire
+// (revoke their serials or identities if the old intermediate key is suspected).
+func (s *Server) handleCARotate(w http.ResponseWriter, r *http.Request) {
+	var req api.CARotateRequest
+	if !s.readJSON(w, r, &req) {
+		return
+	}
+	if strings.TrimSpace(req.Reason) == "" || len(req.Reason) > 512 {
+		s.fail(w, r, http.StatusBadRequest, api.ReasonBadRequest, "a reason of 1..512 bytes is required")
+		return
+	}
+	cert, prev, err := s.rotateIntermediate(r.Context(), "operator:admin", "operator_rotate", req.Reason)
+	if err != nil {
+		s.internal(w, r, err)
+		return
+	}
+	// The server's own SVID moves to the new intermediate at once.
+	if err := s.rotateServerSVID(r.Context()); err != nil {
+		s.log.Error("server svid rotation after CA rotation failed", "err", err)
+	}
+	writeJSON(w, http.StatusOK, api.CARotateResponse{Serial: ca.SerialHex(cert), NotAfter: cert.NotAfter, PreviousSerial: ca.SerialHex(prev)})
 }

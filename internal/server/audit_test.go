@@ -12,9 +12,12 @@ import (
 	"testing"
 	"time"
 
+	"github.com/spiffe/go-spiffe/v2/svid/x509svid"
+
 	"github.com/warden-a2a/warden/internal/adminclient"
 	"github.com/warden-a2a/warden/internal/api"
 	"github.com/warden-a2a/warden/internal/audit"
+	"github.com/warden-a2a/warden/internal/ca"
 	"github.com/warden-a2a/warden/internal/server"
 	"github.com/warden-a2a/warden/internal/store/sqlite"
 	"github.com/warden-a2a/warden/sdk"
@@ -23,7 +26,12 @@ import (
 // startAudited starts a control plane whose audit log lives in its own SQLite store.
 func startAudited(t *testing.T, att ...*server.AttestConfig) (*fixture, audit.Storage, *audit.Log) {
 	t.Helper()
-	dir := t.TempDir()
+	return startAuditedIn(t, t.TempDir(), att...)
+}
+
+// startAuditedIn is startAudited on a data directory the test prepared.
+func startAuditedIn(t *testing.T, dir string, att ...*server.AttestConfig) (*fixture, audit.Storage, *audit.Log) {
+	t.Helper()
 	st, err := sqlite.Open(filepath.Join(dir, "warden.db"))
 	if err != nil {
 		t.Fatal(err)
@@ -302,5 +310,40 @@ func serveUntilCleanup(t testing.TB, srv *server.Server) {
 	t.Cleanup(func() { cancel(); <-done })
 	for srv.URL() == "" {
 		time.Sleep(time.Millisecond)
+	}
+}
+
+// TestIntermediateRotatedAtStart: a control plane whose intermediate CA has less than a
+// third of its year left replaces it when it starts, records a ca_rotation event, and
+// agents enrolled after it get SVIDs that chain to the same root through the new one.
+func TestIntermediateRotatedAtStart(t *testing.T) {
+	dir := t.TempDir()
+	old, err := ca.LoadOrCreate(ca.Config{TrustDomain: td, Dir: filepath.Join(dir, "ca"),
+		Now: func() time.Time { return time.Now().Add(-300 * 24 * time.Hour) }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	oldInter := old.Intermediates()[0]
+	f, storage, _ := startAuditedIn(t, dir)
+	srv := f.srv
+	inter := srv.CA().Intermediates()[0]
+	if inter.Equal(oldInter) || !srv.CA().Root().Equal(old.Root()) || srv.CA().IntermediateDue(time.Now()) {
+		t.Fatal("the intermediate was not replaced under the same root")
+	}
+	var rotated []audit.Event
+	for _, ev := range events(t, storage) {
+		if ev.Kind == audit.KindCARotation {
+			rotated = append(rotated, ev)
+		}
+	}
+	if len(rotated) != 1 || rotated[0].Serial != ca.SerialHex(inter) || rotated[0].Detail["previous_serial"] != ca.SerialHex(oldInter) {
+		t.Fatalf("ca_rotation events: %+v", rotated)
+	}
+	svid, _ := f.enroll(t, "procurement")
+	if len(svid.Certificates) != 2 || !svid.Certificates[1].Equal(inter) {
+		t.Fatalf("enrolled SVID chain does not go through the new intermediate")
+	}
+	if _, _, err := x509svid.Verify(svid.Certificates, old.X509Bundle()); err != nil {
+		t.Fatalf("the new SVID does not verify against the unchanged bundle: %v", err)
 	}
 }

@@ -40,6 +40,7 @@ func (s *Server) Handler() http.Handler {
 	mux.HandleFunc("PUT "+api.PathAdminEntries+"/{name}/attrs", s.admin(s.handleSetEntryAttrs))
 	mux.HandleFunc("POST "+api.PathAttestChallenge, s.handleAttestChallenge)
 	mux.HandleFunc("POST "+api.PathAdminAttestChallenge, s.admin(s.handleAdminChallenge))
+	mux.HandleFunc("POST "+api.PathAdminCARotate, s.admin(s.handleCARotate))
 	s.approvalRoutes(mux)
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, http.StatusNotFound, api.ReasonNotFound, "no such endpoint: "+r.Method+" "+r.URL.Path)

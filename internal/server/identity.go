@@ -154,7 +154,7 @@ func (s *Server) issue(ctx context.Context, pub crypto.PublicKey, id spiffeid.ID
 	return &api.SVIDResponse{
 		SPIFFEID:  id.String(),
 		Serial:    ca.SerialHex(cert),
-		SVIDPEM:   string(ca.CertsPEM(append(ca.CertsOf(cert), s.ca.Intermediates()...)...)),
+		SVIDPEM:   string(ca.CertsPEM(append(ca.CertsOf(cert), s.ca.ChainFor(cert)...)...)),
 		BundlePEM: string(ca.CertsPEM(s.ca.Root())),
 		ExpiresAt: cert.NotAfter,
 	}, nil

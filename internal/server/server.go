@@ -151,6 +151,7 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 		adminID:  spiffeid.RequireFromPath(td, adminPath),
 	}
 	s.accessLimit.N = accessPerSecond
+	s.rotateIntermediateIfDue(ctx)
 	if err := s.rotateServerSVID(ctx); err != nil {
 		return nil, err
 	}
@@ -345,6 +346,7 @@ func (s *Server) maintain(ctx context.Context) {
 			return
 		case <-time.After(wait):
 		}
+		s.rotateIntermediateIfDue(ctx)
 		if err := s.rotateServerSVID(ctx); err != nil {
 			s.log.Error("server svid rotation failed", "err", err)
 		}
@@ -352,6 +354,38 @@ func (s *Server) maintain(ctx context.Context) {
 			s.log.Error("admin credential refresh failed", "err", err)
 		}
 	}
+}
+
+// rotateIntermediateIfDue replaces the intermediate CA when it has less than a third of
+// its year left (checked at start and at every server-SVID rotation). SVIDs signed by the
+// old one stay valid: the trust bundle is the root alone. A failure is logged and tried
+// again next time; the old intermediate keeps signing meanwhile.
+func (s *Server) rotateIntermediateIfDue(ctx context.Context) {
+	if !s.ca.IntermediateDue(s.now()) {
+		return
+	}
+	if _, _, err := s.rotateIntermediate(ctx, "server", "intermediate_due", ""); err != nil {
+		s.log.Error("intermediate CA rotation failed", "err", err)
+	}
+}
+
+// rotateIntermediate replaces the intermediate CA now and records it (actor, reason code,
+// free text) in the audit log; it returns the new and the previous certificate.
+func (s *Server) rotateIntermediate(ctx context.Context, actor, reason, text string) (cert, prev *x509.Certificate, err error) {
+	prev = s.ca.Intermediates()[0]
+	cert, err = s.ca.RotateIntermediate()
+	if err != nil {
+		return nil, nil, err
+	}
+	s.log.Info("intermediate CA rotated", "serial", ca.SerialHex(cert), "not_after", cert.NotAfter, "previous_serial", ca.SerialHex(prev), "actor", actor, "reason", reason)
+	detail := map[string]string{"previous_serial": ca.SerialHex(prev),
+		"previous_not_after": prev.NotAfter.UTC().Format(time.RFC3339), "not_after": cert.NotAfter.UTC().Format(time.RFC3339)}
+	if text != "" {
+		detail["text"] = text
+	}
+	s.emit(ctx, audit.Event{Kind: audit.KindCARotation, Subject: "intermediate", Serial: ca.SerialHex(cert), Actor: actor,
+		Outcome: "rotated", Reason: reason, Detail: detail})
+	return cert, prev, nil
 }
 
 func (s *Server) rotateServerSVID(ctx context.Context) error {
@@ -365,7 +399,7 @@ func (s *Server) rotateServerSVID(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("server: own svid: %w", err)
 	}
-	chain := append([]*x509.Certificate{cert}, s.ca.Intermediates()...)
+	chain := append([]*x509.Certificate{cert}, s.ca.ChainFor(cert)...)
 	sv := &x509svid.SVID{ID: s.serverID, Certificates: chain, PrivateKey: key}
 	tc := &tls.Certificate{PrivateKey: key, Leaf: cert}
 	for _, c := range chain {
@@ -406,7 +440,7 @@ func (s *Server) refreshAdmin(ctx context.Context, force bool) error {
 	}{
 		{"bundle.pem", ca.CertsPEM(s.ca.Root())},
 		{"admin_key.pem", ca.KeyPEM(key)},
-		{"admin.pem", ca.CertsPEM(append([]*x509.Certificate{cert}, s.ca.Intermediates()...)...)},
+		{"admin.pem", ca.CertsPEM(append([]*x509.Certificate{cert}, s.ca.ChainFor(cert)...)...)},
 	}
 	for _, f := range files {
 		if err := ca.WriteFileAtomic(filepath.Join(dir, f.name), f.data, 0o600); err != nil {
