@@ -3,11 +3,19 @@ package server_test
 import (
 	"bytes"
 	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/sha256"
 	"crypto/tls"
+	"crypto/x509"
+	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"math/big"
 	"net"
 	"net/http"
+	"net/url"
 	"path/filepath"
 	"testing"
 	"time"
@@ -345,5 +353,35 @@ func TestIntermediateRotatedAtStart(t *testing.T) {
 	}
 	if _, _, err := x509svid.Verify(svid.Certificates, old.X509Bundle()); err != nil {
 		t.Fatalf("the new SVID does not verify against the unchanged bundle: %v", err)
+	}
+}
+
+// TestHandshakeRefusalAudited: a client certificate that is no X509-SVID of the bundle
+// fails the handshake at the control plane and leaves an access event naming the identity
+// it claimed (not as its subject) and its hash.
+func TestHandshakeRefusalAudited(t *testing.T) {
+	f, st, _ := startAudited(t)
+	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	claimed := "spiffe://supplychain.example/warden/admin"
+	u, _ := url.Parse(claimed)
+	tpl := &x509.Certificate{SerialNumber: big.NewInt(9), URIs: []*url.URL{u}, NotBefore: time.Now().Add(-time.Minute), NotAfter: time.Now().Add(time.Hour),
+		KeyUsage: x509.KeyUsageDigitalSignature, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}}
+	der, _ := x509.CreateCertificate(rand.Reader, tpl, tpl, key.Public(), key)
+	c := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{InsecureSkipVerify: true,
+		Certificates: []tls.Certificate{{Certificate: [][]byte{der}, PrivateKey: key}}}}}
+	if res, err := c.Get(f.url + api.PathAdminEntries); err == nil {
+		res.Body.Close()
+		t.Fatalf("a self-signed admin certificate got an answer: %d", res.StatusCode)
+	}
+	sum := sha256.Sum256(der)
+	var got []audit.Event
+	for _, ev := range events(t, st) {
+		if ev.Kind == audit.KindAccess && ev.Reason == "untrusted_certificate" {
+			got = append(got, ev)
+		}
+	}
+	if len(got) != 1 || got[0].Subject != "unauthenticated" || got[0].Detail["claimed_id"] != claimed ||
+		got[0].Detail["certificate_sha256"] != hex.EncodeToString(sum[:]) || got[0].Detail["remote"] == "" {
+		t.Fatalf("access events: %+v", got)
 	}
 }

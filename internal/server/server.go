@@ -13,8 +13,10 @@ import (
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
+	"crypto/sha256"
 	"crypto/tls"
 	"crypto/x509"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -22,6 +24,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -227,22 +230,59 @@ func (s *Server) URL() string {
 
 // TLSConfig returns the server side TLS configuration: TLS 1.3 only, the server's current
 // SVID, and client certificates optional at the handshake but, when presented, verified
-// as X509-SVIDs of this trust domain (go-spiffe x509svid.Verify).
+// as X509-SVIDs of this trust domain (go-spiffe x509svid.Verify). A certificate that does
+// not verify fails the handshake and is an access event (untrusted_certificate) with the
+// remote address, the certificate's SHA-256 and the identity it claimed.
 func (s *Server) TLSConfig() *tls.Config {
-	return &tls.Config{
+	base := &tls.Config{
 		MinVersion: tls.VersionTLS13,
 		GetCertificate: func(*tls.ClientHelloInfo) (*tls.Certificate, error) {
 			return s.tlsCert.Load(), nil
 		},
 		ClientAuth: tls.RequestClientCert,
-		VerifyPeerCertificate: func(raw [][]byte, _ [][]*x509.Certificate) error {
+	}
+	verify := func(remote string) func([][]byte, [][]*x509.Certificate) error {
+		return func(raw [][]byte, _ [][]*x509.Certificate) error {
 			if len(raw) == 0 {
 				return nil // endpoints that need a client certificate refuse later, with a reason
 			}
 			_, _, err := x509svid.ParseAndVerify(raw, s.ca.X509Bundle(), x509svid.WithTime(s.now()))
+			if err != nil {
+				s.handshakeRefused(remote, raw[0], err)
+			}
 			return err
+		}
+	}
+	return &tls.Config{
+		MinVersion: tls.VersionTLS13,
+		GetConfigForClient: func(hi *tls.ClientHelloInfo) (*tls.Config, error) {
+			c := base.Clone()
+			c.VerifyPeerCertificate = verify(hi.Conn.RemoteAddr().String())
+			return c, nil
 		},
 	}
+}
+
+// handshakeRefused records a client certificate refused at the handshake as an access
+// event (same rate limit as the other access events).
+func (s *Server) handshakeRefused(remote string, leaf []byte, err error) {
+	ok, dropped := s.accessLimit.Take(time.Now())
+	if !ok {
+		return
+	}
+	sum := sha256.Sum256(leaf)
+	subject := "unauthenticated"
+	detail := map[string]string{"remote": remote, "certificate_sha256": hex.EncodeToString(sum[:]), "error": err.Error()}
+	if cert, perr := x509.ParseCertificate(leaf); perr == nil {
+		if id, ierr := x509svid.IDFromCert(cert); ierr == nil {
+			detail["claimed_id"] = id.String() // claimed, not proven: not the subject
+		}
+	}
+	if dropped > 0 {
+		detail["not_recorded_before"] = strconv.Itoa(dropped)
+	}
+	s.log.Warn("tls handshake refused", "remote", remote, "reason", "untrusted_certificate", "claimed_id", detail["claimed_id"])
+	s.emit(context.Background(), audit.Event{Kind: audit.KindAccess, Subject: subject, Outcome: "refused", Reason: "untrusted_certificate", Detail: detail})
 }
 
 // Serve serves the API on ln until ctx ends, then shuts down gracefully.
