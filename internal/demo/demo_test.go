@@ -21,6 +21,11 @@ func TestDemo(t *testing.T) {
 		t.Fatal(err)
 	}
 	if !rep.OK {
+		for _, s := range rep.Steps {
+			if s.Observed != s.Expected {
+				t.Errorf("step %q: expected %s, observed %s: %s", s.Name, s.Expected, s.Observed, s.Reason)
+			}
+		}
 		t.Fatalf("demo not ok:\n%s", out.String())
 	}
 	var onDisk demo.Report
