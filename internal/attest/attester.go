@@ -3,6 +3,8 @@ package attest
 import (
 	"context"
 	"crypto/sha256"
+	"crypto/x509"
+	"encoding/asn1"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -37,9 +39,14 @@ type AttesterConfig struct {
 	// Provenance is the DSSE envelope (in-toto Statement, subject the binary digest) that
 	// shipped with the binary; carried in every Evidence.
 	Provenance *Envelope
-	// EKCert is the EK certificate (DER), if the platform has one.
+	// EKCert is the EK certificate (DER). Empty: read from the TPM's NV index for the
+	// ECC P-256 EK certificate (0x01C0000A, TCG EK Credential Profile) when it has one.
 	EKCert []byte
 }
+
+// ekCertNVIndex is where a TPM keeps its manufacturer's certificate of the ECC P-256 EK
+// (TCG EK Credential Profile 2.0, §2.2.1.5).
+const ekCertNVIndex = 0x01C0000A
 
 // Attester is the RATS attester in the agent: it owns the EK and AK in the TPM, the
 // measurement log of MeasurementPCR, and produces Evidence. Safe for concurrent use.
@@ -71,6 +78,9 @@ func NewAttester(cfg AttesterConfig) (*Attester, error) {
 		}
 		defer tpm2.FlushContext(rw, ek)
 		a.ekPub = ekPub
+		if len(a.cfg.EKCert) == 0 {
+			a.cfg.EKCert = readEKCert(rw) // none on a simulator or a TPM without one
+		}
 		return a.measureLocked(rw)
 	})
 	if err != nil {
@@ -135,6 +145,24 @@ func createEK(rw io.ReadWriter) (tpmutil.Handle, []byte, error) {
 		return 0, nil, fmt.Errorf("attest: create EK: %w", err)
 	}
 	return h, pub, nil
+}
+
+// readEKCert returns the EK certificate from the TPM's NV storage, without the padding
+// some TPMs store after it, or nil when there is none or it is not one DER certificate.
+func readEKCert(rw io.ReadWriter) []byte {
+	raw, err := tpm2.NVReadEx(rw, tpmutil.Handle(ekCertNVIndex), tpm2.HandleOwner, "", 0)
+	if err != nil || len(raw) == 0 {
+		return nil
+	}
+	rest, err := asn1.Unmarshal(raw, &asn1.RawValue{})
+	if err != nil {
+		return nil
+	}
+	der := raw[:len(raw)-len(rest)]
+	if _, err := x509.ParseCertificate(der); err != nil {
+		return nil
+	}
+	return der
 }
 
 func createAK(rw io.ReadWriter) (tpmutil.Handle, []byte, error) {

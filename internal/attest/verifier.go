@@ -8,6 +8,8 @@ import (
 	"crypto/rsa"
 	"crypto/sha256"
 	"crypto/subtle"
+	"crypto/x509"
+	"encoding/asn1"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -31,12 +33,21 @@ type Config struct {
 	// once). 0 means 4096; negative disables the cache. Only envelopes that verified under
 	// a pinned key are cached, keyed by the envelope bytes and the pinned key set.
 	ProvenanceCacheSize int
+	// EKRoots are the TPM manufacturers' root certificates (and EKIntermediates their
+	// intermediate CAs) that EK certificates must chain to. With EKRoots set, evidence
+	// that carries an EK certificate has it verified: it must chain to a root and certify
+	// the very EK the AK was bound to; then the hardware claim is genuine_hw. A
+	// certificate that fails is refused (unknown_ek); evidence without one gets no
+	// hardware claim, as with no roots.
+	EKRoots, EKIntermediates *x509.CertPool
 }
 
 // Verifier appraises evidence against reference values (RFC 9334 §3.2). It holds no
 // per-agent state; nonces and enrolled AKs are kept by the caller. Safe for concurrent use.
 type Verifier struct {
 	maxAge time.Duration
+
+	ekRoots, ekInter *x509.CertPool
 
 	cacheSize int
 	mu        sync.Mutex
@@ -52,7 +63,7 @@ func NewVerifier(cfg Config) *Verifier {
 		cfg.ProvenanceCacheSize = 4096
 	}
 	return &Verifier{maxAge: cfg.MaxEvidenceAge, cacheSize: cfg.ProvenanceCacheSize,
-		provOK: map[[32]byte]map[string]bool{}}
+		ekRoots: cfg.EKRoots, ekInter: cfg.EKIntermediates, provOK: map[[32]byte]map[string]bool{}}
 }
 
 // CredentialChallenge is what the verifier sends the attester for credential activation:
@@ -71,6 +82,35 @@ type PendingActivation struct {
 	EKName       string `json:"ek_name"`
 	AKName       string `json:"ak_name"`
 }
+
+// checkEKCert verifies a TPM manufacturer's EK certificate (TCG EK Credential Profile):
+// it chains to one of the configured roots at now, and its public key is the EK's.
+// EK certificates carry the TCG EK key purpose, not a web one, so the chain is checked
+// for any key usage; their SAN (the TPM vendor, model, version) is a critical extension
+// Go does not parse, so that one is accepted.
+func (v *Verifier) checkEKCert(der []byte, ek tpm2.Public, now time.Time) error {
+	cert, err := x509.ParseCertificate(der)
+	if err != nil {
+		return err
+	}
+	cert.UnhandledCriticalExtensions = slices.DeleteFunc(cert.UnhandledCriticalExtensions,
+		func(id asn1.ObjectIdentifier) bool { return id.Equal(oidSubjectAltName) })
+	if _, err := cert.Verify(x509.VerifyOptions{Roots: v.ekRoots, Intermediates: v.ekInter, CurrentTime: now,
+		KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageAny}}); err != nil {
+		return fmt.Errorf("does not chain to a configured TPM manufacturer root: %w", err)
+	}
+	key, err := ek.Key()
+	if err != nil {
+		return fmt.Errorf("EK key: %w", err)
+	}
+	eq, ok := key.(interface{ Equal(crypto.PublicKey) bool })
+	if !ok || !eq.Equal(cert.PublicKey) {
+		return errors.New("certifies another key than the evidence EK")
+	}
+	return nil
+}
+
+var oidSubjectAltName = asn1.ObjectIdentifier{2, 5, 29, 17}
 
 // matches reports whether response is the activation's secret (compared in constant
 // time, as the secret or as its SHA-256 when only that is held).
@@ -201,7 +241,7 @@ func (v *Verifier) Appraise(req Request) Result {
 	if err := checkAK(ak); err != nil {
 		return refuse(ReasonUnsafeAK, TrustVector{InstanceIdentity: ClaimUntrustworthyInstance}, "%v", err)
 	}
-	ekName, _, _, err := tpmName(ev.EKPublic)
+	ekName, ekPub, _, err := tpmName(ev.EKPublic)
 	if err != nil {
 		return refuse(ReasonMalformed, all(ClaimUnexpectedEvidence), "EK public: %v", err)
 	}
@@ -246,6 +286,16 @@ func (v *Verifier) Appraise(req Request) Result {
 		if !contains(req.Refs.EKs, ekName) {
 			return refuse(ReasonUnknownEK, TrustVector{Hardware: ClaimUnrecognizedHardware},
 				"EK %s is not pinned for this entry", ekName)
+		}
+		hw = ClaimGenuineHardware
+	}
+	if v.ekRoots != nil && len(ev.EKCert) > 0 {
+		if !ekBound {
+			return refuse(ReasonUnknownEK, TrustVector{Hardware: ClaimUnrecognizedHardware},
+				"an EK certificate came with an EK the AK is not bound to")
+		}
+		if err := v.checkEKCert(ev.EKCert, ekPub, req.Now); err != nil {
+			return refuse(ReasonUnknownEK, TrustVector{Hardware: ClaimUnrecognizedHardware}, "EK certificate: %v", err)
 		}
 		hw = ClaimGenuineHardware
 	}

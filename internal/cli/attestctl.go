@@ -1,7 +1,11 @@
 package cli
 
 import (
+	"bytes"
+	"crypto/x509"
 	"encoding/json"
+	"encoding/pem"
+	"errors"
 	"fmt"
 	"os"
 	"strings"
@@ -127,6 +131,7 @@ type serverAttestFlags struct {
 	off     bool
 	require string
 	policy  string
+	ekRoots string
 	timeout time.Duration
 }
 
@@ -136,6 +141,7 @@ func (f *serverAttestFlags) register(cmd *cobra.Command) {
 	fl.StringVar(&f.require, "attest-require", "transactional,regulated", "classes that must attest at enrolment (comma-separated, or \"none\")")
 	fl.StringVar(&f.policy, "attest-policy", "", "fail-closed policy file (YAML: classes, roles, unknown, max_result_age); default: the built-in table")
 	fl.DurationVar(&f.timeout, "attest-challenge-timeout", 30*time.Second, "how long an agent has to answer a pushed challenge")
+	fl.StringVar(&f.ekRoots, "tpm-ek-roots", "", "PEM file of TPM manufacturers' EK root (self-signed) and intermediate CA certificates; EK certificates in evidence must chain to them")
 }
 
 func (f *serverAttestFlags) config() (*server.AttestConfig, error) {
@@ -164,7 +170,49 @@ func (f *serverAttestFlags) config() (*server.AttestConfig, error) {
 		}
 		cfg.Policy = &p
 	}
+	if f.ekRoots != "" {
+		roots, inter, err := loadEKRoots(f.ekRoots)
+		if err != nil {
+			return nil, fmt.Errorf("--tpm-ek-roots: %w", err)
+		}
+		cfg.Verifier = attest.NewVerifier(attest.Config{EKRoots: roots, EKIntermediates: inter})
+	}
 	return cfg, nil
+}
+
+// loadEKRoots reads a PEM file of CA certificates: self-signed ones are roots, the others
+// intermediates. A file with no root, or anything but certificates, is refused.
+func loadEKRoots(path string) (roots, inter *x509.CertPool, err error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, nil, err
+	}
+	roots, inter = x509.NewCertPool(), x509.NewCertPool()
+	n := 0
+	for len(bytes.TrimSpace(b)) > 0 {
+		var blk *pem.Block
+		blk, b = pem.Decode(b)
+		if blk == nil || blk.Type != "CERTIFICATE" {
+			return nil, nil, errors.New("only PEM CERTIFICATE blocks are allowed")
+		}
+		c, err := x509.ParseCertificate(blk.Bytes)
+		if err != nil {
+			return nil, nil, err
+		}
+		if !c.IsCA {
+			return nil, nil, fmt.Errorf("%q is not a CA certificate", c.Subject)
+		}
+		if bytes.Equal(c.RawIssuer, c.RawSubject) && c.CheckSignatureFrom(c) == nil {
+			roots.AddCert(c)
+			n++
+		} else {
+			inter.AddCert(c)
+		}
+	}
+	if n == 0 {
+		return nil, nil, errors.New("no self-signed root certificate")
+	}
+	return roots, inter, nil
 }
 
 // enrollTPMFlags are the attestation flags of `warden enroll`.

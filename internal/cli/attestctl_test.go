@@ -3,11 +3,19 @@ package cli
 import (
 	"bytes"
 	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"math/big"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/warden-a2a/warden/internal/ca"
 )
 
 // TestAttestCLIEndToEnd: warden server with attestation on; an entry with --refs; enrol
@@ -67,5 +75,51 @@ func TestAttestCLIEndToEnd(t *testing.T) {
 	}
 	if out, err := runWarden(t, "entry", "list", "--data-dir", data, "--json"); err != nil || !strings.Contains(out, "attestation_keys") {
 		t.Fatalf("entry list: the TPM binding is gone after entry refs: %v %s", err, out)
+	}
+}
+
+// TestLoadEKRoots: self-signed CA certificates become roots, other CAs intermediates; a
+// file with no root, a leaf or a non-certificate block is refused.
+func TestLoadEKRoots(t *testing.T) {
+	dir := t.TempDir()
+	mk := func(parent *x509.Certificate, parentKey *ecdsa.PrivateKey, isCA bool) (*x509.Certificate, *ecdsa.PrivateKey) {
+		key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+		tpl := &x509.Certificate{SerialNumber: big.NewInt(time.Now().UnixNano()), Subject: pkix.Name{CommonName: "x"},
+			NotBefore: time.Now(), NotAfter: time.Now().Add(time.Hour), IsCA: isCA, BasicConstraintsValid: true}
+		if parent == nil {
+			parent, parentKey = tpl, key
+		}
+		der, err := x509.CreateCertificate(rand.Reader, tpl, parent, key.Public(), parentKey)
+		if err != nil {
+			t.Fatal(err)
+		}
+		c, _ := x509.ParseCertificate(der)
+		return c, key
+	}
+	root, rootKey := mk(nil, nil, true)
+	inter, _ := mk(root, rootKey, true)
+	leaf, _ := mk(root, rootKey, false)
+	write := func(name string, data []byte) string {
+		p := filepath.Join(dir, name)
+		if err := os.WriteFile(p, data, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	roots, inters, err := loadEKRoots(write("ok.pem", ca.CertsPEM(root, inter)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := inter.Verify(x509.VerifyOptions{Roots: roots, Intermediates: inters}); err != nil {
+		t.Errorf("the intermediate does not chain to the loaded root: %v", err)
+	}
+	for name, data := range map[string][]byte{
+		"no-root.pem": ca.CertsPEM(inter),
+		"leaf.pem":    ca.CertsPEM(root, leaf),
+		"key.pem":     []byte("-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----\n"),
+	} {
+		if _, _, err := loadEKRoots(write(name, data)); err == nil {
+			t.Errorf("%s: accepted", name)
+		}
 	}
 }

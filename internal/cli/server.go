@@ -60,8 +60,9 @@ Runtime attestation is on by default (docs/attestation.md): transactional and re
 agents enrol only with affirming TPM evidence against their entry's reference values, every
 renewal of an attested agent carries fresh evidence, and a failed attestation applies the
 class's fail-closed action in the trust state. Attestation nonces and pending credential
-challenges are kept in memory: with several replicas, pin each agent to one replica (or use
---no-attest).`,
+challenges are kept in the store's database, so any replica answers a challenge another
+issued. --tpm-ek-roots makes EK certificates in evidence count only when they chain to
+the given TPM manufacturers' roots (hardware claim genuine_hw).`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			ctx := cmd.Context()
