@@ -27,6 +27,8 @@ var attestSteps = []func(context.Context, *env){
 	enrolWithoutEvidence,
 	periodicReattestation,
 	staleQuote,
+	ekCertGenuine,
+	ekCertOtherVendor,
 	foreignTPM,
 	tamperedEventDriven,
 	tamperedPeriodic,
@@ -55,7 +57,7 @@ func (e *env) agentTPM(name string, seed int64) (*attest.Attester, []byte, error
 	if err != nil {
 		return nil, nil, fmt.Errorf("TPM simulator: %w", err)
 	}
-	e.tpms[name], e.bins[name] = tpm, bin
+	e.tpms[name], e.bins[name], e.seeds[name] = tpm, bin, seed
 	return tpm, attrs, nil
 }
 

@@ -72,6 +72,8 @@ type env struct {
 	agents map[string]*sdk.Source
 	tpms   map[string]*attest.Attester // each agent's simulated TPM (attest.go)
 	bins   map[string]string           // each agent's measured binary
+	seeds  map[string]int64            // each agent's simulated TPM seed
+	vendor *tpmVendor                  // the TPM vendor whose EK roots the control plane trusts
 	audit  *audit.Log                  // the control plane's audit log
 	store  *sqlite.Store
 	report Report
@@ -100,8 +102,15 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 		return nil, err
 	}
 	defer auditLog.Close()
+	// A stand-in TPM vendor PKI: the control plane trusts its EK certificates.
+	vendor, err := newTPMVendor("Demo TPM Vendor")
+	if err != nil {
+		return nil, err
+	}
+	roots, inters := vendor.pools()
 	srv, err := server.New(ctx, server.Config{TrustDomain: TrustDomain, DataDir: cfg.DataDir, Store: st, Logger: cfg.Logger,
-		Attestation: &server.AttestConfig{ChallengeTimeout: challengeTimeout}, Audit: auditLog})
+		Attestation: &server.AttestConfig{ChallengeTimeout: challengeTimeout,
+			Verifier: attest.NewVerifier(attest.Config{EKRoots: roots, EKIntermediates: inters})}, Audit: auditLog})
 	if err != nil {
 		return nil, err
 	}
@@ -121,7 +130,7 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 		return nil, err
 	}
 	e := &env{cfg: cfg, srv: srv, admin: admin, td: spiffeid.RequireTrustDomainFromString(TrustDomain), agents: map[string]*sdk.Source{},
-		tpms: map[string]*attest.Attester{}, bins: map[string]string{}}
+		tpms: map[string]*attest.Attester{}, bins: map[string]string{}, seeds: map[string]int64{}, vendor: vendor}
 	defer e.closeTPMs()
 	fmt.Fprintf(cfg.Out, "Warden demo: control plane %s, trust domain %s, data in %s\n\n", srv.URL(), TrustDomain, cfg.DataDir)
 

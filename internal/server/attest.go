@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"strconv"
 	"sync"
 	"time"
 
@@ -328,7 +329,8 @@ func (s *Server) recordResultIf(ctx context.Context, entry store.Entry, res atte
 	}
 	s.emit(ctx, audit.Event{Kind: audit.KindAttestation, ID: "attestation-" + rec.ResultID, Subject: entry.SPIFFEID,
 		Outcome: rec.Tier, Reason: reason, Detail: map[string]string{"action": rec.Action, "rule": d.Rule,
-			"evidence_digest": rec.EvidenceDigest, "result_id": rec.ResultID}})
+			"evidence_digest": rec.EvidenceDigest, "result_id": rec.ResultID,
+			"hardware": strconv.Itoa(int(res.TrustVector.Hardware))}}) // AR4SI: 2 genuine_hw, 97 unrecognized_hw
 	return d, err
 }
 
