@@ -55,7 +55,7 @@ var td = spiffeid.RequireTrustDomainFromString("supplychain.example")
 const (
 	envChild    = "WARDEN_BENCH_CHILD"    // "gate" | "bare" | "bare-pooled" | "upstream"
 	envDir      = "WARDEN_BENCH_DIR"      // CA directory shared with the parent
-	envUpstream = "WARDEN_BENCH_UPSTREAM" // the parent's upstream URL
+	envUpstream = "WARDEN_BENCH_UPSTREAM" // the upstream agent's URL (another child)
 	envReplay   = "WARDEN_BENCH_REPLAY"   // replay entries to preload (gate)
 )
 
@@ -82,7 +82,8 @@ type static struct{ s *x509svid.SVID }
 
 func (s static) GetX509SVID() (*x509svid.SVID, error) { return s.s, nil }
 
-// child serves the proxy under test on loopback, prints "ADDR host:port" and runs until
+// child serves the proxy under test (or, mode "upstream", the agent) on loopback, prints
+// "ADDR host:port" (the agent: its plain, mTLS and unix-socket addresses) and runs until
 // stdin closes.
 func child(mode string) error {
 	c, err := ca.LoadOrCreate(ca.Config{TrustDomain: td, Dir: os.Getenv(envDir)})
