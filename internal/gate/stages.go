@@ -1,0 +1,286 @@
+package gate
+
+import (
+	"bytes"
+	"context"
+	"encoding/hex"
+	"errors"
+	"io"
+	"net/http"
+	"slices"
+	"strconv"
+	"time"
+
+	"github.com/spiffe/go-spiffe/v2/svid/x509svid"
+
+	"github.com/warden-a2a/warden/internal/intent"
+	"github.com/warden-a2a/warden/internal/policy"
+	"github.com/warden-a2a/warden/internal/telemetry"
+	"github.com/warden-a2a/warden/internal/truststate"
+)
+
+// The stages of inboundStages, in their order. Each returns nil to go on or the refusal
+// that ends the request (pipeline.go).
+
+// inboundHeaders are removed from every request before the pipeline: only the gate may
+// set them towards the agent.
+var inboundHeaders = []string{HeaderPeerID, HeaderDecisionID, "Authorization", "X-Warden-Action", "X-Warden-Resource", "X-Warden-Workflow", "Warden-Local-Secret"}
+
+// scrubHeaders removes the headers only the gate may set towards the agent, and the
+// configured extra ones.
+func (g *Gate) scrubHeaders(c *inboundCall) *Refusal {
+	for _, h := range inboundHeaders {
+		c.r.Header.Del(h)
+	}
+	for _, h := range g.cfg.StripHeaders {
+		c.r.Header.Del(h)
+	}
+	return nil
+}
+
+// checkPeer: the listener verified the chain against the bundle (go-spiffe); here the
+// leaf must be an X509-SVID.
+func (g *Gate) checkPeer(c *inboundCall) *Refusal {
+	r := c.r
+	if r.TLS == nil || len(r.TLS.PeerCertificates) == 0 {
+		return refusal(http.StatusUnauthorized, ReasonNoPeerCert, "no client certificate")
+	}
+	c.leaf = r.TLS.PeerCertificates[0]
+	id, err := x509svid.IDFromCert(c.leaf)
+	if err != nil {
+		return refusal(http.StatusUnauthorized, ReasonNoPeerCert, "client certificate is not an X509-SVID")
+	}
+	c.peerID = id
+	c.ev.Peer = id.String()
+	c.ev.CallerCertSHA256 = certSHA256(c.leaf)
+	return nil
+}
+
+// readBody reads the whole body, bounded in size and in time (slowloris on the body).
+func (g *Gate) readBody(c *inboundCall) *Refusal {
+	rc := http.NewResponseController(c.w)
+	_ = rc.SetReadDeadline(time.Now().Add(g.cfg.Limits.BodyTimeout))
+	body, err := io.ReadAll(http.MaxBytesReader(c.w, c.r.Body, g.cfg.Limits.MaxBody))
+	if err != nil {
+		var mbe *http.MaxBytesError
+		if errors.As(err, &mbe) {
+			return refusal(http.StatusRequestEntityTooLarge, ReasonBodyTooLarge, "body over "+strconv.FormatInt(g.cfg.Limits.MaxBody, 10)+" bytes")
+		}
+		return refusal(http.StatusBadRequest, ReasonBodyTimeout, "body not received")
+	}
+	_ = rc.SetReadDeadline(time.Time{})
+	c.body = body
+	return nil
+}
+
+// parseCall classifies the A2A call; push-notification config changes pass only when
+// the gate is configured to let them.
+func (g *Gate) parseCall(c *inboundCall) *Refusal {
+	call, err := Classify(c.r.Method, c.r.URL.Path, c.body)
+	c.call = &call
+	if err != nil {
+		return refusal(http.StatusBadRequest, ReasonUnknownMethod, "not an A2A 1.0 request")
+	}
+	c.ev.Method = call.Method
+	if call.Kind == KindConfig && !g.cfg.AllowPushConfig {
+		return refusal(http.StatusForbidden, ReasonMethodNotAllowed, call.Method+" is not passed by this gate")
+	}
+	return nil
+}
+
+// checkStanding: the gate holds a verified trust state, and in it the caller's identity
+// is not revoked nor the caller suspended.
+func (g *Gate) checkStanding(c *inboundCall) *Refusal {
+	c.doc, c.age = g.cfg.Trust.Current()
+	if c.doc == nil {
+		return refusal(http.StatusServiceUnavailable, ReasonNoTrustState, "the gate holds no verified trust state")
+	}
+	c.ev.TrustVer = c.doc.Version
+	if _, revoked := c.doc.IsRevoked(c.ev.Peer, hex.EncodeToString(c.leaf.SerialNumber.Bytes())); revoked {
+		return refusal(http.StatusUnauthorized, ReasonIdentityRevoked, "the caller's identity is revoked")
+	}
+	if c.doc.Status(c.ev.Peer) == truststate.StatusSuspended {
+		return refusal(http.StatusForbidden, ReasonAgentSuspended, "the caller is suspended")
+	}
+	return nil
+}
+
+// verifyIntent: signature by the peer certificate's key, channel binding, audience,
+// window, body digest, then the replay cache (intent.Verifier does all, in order).
+func (g *Gate) verifyIntent(c *inboundCall) *Refusal {
+	tok, err := intent.TokenFromHeader(c.r.Header)
+	if err != nil {
+		return refusal(http.StatusUnauthorized, intent.ReasonOf(err), "no valid "+intent.HeaderName+" header")
+	}
+	c.r.Header.Del(intent.HeaderName)
+	claims, err := g.verifier.Verify(c.r.Context(), tok, c.leaf, c.body, c.now)
+	if err != nil {
+		reason := intent.ReasonOf(err)
+		status := http.StatusUnauthorized
+		if reason == intent.ReasonReplayCacheFull {
+			status = http.StatusServiceUnavailable
+		}
+		return refusal(status, reason, "intent refused")
+	}
+	c.claims = claims
+	ev := &c.ev
+	ev.IntentID, ev.Action, ev.Resource, ev.Workflow = claims.ID, claims.Action, claims.Resource, claims.Workflow
+	ev.Purpose, ev.Initiator = claims.Purpose, initiator(claims)
+	if g.cfg.Catalog != nil && !g.cfg.Catalog.IsDeclared(ev.Peer, g.cfg.Self.String(), claims.Action) {
+		ev.Undeclared = true // the catalog does not list this path: an anomaly signal
+	}
+	return nil
+}
+
+// buildContext: the caller's entry, staleness, attestation, the call's parameters; the
+// policy request and the approval request bound to this call.
+func (g *Gate) buildContext(c *inboundCall) *Refusal {
+	claims := c.claims
+	agent, ok := peerAgent(g.cfg.Peers, c.doc, c.ev.Peer)
+	if !ok {
+		return refusal(http.StatusForbidden, ReasonUnknownPeer, "the caller is neither in the control plane's directory nor in this gate's peers")
+	}
+	agent.SPIFFEID, agent.TrustDomain = c.ev.Peer, c.peerID.TrustDomain().Name()
+	if agent.Name == "" {
+		agent.Name = lastSegment(c.peerID.Path())
+	}
+	if c.age > maxStaleness(c.doc, g.cfg.Zone, g.cfg.MaxStaleness) {
+		c.ev.Stale = true
+		if !g.isRead(claims.Action) {
+			return refusal(http.StatusServiceUnavailable, ReasonTrustStale, "trust state older than the zone's max_staleness; only reads go on")
+		}
+	}
+	meta := c.call.Metadata
+	amount := metaInt(meta, "warden.amount")
+	c.req = policy.Request{
+		Agent:    agent,
+		Action:   claims.Action,
+		Workflow: claims.Workflow,
+		Resource: g.resource(claims.Action, claims.Resource, amount, meta),
+		Context: policy.CallContext{
+			Purpose:         claims.Purpose,
+			DataSensitivity: metaString(meta, "warden.data_sensitivity"),
+			Amount:          amount,
+			Currency:        metaString(meta, "warden.currency"),
+			Attestation:     attestationOf(c.doc, c.ev.Peer, c.now),
+		},
+		Trust: g.trustViewOf(c.doc),
+	}
+	if c.req.Context.DataSensitivity == "" {
+		c.req.Context.DataSensitivity = "internal"
+	}
+	c.areq = ApprovalRequest{
+		ID: claims.Approval, Requester: c.ev.Peer, Audience: g.cfg.Self.String(), Action: claims.Action,
+		Resource: claims.Resource, Workflow: claims.Workflow, Amount: amount, Currency: c.req.Context.Currency,
+		DecisionID: c.ev.DecisionID,
+	}
+	c.ev.AttestationTier, c.ev.AttestationAgeS = c.req.Context.Attestation.Tier, c.req.Context.Attestation.AgeSeconds
+	return nil
+}
+
+// bindApproval computes the approval binding hash; only calls that file or carry an
+// approval need it.
+func (g *Gate) bindApproval(c *inboundCall) {
+	a := &c.areq
+	a.IntentHash = ApprovalHash(a.Requester, a.Audience, a.Action, a.Resource, a.Workflow, a.Amount, a.Currency)
+}
+
+// approvalRefusal turns an approvals-service error into the refusal the caller sees;
+// nil for no error.
+func approvalRefusal(err error) *Refusal {
+	var ar *ApprovalRefusal
+	switch {
+	case err == nil:
+		return nil
+	case errors.Is(err, ErrApprovalInvalid):
+		return refusal(http.StatusForbidden, ReasonApprovalInvalid, "apr does not name an approval of this request")
+	case errors.As(err, &ar):
+		return refusal(http.StatusForbidden, ar.Reason, ar.Message)
+	default:
+		return refusal(http.StatusServiceUnavailable, ReasonApprovalsDown, "approvals could not be checked")
+	}
+}
+
+// checkApproval: a call that carries an approval (apr) learns who approved it; the
+// policy counts them.
+func (g *Gate) checkApproval(c *inboundCall) *Refusal {
+	if c.claims.Approval == "" {
+		return nil
+	}
+	c.ev.ApprovalID = c.claims.Approval
+	g.bindApproval(c)
+	st, err := g.cfg.Approvals.Approval(c.r.Context(), c.areq)
+	if rf := approvalRefusal(err); rf != nil {
+		return rf
+	}
+	c.req.Context.Approvers = st.Approvers
+	return nil
+}
+
+// decide asks Cedar. A refusal whose obligation is an approval, on a call that carries
+// none, files one and tells the caller its id.
+func (g *Gate) decide(c *inboundCall) *Refusal {
+	d := g.cfg.Policy.Decide(c.req, c.now)
+	c.dec = d
+	c.ev.PolicyIDs, c.ev.Revision, c.ev.Obligations = d.PolicyIDs, d.Revision, d.Obligations
+	if d.Allow {
+		return nil
+	}
+	if slices.Contains(d.Obligations, "approval") && c.claims.Approval == "" {
+		c.areq.PolicyIDs = d.PolicyIDs
+		g.bindApproval(c)
+		st, err := g.cfg.Approvals.Approval(c.r.Context(), c.areq)
+		if err != nil {
+			return refusal(http.StatusForbidden, ReasonApprovalsDown, "an approval is required and none can be filed: "+d.Reason)
+		}
+		c.ev.ApprovalID = st.ID
+		return refusal(http.StatusForbidden, ReasonApprovalRequired, "approval "+st.ID+" filed; retry with apr set once approved")
+	}
+	return refusal(http.StatusForbidden, d.Code, d.Reason)
+}
+
+// useApproval: an allowed call that carries an approval uses it up before it is
+// forwarded, so the same approval cannot release a second call (a retry with a new
+// jti). Of concurrent retries exactly one is forwarded.
+func (g *Gate) useApproval(c *inboundCall) *Refusal {
+	if c.claims.Approval == "" {
+		return nil
+	}
+	c.areq.Consume, c.areq.PolicyIDs = true, c.dec.PolicyIDs
+	_, err := g.cfg.Approvals.Approval(c.r.Context(), c.areq)
+	return approvalRefusal(err)
+}
+
+// record audits the allow; a call the sink did not take is not forwarded (fail closed).
+func (g *Gate) record(c *inboundCall) *Refusal {
+	c.ev.Allow, c.ev.Reason, c.ev.Message = true, c.dec.Code, c.dec.Reason
+	c.finish()
+	c.recorded = true
+	if err := g.cfg.Audit.Record(c.r.Context(), c.ev); err != nil {
+		g.cfg.Logger.Error("gate: audit sink failed", "decision_id", c.ev.DecisionID, "err", err)
+		c.ev.Allow = false
+		return refusal(http.StatusServiceUnavailable, ReasonAuditFailed, "the decision could not be audited")
+	}
+	return nil
+}
+
+// forward sets the identity headers (and, legacy, the downstream JWT) and proxies the
+// very bytes that were judged to the upstream.
+func (g *Gate) forward(c *inboundCall) *Refusal {
+	r := c.r
+	r.Header.Set(HeaderPeerID, c.ev.Peer)
+	r.Header.Set(HeaderDecisionID, c.ev.DecisionID)
+	telemetry.Inject(r.Context(), r.Header) // traceparent: the agent continues this trace
+	if g.cfg.Mode == ModeLegacy {
+		jwt, err := g.legacyToken(c.ev.Peer, c.claims.Action, c.claims.Resource, c.now)
+		if err != nil {
+			return &Refusal{Status: http.StatusInternalServerError, Reason: ReasonSigning}
+		}
+		r.Header.Set("Authorization", "Bearer "+jwt)
+	}
+	r.Body = io.NopCloser(bytes.NewReader(c.body))
+	r.ContentLength = int64(len(c.body))
+	r = r.WithContext(context.WithValue(r.Context(), stateKey{}, &reqState{decisionID: c.ev.DecisionID, call: c.call, body: c.body}))
+	g.proxy.ServeHTTP(c.w, r)
+	return nil
+}
