@@ -287,12 +287,15 @@ func (s *Server) handshakeRefused(remote string, leaf []byte, err error) {
 
 // Serve serves the API on ln until ctx ends, then shuts down gracefully.
 func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
-	s.mu.Lock()
-	s.url = "https://" + ln.Addr().String()
-	s.mu.Unlock()
-	if err := ca.WriteFileAtomic(filepath.Join(s.AdminDir(), "server_url"), []byte(s.URL()+"\n"), 0o600); err != nil {
+	// server_url is written before URL answers, so whoever waits for URL (tests, the
+	// demo) and then runs a command that reads DATA_DIR/admin/server_url finds it.
+	url := "https://" + ln.Addr().String()
+	if err := ca.WriteFileAtomic(filepath.Join(s.AdminDir(), "server_url"), []byte(url+"\n"), 0o600); err != nil {
 		return fmt.Errorf("server: %w", err)
 	}
+	s.mu.Lock()
+	s.url = url
+	s.mu.Unlock()
 	hs := &http.Server{
 		Handler:           s.Handler(),
 		TLSConfig:         s.TLSConfig(),
