@@ -15,14 +15,19 @@ func newDemoCmd() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "demo [--data-dir DIR]",
 		Short: "Run the supply-chain story end to end on the embedded store",
-		Long: `Run the whole supply-chain story: a control plane on the embedded store, the agents
-demand-planner, procurement, vendor-portal, logistics, compliance and payment-release enrolled
-with real SVIDs and TPM evidence (one simulated TPM 2.0 each), their workflows, and the
-attacks of the threat model, including tampered binaries, a replayed quote and a quote from
-another TPM. Writes
-DIR/report.json and prints the same as a table; exits 0 only when every step's observed
-outcome equals its expected one. Without --data-dir it uses a temporary directory that is
-removed afterwards.`,
+		Long: `Run the whole supply-chain story against the product, as an operator runs it: this
+binary starts ` + "`warden server`" + `, one ` + "`warden enroll --watch --tpm sim`" + ` per agent (demand-planner,
+procurement, vendor-portal, logistics, compliance, payment-release, each with its own simulated
+TPM 2.0) and a ` + "`warden gate --config DIR/gates/NAME/gate.yaml`" + ` per gate as child processes,
+with unmodified a2a-go agents on unix sockets behind the gates. Then the workflows and the
+attacks of the threat model, each step printed with its equivalent commands.
+
+DIR holds what a deployment holds (docs/operator-guide.md, "The demo's deployment"):
+server/ (the control plane's data), agents/NAME/ (SVID files), gates/NAME/gate.yaml,
+policies/, catalog.yaml, logs/NAME.log of every child, and report.json with every step and
+its commands. Exits 0 only when every step's observed outcome equals its expected one.
+Children are stopped on exit and on Ctrl-C. Without --data-dir it uses a temporary
+directory that is removed afterwards.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			dir := dataDir
@@ -47,6 +52,6 @@ removed afterwards.`,
 			return nil
 		},
 	}
-	cmd.Flags().StringVar(&dataDir, "data-dir", "", "keep the demo's data (server, agents' credentials, report.json) here")
+	cmd.Flags().StringVar(&dataDir, "data-dir", "", "keep the demo's deployment here (server, agents, gates, logs, report.json)")
 	return cmd
 }

@@ -9,19 +9,13 @@ import (
 	"sync"
 	"time"
 
-	"github.com/spiffe/go-spiffe/v2/spiffeid"
-
-	"github.com/warden-a2a/warden/internal/api"
 	"github.com/warden-a2a/warden/internal/attest"
 	"github.com/warden-a2a/warden/internal/truststate"
 	"github.com/warden-a2a/warden/sdk"
 )
 
-// challengeTimeout is how long a demo agent has to answer a pushed challenge.
-const challengeTimeout = 2 * time.Second
-
-// attestSteps are the rows of the attestation layer (issue 6). Every agent enrolled with
-// TPM evidence in enrolAll; these steps change binaries, replay quotes and swap TPMs, and
+// attestSteps are the rows of the attestation layer. Every agent enrolled with TPM
+// evidence in enrolAll; these steps change binaries, replay quotes and swap TPMs, and
 // check the outcome in the trust state as a gate would see it.
 var attestSteps = []func(context.Context, *env){
 	enrolWithoutEvidence,
@@ -35,66 +29,45 @@ var attestSteps = []func(context.Context, *env){
 	unansweredChallenge,
 }
 
-// agentTPM writes the agent's "binary" (a stand-in build artefact), opens its simulated
-// TPM (seed: its identity) and returns the entry attributes approving that binary.
-func (e *env) agentTPM(name string, seed int64) (*attest.Attester, []byte, error) {
-	bin := filepath.Join(e.cfg.DataDir, "agents", name, "bin", name)
-	if err := os.MkdirAll(filepath.Dir(bin), 0o700); err != nil {
-		return nil, nil, err
-	}
-	if err := os.WriteFile(bin, []byte("#!/supplychain/"+name+" build 2026.11.1\n"), 0o755); err != nil {
-		return nil, nil, err
-	}
-	d, err := attest.FileDigest(bin)
-	if err != nil {
-		return nil, nil, err
-	}
-	attrs, err := attest.AttrsWithRefs(nil, attest.ReferenceValues{Binaries: []string{d}})
-	if err != nil {
-		return nil, nil, err
-	}
-	tpm, err := sdk.OpenTPM(sdk.TPMConfig{TPM: "sim", SimSeed: seed, Binary: bin})
-	if err != nil {
-		return nil, nil, fmt.Errorf("TPM simulator: %w", err)
-	}
-	e.tpms[name], e.bins[name], e.seeds[name] = tpm, bin, seed
-	return tpm, attrs, nil
-}
-
-func (e *env) closeTPMs() {
-	for _, t := range e.tpms {
-		t.Close()
-	}
-}
-
-// attestOutcome is outcome; an attestation refusal reads "attestation_failed: <attest
-// reason>: <detail>".
-func attestOutcome(err error) (observed, reason, decisionID string) { return outcome(err) }
-
+// enrolWithoutEvidence: `warden enroll` without --tpm for a transactional entry.
 func enrolWithoutEvidence(ctx context.Context, e *env) {
 	s := Step{Name: "enrol a transactional agent without TPM evidence", Kind: "attack", Expected: "deny"}
-	err := func() error {
-		if _, err := e.admin.CreateEntry(ctx, api.Entry{Name: "procurement-shadow", Role: "procurement", Class: "transactional", Zone: "cloud"}); err != nil {
-			return err
-		}
-		tok, err := e.admin.CreateToken(ctx, "procurement-shadow", time.Minute)
-		if err != nil {
-			return err
-		}
-		_, _, err = sdk.Enroll(ctx, sdk.EnrollConfig{ServerURL: e.srv.URL(), Token: tok.Token})
-		return err
-	}()
-	s.Observed, s.Reason, s.DecisionID = attestOutcome(err)
-	e.record(s)
+	r := e.Admin(ctx, "entry", "create", "--name", "procurement-shadow", "--role", "procurement", "--class", "transactional", "--zone", "cloud")
+	s.Command = r.Command
+	if r.Err != nil {
+		s.Observed, s.Reason, _ = outcome(r.Err)
+		e.record(s)
+		return
+	}
+	tok, err := e.Token(ctx, "procurement-shadow")
+	if err != nil {
+		s.Observed, s.Reason, _ = outcome(err)
+		e.record(s)
+		return
+	}
+	r = e.Procs.Run(ctx, []string{"enroll", "--server", e.URL, "--out", filepath.Join(e.Dir, "agents", "procurement-shadow")}, "WARDEN_JOIN_TOKEN="+tok.Stdout)
+	s.Command = commands(s.Command, "TOKEN=$("+tok.Command+")", "WARDEN_JOIN_TOKEN=$TOKEN "+r.Command)
+	e.recordCLI(s, r)
 }
 
+// periodicReattestation: procurement's enroll --watch renews with a fresh quote over a
+// fresh nonce (what it does at every half-life; the operator's challenge makes it now).
 func periodicReattestation(ctx context.Context, e *env) {
-	s := Step{Name: "procurement renews with a fresh quote (periodic re-attestation)", Kind: "workflow", Expected: "allow"}
-	err := e.agents["procurement"].Renew(ctx)
-	s.Observed, s.Reason, s.DecisionID = attestOutcome(err)
+	s := Step{Name: "procurement renews with a fresh quote (re-attestation by its enroll --watch)", Kind: "workflow", Expected: "allow"}
+	_, _, cmd, err := e.renewNow(ctx, "procurement", "periodic re-attestation drill")
+	s.Command = cmd
+	s.Observed, s.Reason, s.DecisionID = outcome(err)
 	if err == nil {
-		at := e.doc().Attestations[e.id("procurement")]
-		s.Reason = fmt.Sprintf("trust state: tier %s, evidence %.20s..., result %s", at.Tier, at.EvidenceDigest, at.ResultID)
+		doc, derr := e.TrustState(ctx)
+		if derr != nil {
+			s.Observed, s.Reason, _ = outcome(derr)
+		} else {
+			at := doc.Attestations[e.ID("procurement").String()]
+			s.Reason = fmt.Sprintf("trust state: tier %s, evidence %.20s..., result %s", at.Tier, at.EvidenceDigest, at.ResultID)
+			if at.Tier != "affirming" {
+				s.Observed = "deny"
+			}
+		}
 	}
 	e.record(s)
 }
@@ -119,70 +92,106 @@ func (r *replayer) Evidence(ctx context.Context, nonce []byte) (*attest.Evidence
 	return ev, err
 }
 
-func (e *env) sourceWith(name string, att sdk.Attester) (*sdk.Source, error) {
-	cur := e.agents[name]
-	sv, _ := cur.GetX509SVID()
-	b, _ := cur.GetX509BundleForTrustDomain(e.td)
-	return sdk.NewSource(sdk.SourceConfig{ServerURL: e.srv.URL(), SVID: sv, Bundle: b, Attester: att})
+// renewWith renews name in process, from its current files, with att as its TPM.
+func (e *env) renewWith(ctx context.Context, name string, att sdk.Attester) error {
+	a, err := e.agent(name)
+	if err != nil {
+		return err
+	}
+	src, err := a.Source(e.URL, att)
+	if err != nil {
+		return err
+	}
+	defer src.HTTPClient().CloseIdleConnections()
+	return src.Renew(ctx)
 }
 
 func staleQuote(ctx context.Context, e *env) {
-	s := Step{Name: "renew procurement with its earlier quote (old nonce)", Kind: "attack", Expected: "deny"}
-	rp := &replayer{Attester: e.tpms["procurement"]}
-	src, err := e.sourceWith("procurement", rp)
-	if err == nil {
-		err = src.Renew(ctx) // genuine: the quote is captured
-		if err == nil {
-			rp.armed = true
-			err = src.Renew(ctx)
-			if err == nil {
-				err = errors.New("a replayed quote was accepted")
-			}
-		}
-		src.HTTPClient().CloseIdleConnections()
-	}
-	s.Observed, s.Reason, s.DecisionID = attestOutcome(err)
-	e.record(s)
-}
-
-func foreignTPM(ctx context.Context, e *env) {
-	s := Step{Name: "renew vendor-portal with a quote from another TPM", Kind: "attack", Expected: "deny"}
+	s := Step{Name: "renew procurement with its earlier quote (old nonce)", Kind: "attack", Expected: "deny",
+		Command: "# in process: procurement's renewal with its own TPM, then again sending the quote captured from the first"}
 	err := func() error {
-		bin := e.bins["vendor-portal"]
-		other, err := sdk.OpenTPM(sdk.TPMConfig{TPM: "sim", SimSeed: 9999, Binary: bin}) // same approved binary, other TPM
+		a, err := e.agent("procurement")
 		if err != nil {
 			return err
 		}
-		defer other.Close()
-		src, err := e.sourceWith("vendor-portal", other)
+		tpm, err := a.TPM()
+		if err != nil {
+			return err
+		}
+		defer tpm.Close()
+		rp := &replayer{Attester: tpm}
+		src, err := a.Source(e.URL, rp)
 		if err != nil {
 			return err
 		}
 		defer src.HTTPClient().CloseIdleConnections()
-		return src.Renew(ctx)
+		if err := src.Renew(ctx); err != nil { // genuine: the quote is captured
+			return err
+		}
+		rp.armed = true
+		if err := src.Renew(ctx); err != nil {
+			return err
+		}
+		return nil
 	}()
-	s.Observed, s.Reason, s.DecisionID = attestOutcome(err)
+	if err == nil {
+		s.Observed, s.Reason = "allow", "a replayed quote was accepted"
+	} else {
+		s.Observed, s.Reason, s.DecisionID = outcome(err)
+	}
 	e.record(s)
 }
 
-// tamperedEventDriven: logistics runs (its Source follows the trust state); its binary is
-// replaced; the operator pushes a challenge; logistics re-attests at once and is caught.
+func foreignTPM(ctx context.Context, e *env) {
+	s := Step{Name: "renew vendor-portal with a quote from another TPM", Kind: "attack", Expected: "deny",
+		Command: "# in process: vendor-portal's renewal quoted by another simulated TPM (seed 9999) measuring the same approved binary"}
+	err := func() error {
+		a, err := e.agent("vendor-portal")
+		if err != nil {
+			return err
+		}
+		other, err := sdk.OpenTPM(sdk.TPMConfig{TPM: "sim", SimSeed: 9999, Binary: a.Binary})
+		if err != nil {
+			return err
+		}
+		defer other.Close()
+		return e.renewWith(ctx, "vendor-portal", other)
+	}()
+	e.recordRefusal(s, err)
+}
+
+// recordRefusal records an attack step whose attack is a call that should fail.
+func (e *env) recordRefusal(s Step, err error) {
+	if err == nil {
+		s.Observed, s.Reason = "allow", "accepted"
+	} else {
+		s.Observed, s.Reason, s.DecisionID = outcome(err)
+	}
+	e.record(s)
+}
+
+// tamperedEventDriven: logistics runs (its enroll --watch follows the trust state); its
+// binary is replaced; the operator pushes a challenge; its enroll --watch re-attests at
+// once and is caught.
 func tamperedEventDriven(ctx context.Context, e *env) {
 	s := Step{Name: "logistics' binary replaced after start, caught by a pushed challenge", Kind: "attack", Expected: "deny"}
-	rctx, cancel := context.WithCancel(ctx)
-	var wg sync.WaitGroup
-	wg.Add(1)
-	go func() { defer wg.Done(); _ = e.agents["logistics"].Run(rctx) }()
-	defer func() { cancel(); wg.Wait() }()
-	id := e.id("logistics")
-	time.Sleep(300 * time.Millisecond) // logistics' trust-state stream is open
-	err := os.WriteFile(e.bins["logistics"], []byte("#!/supplychain/logistics build 2026.11.1 + implant\n"), 0o755)
+	a, err := e.agent("logistics")
+	if err != nil {
+		s.Observed, s.Reason, _ = outcome(err)
+		e.record(s)
+		return
+	}
+	id := a.ID.String()
+	a.Watch.ExpectExit() // refused, its enroll --watch stops
+	err = os.WriteFile(a.Binary, []byte("#!/supplychain/logistics build 2026.11.1 + implant\n"), 0o755)
+	s.Command = "# the agent's executable " + e.show(a.Binary) + " is replaced"
 	var seen time.Duration
 	var doc *truststate.Document
 	if err == nil {
-		seen, doc, err = e.changeAndWatch(ctx, func() error {
-			_, err := e.admin.Challenge(ctx, id, "admin")
-			return err
+		seen, doc, err = e.ChangeAndWatch(ctx, 30*time.Second, func() error {
+			r := e.Admin(ctx, "attest", "challenge", "--id", id, "--reason", "admin")
+			s.Command = commands(s.Command, r.Command)
+			return r.Err
 		}, func(d *truststate.Document) bool { return d.Attestations[id].Reason != "" })
 	}
 	e.recordCaught(s, id, seen, doc, err)
@@ -191,68 +200,63 @@ func tamperedEventDriven(ctx context.Context, e *env) {
 // tamperedPeriodic: compliance's (regulated) and a read-only agent's binaries change; the
 // next periodic renewal is refused and the class's action is in the trust state.
 func tamperedPeriodic(ctx context.Context, e *env) {
-	cases := []struct{ name, class, role string }{{"compliance", "regulated", "compliance"}, {"catalog", "read-only", "catalog"}}
+	cases := []AgentSpec{{Name: "compliance", Class: "regulated", Role: "compliance"}, {Name: "catalog", Class: "read-only", Role: "catalog", Zone: "cloud", TPMSeed: 3000}}
 	for _, c := range cases {
-		s := Step{Name: c.name + " (" + c.class + ") binary replaced, caught at the next renewal", Kind: "attack", Expected: "deny"}
-		if _, ok := e.agents[c.name]; !ok { // enrol the extra read-only agent first
-			if err := e.enrolExtra(ctx, c.name, c.role, c.class, 3000); err != nil {
+		s := Step{Name: c.Name + " (" + c.Class + ") binary replaced, caught at the next renewal", Kind: "attack", Expected: "deny"}
+		a := e.agents[c.Name]
+		if a == nil { // enrol the extra read-only agent first
+			var err error
+			if a, err = e.Enrol(ctx, c); err != nil {
 				s.Observed, s.Reason, _ = outcome(err)
 				e.record(s)
 				continue
 			}
+			e.agents[c.Name] = a
+			s.Command = commands(a.Commands...)
 		}
-		id := e.id(c.name)
-		err := os.WriteFile(e.bins[c.name], []byte("#!/supplychain/"+c.name+" patched\n"), 0o755)
+		id := a.ID.String()
+		a.Watch.ExpectExit()
+		err := os.WriteFile(a.Binary, []byte("#!/supplychain/"+c.Name+" patched\n"), 0o755)
+		s.Command = commands(s.Command, "# the agent's executable "+e.show(a.Binary)+" is replaced",
+			"# in process: the renewal its enroll --watch makes at half-life, made now (sdk.Source.Renew with a fresh quote)")
 		var seen time.Duration
 		var doc *truststate.Document
 		var renewErr error
 		if err == nil {
-			seen, doc, err = e.changeAndWatch(ctx, func() error {
-				renewErr = e.agents[c.name].Renew(ctx)
-				if renewErr == nil {
+			seen, doc, err = e.ChangeAndWatch(ctx, 30*time.Second, func() error {
+				if renewErr = e.Renew(ctx, a); renewErr == nil {
 					return errors.New("renewal with a tampered binary was accepted")
 				}
 				return nil
 			}, func(d *truststate.Document) bool { return d.Attestations[id].Reason != "" })
 		}
 		if err == nil {
-			_, s.Reason, s.DecisionID = attestOutcome(renewErr)
+			_, s.Reason, s.DecisionID = outcome(renewErr)
 		}
 		e.recordCaught(s, id, seen, doc, err)
 	}
 }
 
-// unansweredChallenge: payment-release is challenged but does not answer (its Source is
-// not running); at the deadline the control plane records stale_evidence and suspends it.
+// unansweredChallenge: payment-release is challenged but does not answer (its enroll
+// --watch is stopped); at the deadline the control plane records stale_evidence and
+// suspends it.
 func unansweredChallenge(ctx context.Context, e *env) {
 	s := Step{Name: "payment-release ignores a pushed challenge", Kind: "attack", Expected: "deny"}
-	id := e.id("payment-release")
-	seen, doc, err := e.changeAndWatch(ctx, func() error {
-		_, err := e.admin.Challenge(ctx, id, "admin")
-		return err
+	a, err := e.agent("payment-release")
+	if err != nil {
+		s.Observed, s.Reason, _ = outcome(err)
+		e.record(s)
+		return
+	}
+	_ = a.Watch.Stop()
+	s.Command = fmt.Sprintf("kill %d   # payment-release's enroll --watch: nobody will answer", a.Watch.Pid())
+	id := a.ID.String()
+	seen, doc, err := e.ChangeAndWatch(ctx, 30*time.Second, func() error {
+		r := e.Admin(ctx, "attest", "challenge", "--id", id, "--reason", "admin")
+		s.Command = commands(s.Command, r.Command)
+		return r.Err
 	}, func(d *truststate.Document) bool { return d.Attestations[id].Reason != "" })
 	e.recordCaught(s, id, seen, doc, err)
-}
-
-func (e *env) enrolExtra(ctx context.Context, name, role, class string, seed int64) error {
-	tpm, attrs, err := e.agentTPM(name, seed)
-	if err != nil {
-		return err
-	}
-	if _, err := e.admin.CreateEntry(ctx, api.Entry{Name: name, Role: role, Class: class, Zone: "cloud", Attrs: attrs}); err != nil {
-		return err
-	}
-	tok, err := e.admin.CreateToken(ctx, name, time.Minute)
-	if err != nil {
-		return err
-	}
-	sv, b, err := sdk.Enroll(ctx, sdk.EnrollConfig{ServerURL: e.srv.URL(), Token: tok.Token, Attester: tpm})
-	if err != nil {
-		return err
-	}
-	src, err := sdk.NewSource(sdk.SourceConfig{ServerURL: e.srv.URL(), SVID: sv, Bundle: b, Attester: tpm})
-	e.agents[name] = src
-	return err
 }
 
 // recordCaught records a tampering row: deny when the trust state carries a
@@ -260,7 +264,7 @@ func (e *env) enrolExtra(ctx context.Context, name, role, class string, seed int
 func (e *env) recordCaught(s Step, id string, seen time.Duration, doc *truststate.Document, err error) {
 	switch {
 	case err != nil:
-		s.Observed, s.Reason, s.DecisionID = attestOutcome(err)
+		s.Observed, s.Reason, s.DecisionID = outcome(err)
 	case doc.Attestations[id].Action == "allow" || doc.Status(id) == "active":
 		s.Observed, s.Reason = "allow", fmt.Sprintf("trust state: %+v, status %s", doc.Attestations[id], doc.Status(id))
 	default:
@@ -274,50 +278,4 @@ func (e *env) recordCaught(s Step, id string, seen time.Duration, doc *truststat
 			at.Reason, doc.Status(id), doc.Version, at.Tier, at.ResultID, seen.Round(time.Millisecond), suffix)
 	}
 	e.record(s)
-}
-
-// changeAndWatch follows the trust state as a gate does (verified, pushed), runs act,
-// and returns how long until a document satisfying done arrived.
-func (e *env) changeAndWatch(ctx context.Context, act func() error, done func(*truststate.Document) bool) (time.Duration, *truststate.Document, error) {
-	watcher := e.agents["procurement"]
-	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-	defer cancel()
-	f := truststate.NewFollower(truststate.FollowerConfig{URL: e.srv.URL(), Client: watcher.HTTPClient(), Bundle: watcher, TrustDomain: e.td})
-	updates := make(chan *truststate.Document, 64)
-	go func() {
-		_ = f.Run(ctx, func(d *truststate.Document) {
-			select {
-			case updates <- d:
-			case <-ctx.Done():
-			}
-		})
-	}()
-	var base int64
-	select {
-	case d := <-updates:
-		base = d.Version
-	case <-ctx.Done():
-		return 0, nil, errors.New("no trust state from the stream")
-	}
-	start := time.Now()
-	if err := act(); err != nil {
-		return 0, nil, err
-	}
-	for {
-		select {
-		case d := <-updates:
-			if d.Version > base && done(d) {
-				return time.Since(start), d, nil
-			}
-		case <-ctx.Done():
-			return 0, nil, errors.New("the trust state did not change within 10s")
-		}
-	}
-}
-
-func (e *env) id(name string) string { return spiffeid.RequireFromPath(e.td, "/agent/"+name).String() }
-
-func (e *env) doc() *truststate.Document {
-	_, d := e.srv.Trust().Current()
-	return d
 }

@@ -9,16 +9,16 @@ import (
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/asn1"
-	"errors"
+	"encoding/pem"
 	"fmt"
 	"math/big"
 	"time"
 
 	"github.com/google/go-tpm/legacy/tpm2"
 
-	"github.com/warden-a2a/warden/internal/api"
 	"github.com/warden-a2a/warden/internal/attest"
 	"github.com/warden-a2a/warden/internal/attest/tpmsim"
+	"github.com/warden-a2a/warden/internal/audit"
 )
 
 // tpmVendor stands in for a TPM manufacturer's PKI: a root and an issuing CA that
@@ -73,52 +73,70 @@ func (v *tpmVendor) ekCert(ekPublic []byte) ([]byte, error) {
 	return x509.CreateCertificate(rand.Reader, tpl, v.issuer, key.(crypto.PublicKey), v.issuerKey)
 }
 
+// pem is the vendor's root and issuing CA as PEM (`warden server --tpm-ek-roots`).
+func (v *tpmVendor) pem() []byte {
+	var b []byte
+	for _, c := range []*x509.Certificate{v.root, v.issuer} {
+		b = append(b, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: c.Raw})...)
+	}
+	return b
+}
+
 // renewWithEKCert renews name with its own simulated TPM presenting cert as its EK
 // certificate (as a TPM that keeps one in NV would).
 func (e *env) renewWithEKCert(ctx context.Context, name string, cert []byte) error {
-	att, err := attest.NewAttester(attest.AttesterConfig{Opener: tpmsim.Opener{Seed: e.seeds[name]}, Reopen: true, EKCert: cert,
-		Sources: []attest.Source{{Kind: attest.KindBinary, Path: e.bins[name]}}})
+	a, err := e.agent(name)
+	if err != nil {
+		return err
+	}
+	att, err := attest.NewAttester(attest.AttesterConfig{Opener: tpmsim.Opener{Seed: a.TPMSeed}, Reopen: true, EKCert: cert,
+		Sources: []attest.Source{{Kind: attest.KindBinary, Path: a.Binary}}})
 	if err != nil {
 		return err
 	}
 	defer att.Close()
-	src, err := e.sourceWith(name, att)
-	if err != nil {
-		return err
-	}
-	defer src.HTTPClient().CloseIdleConnections()
-	return src.Renew(ctx)
+	return e.renewWith(ctx, name, att)
 }
 
 // ekCertGenuine: vendor-portal's TPM presents its vendor's EK certificate; the control
-// plane verifies it against the vendor roots it was given and records genuine hardware.
+// plane verifies it against the vendor roots it was given (--tpm-ek-roots) and records
+// genuine hardware in the attestation's audit event.
 func ekCertGenuine(ctx context.Context, e *env) {
-	s := Step{Name: "vendor-portal's TPM presents its vendor's EK certificate (genuine hardware)", Kind: "workflow", Expected: "allow"}
+	s := Step{Name: "vendor-portal's TPM presents its vendor's EK certificate (genuine hardware)", Kind: "workflow", Expected: "allow",
+		Command: commands("# in process: vendor-portal's renewal, its TPM presenting an EK certificate of the vendor in $DIR/tpm-vendor-roots.pem",
+			"warden audit tail --kind attestation --agent "+e.ID("vendor-portal").String()+" --json --data-dir $DIR/server")}
 	err := func() error {
-		cert, err := e.vendor.ekCert(e.tpms["vendor-portal"].EKPublic())
+		a, err := e.agent("vendor-portal")
 		if err != nil {
 			return err
 		}
+		tpm, err := a.TPM()
+		if err != nil {
+			return err
+		}
+		cert, err := e.vendor.ekCert(tpm.EKPublic())
+		tpm.Close()
+		if err != nil {
+			return err
+		}
+		start := time.Now().Add(-time.Second)
 		if err := e.renewWithEKCert(ctx, "vendor-portal", cert); err != nil {
 			return err
 		}
-		evs, err := e.auditEvents(ctx)
+		ev, err := e.WaitAudit(ctx, 30*time.Second, "vendor-portal's attestation", func(ev audit.Event) bool {
+			return ev.Kind == "attestation" && ev.Subject == a.ID.String() && ev.Time.After(start)
+		})
 		if err != nil {
 			return err
 		}
-		for i := len(evs) - 1; i >= 0; i-- {
-			if evs[i].Kind == "attestation" && evs[i].Subject == e.id("vendor-portal") {
-				if evs[i].Detail["hardware"] != "2" {
-					return fmt.Errorf("attestation %s records hardware claim %s, not genuine_hw (2)", evs[i].ID, evs[i].Detail["hardware"])
-				}
-				s.Reason = "EK certificate chains to the vendor root; attestation " + evs[i].Detail["result_id"] + ": hardware genuine_hw"
-				return nil
-			}
+		if ev.Detail["hardware"] != "2" {
+			return fmt.Errorf("attestation %s records hardware claim %s, not genuine_hw (2)", ev.ID, ev.Detail["hardware"])
 		}
-		return errors.New("no attestation event for vendor-portal")
+		s.Reason = "EK certificate chains to the vendor root; attestation " + ev.Detail["result_id"] + ": hardware genuine_hw"
+		return nil
 	}()
 	if err != nil {
-		s.Observed, s.Reason, s.DecisionID = attestOutcome(err)
+		s.Observed, s.Reason, s.DecisionID = outcome(err)
 	} else {
 		s.Observed = "allow"
 	}
@@ -128,21 +146,31 @@ func ekCertGenuine(ctx context.Context, e *env) {
 // ekCertOtherVendor: the same TPM presents an EK certificate from a vendor the control
 // plane does not trust: the evidence is refused, not just left without a hardware claim.
 func ekCertOtherVendor(ctx context.Context, e *env) {
-	s := Step{Name: "renew vendor-portal with an EK certificate from an untrusted vendor", Kind: "attack", Expected: "deny"}
+	s := Step{Name: "renew vendor-portal with an EK certificate from an untrusted vendor", Kind: "attack", Expected: "deny",
+		Command: "# in process: vendor-portal's renewal, its TPM presenting an EK certificate of a vendor the server does not trust"}
 	err := func() error {
+		a, err := e.agent("vendor-portal")
+		if err != nil {
+			return err
+		}
 		rogue, err := newTPMVendor("Rogue TPM Vendor")
 		if err != nil {
 			return err
 		}
-		cert, err := rogue.ekCert(e.tpms["vendor-portal"].EKPublic())
+		tpm, err := a.TPM()
+		if err != nil {
+			return err
+		}
+		cert, err := rogue.ekCert(tpm.EKPublic())
+		tpm.Close()
 		if err != nil {
 			return err
 		}
 		return e.renewWithEKCert(ctx, "vendor-portal", cert)
 	}()
-	s.Observed, s.Reason, s.DecisionID = attestOutcome(err)
-	e.record(s)
 	// The refusal held vendor-portal for review; clear it so the next steps start from a
 	// healthy agent, as an operator would after checking the TPM.
-	_, _ = e.admin.ChangeTrust(ctx, "restore", api.TrustChange{ID: e.id("vendor-portal"), Reason: "demo: rogue EK certificate investigated"})
+	r := e.Admin(ctx, "restore", "--id", e.ID("vendor-portal").String(), "--reason", "demo: rogue EK certificate investigated")
+	s.Command = commands(s.Command, r.Command)
+	e.recordRefusal(s, err)
 }
