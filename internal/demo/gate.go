@@ -7,6 +7,7 @@ import (
 	"crypto/elliptic"
 	"crypto/rand"
 	"crypto/sha256"
+	"crypto/tls"
 	"crypto/x509"
 	"encoding/hex"
 	"encoding/json"
@@ -315,22 +316,32 @@ func gateImpersonation(ctx context.Context, g *gateEnv) {
 	g.record(s)
 }
 
-func gateReplay(ctx context.Context, g *gateEnv) {
-	s := Step{Name: "gate: replay a captured intent (same body, same connection identity)", Kind: "attack", Expected: "deny"}
-	a, err := g.agent("procurement")
+// prepare signs in for body as caller and returns its TLS config and intent, with the
+// curl equivalent (plus note) in s.Command; on failure it records s and returns false.
+func (g *gateEnv) prepare(s *Step, caller string, in sdk.Intent, body []byte, note string) (*tls.Config, string, bool) {
+	a, err := g.agent(caller)
+	var conf *tls.Config
+	var tok string
+	if err == nil {
+		s.Command = commands(curlCommand(g.Stack, a, g.inbound.Addr, in), note)
+		var cerr error
+		tok, err = a.Sign(in, body)
+		conf, cerr = a.MTLS()
+		err = errors.Join(err, cerr)
+	}
 	if err != nil {
 		s.Observed, s.Reason, _ = outcome(err)
-		g.record(s)
-		return
+		g.record(*s)
+		return nil, "", false
 	}
+	return conf, tok, true
+}
+
+func gateReplay(ctx context.Context, g *gateEnv) {
+	s := Step{Name: "gate: replay a captured intent (same body, same connection identity)", Kind: "attack", Expected: "deny"}
 	body := RPCMessage("PO-1001 again", map[string]any{"warden.amount": 4800})
-	in := poIntent(g.vendorID)
-	s.Command = commands(curlCommand(g.Stack, a, g.inbound.Addr, in), "# the same curl again, same $INTENT")
-	tok, err := a.Sign(in, body)
-	conf, cerr := a.MTLS()
-	if err = errors.Join(err, cerr); err != nil {
-		s.Observed, s.Reason, _ = outcome(err)
-		g.record(s)
+	conf, tok, ok := g.prepare(&s, "procurement", poIntent(g.vendorID), body, "# the same curl again, same $INTENT")
+	if !ok {
 		return
 	}
 	if r := CallGate(ctx, conf, g.inbound.Addr, body, tok); r.Observed != "allow" {
@@ -345,20 +356,9 @@ func gateReplay(ctx context.Context, g *gateEnv) {
 
 func gateTamperedBody(ctx context.Context, g *gateEnv) {
 	s := Step{Name: "gate: tamper with the body after signing (amount 4800 -> 480000)", Kind: "attack", Expected: "deny"}
-	a, err := g.agent("procurement")
-	if err != nil {
-		s.Observed, s.Reason, _ = outcome(err)
-		g.record(s)
-		return
-	}
 	body := RPCMessage("PO-1001", map[string]any{"warden.amount": 4800})
-	in := poIntent(g.vendorID)
-	s.Command = commands(curlCommand(g.Stack, a, g.inbound.Addr, in), "# ... with body.json edited after signing: 4800 -> 480000")
-	tok, err := a.Sign(in, body)
-	conf, cerr := a.MTLS()
-	if err = errors.Join(err, cerr); err != nil {
-		s.Observed, s.Reason, _ = outcome(err)
-		g.record(s)
+	conf, tok, ok := g.prepare(&s, "procurement", poIntent(g.vendorID), body, "# ... with body.json edited after signing: 4800 -> 480000")
+	if !ok {
 		return
 	}
 	r := CallGate(ctx, conf, g.inbound.Addr, bytes.Replace(body, []byte(`4800`), []byte(`480000`), 1), tok)
