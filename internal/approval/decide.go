@@ -9,6 +9,7 @@ import (
 	"github.com/spiffe/go-spiffe/v2/spiffeid"
 
 	"github.com/warden-a2a/warden/internal/api"
+	"github.com/warden-a2a/warden/internal/store"
 )
 
 // ValidateStatement checks the shape of a signed decision before any key is looked up.
@@ -132,8 +133,9 @@ func IsSelf(a *Approver, requester string) bool {
 	return a.Name == requester || (err == nil && path.Base(id.Path()) == a.Name)
 }
 
-// AddApprover registers an approver with its public key.
-func (s *Service) AddApprover(ctx context.Context, in api.Approver) (Approver, error) {
+// AddApprover registers an approver with its public key, staging events in the same
+// transaction (Store.PutApprover).
+func (s *Service) AddApprover(ctx context.Context, in api.Approver, events ...store.Event) (Approver, error) {
 	if !nameRE.MatchString(in.Name) {
 		return Approver{}, refuse(api.ReasonBadRequest, "name must match [a-z0-9][a-z0-9._-]{0,62}")
 	}
@@ -146,7 +148,7 @@ func (s *Service) AddApprover(ctx context.Context, in api.Approver) (Approver, e
 		}
 	}
 	a := Approver{Name: in.Name, PublicKeyPEM: []byte(in.PublicKey), SPIFFEID: in.SPIFFEID, CreatedAt: s.now().UTC().Truncate(time.Microsecond)}
-	if err := s.st.PutApprover(ctx, a); err != nil {
+	if err := s.st.PutApprover(ctx, a, events...); err != nil {
 		return Approver{}, err
 	}
 	return a, nil

@@ -13,6 +13,8 @@ import (
 	sqlite3lib "modernc.org/sqlite/lib"
 
 	"github.com/warden-a2a/warden/internal/sqlschema"
+	"github.com/warden-a2a/warden/internal/store"
+	"github.com/warden-a2a/warden/internal/store/outbox"
 )
 
 //go:embed schema/sqlite/*.sql schema/postgres/*.sql
@@ -231,16 +233,39 @@ func (s *sqlStore) PurgeExpired(ctx context.Context, before time.Time) (int64, e
 	return n, tx.Commit()
 }
 
-func (s *sqlStore) PutApprover(ctx context.Context, a Approver) error {
-	_, err := s.db.ExecContext(ctx, s.q("INSERT INTO approval_approvers (name, public_key, spiffe_id, created_at) VALUES (?, ?, ?, ?)"),
-		a.Name, a.PublicKeyPEM, a.SPIFFEID, micros(a.CreatedAt))
-	if err != nil && s.d.unique(err) {
-		return ErrExists
-	}
-	if err != nil {
+func (s *sqlStore) PutApprover(ctx context.Context, a Approver, events ...store.Event) error {
+	err := s.withEvents(ctx, events, func(q outbox.Execer) error {
+		_, err := q.ExecContext(ctx, s.q("INSERT INTO approval_approvers (name, public_key, spiffe_id, created_at) VALUES (?, ?, ?, ?)"),
+			a.Name, a.PublicKeyPEM, a.SPIFFEID, micros(a.CreatedAt))
+		if err != nil && s.d.unique(err) {
+			return ErrExists
+		}
+		return err
+	})
+	if err != nil && !errors.Is(err, ErrExists) {
 		return fmt.Errorf("approval: %w", err)
 	}
-	return nil
+	return err
+}
+
+// withEvents runs write and stages events (the control plane's outbox) in one
+// transaction; without events, write runs alone on the pool.
+func (s *sqlStore) withEvents(ctx context.Context, events []store.Event, write func(q outbox.Execer) error) error {
+	if len(events) == 0 {
+		return write(s.db)
+	}
+	tx, err := s.db.BeginTx(ctx, nil)
+	if err != nil {
+		return err
+	}
+	defer func() { _ = tx.Rollback() }()
+	if err := write(tx); err != nil {
+		return err
+	}
+	if err := outbox.Insert(ctx, tx, s.d.Dialect, time.Now(), events); err != nil {
+		return err
+	}
+	return tx.Commit()
 }
 
 func scanApprover(sc scanner) (Approver, error) {
@@ -278,13 +303,19 @@ func (s *sqlStore) ListApprovers(ctx context.Context) ([]Approver, error) {
 	return out, rows.Err()
 }
 
-func (s *sqlStore) DeleteApprover(ctx context.Context, name string) error {
-	res, err := s.db.ExecContext(ctx, s.q("DELETE FROM approval_approvers WHERE name = ?"), name)
-	if err != nil {
+func (s *sqlStore) DeleteApprover(ctx context.Context, name string, events ...store.Event) error {
+	err := s.withEvents(ctx, events, func(q outbox.Execer) error {
+		res, err := q.ExecContext(ctx, s.q("DELETE FROM approval_approvers WHERE name = ?"), name)
+		if err != nil {
+			return err
+		}
+		if n, _ := res.RowsAffected(); n == 0 {
+			return ErrNotFound
+		}
+		return nil
+	})
+	if err != nil && !errors.Is(err, ErrNotFound) {
 		return fmt.Errorf("approval: %w", err)
 	}
-	if n, _ := res.RowsAffected(); n == 0 {
-		return ErrNotFound
-	}
-	return nil
+	return err
 }

@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"time"
+
+	"github.com/warden-a2a/warden/internal/store"
 )
 
 // Store errors callers tell apart with errors.Is.
@@ -90,12 +92,14 @@ type Store interface {
 	// the audit log (approval events).
 	PurgeExpired(ctx context.Context, before time.Time) (int64, error)
 
-	// PutApprover registers a; ErrExists if the name is taken.
-	PutApprover(ctx context.Context, a Approver) error
+	// PutApprover registers a; ErrExists if the name is taken. events are staged in the
+	// same transaction (store.Event: the control plane's outbox), only when a is stored.
+	PutApprover(ctx context.Context, a Approver, events ...store.Event) error
 	// GetApprover returns the approver, or ErrNotFound.
 	GetApprover(ctx context.Context, name string) (Approver, error)
 	// ListApprovers returns all approvers ordered by name.
 	ListApprovers(ctx context.Context) ([]Approver, error)
-	// DeleteApprover removes the approver (its recorded decisions stay); ErrNotFound if absent.
-	DeleteApprover(ctx context.Context, name string) error
+	// DeleteApprover removes the approver (its recorded decisions stay); ErrNotFound if
+	// absent. events are staged as for PutApprover, only when an approver was deleted.
+	DeleteApprover(ctx context.Context, name string, events ...store.Event) error
 }

@@ -38,6 +38,9 @@ const (
 	KindAnomaly      Kind = "anomaly"       // an anomaly signal raised by the detector
 	KindAccess       Kind = "access"        // a control-plane request refused (Reason), other than enrollment and renewal
 	KindCARotation   Kind = "ca_rotation"   // the intermediate CA replaced (Serial: the new one)
+	KindEntry        Kind = "entry"         // a registration entry created, its attributes updated, or deleted
+	KindJoinToken    Kind = "join_token"    // a join token created (never the secret)
+	KindApprover     Kind = "approver"      // an approver added or deleted
 )
 
 var knownKinds = map[Kind]bool{
@@ -45,6 +48,7 @@ var knownKinds = map[Kind]bool{
 	KindQuarantine: true, KindSuspension: true, KindAttestation: true, KindApproval: true,
 	KindException: true, KindPolicyBundle: true, KindKillSwitch: true,
 	KindIncidentMode: true, KindAnomaly: true, KindAccess: true, KindCARotation: true,
+	KindEntry: true, KindJoinToken: true, KindApprover: true,
 }
 
 // Decision values of a decision event.

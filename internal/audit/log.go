@@ -292,6 +292,11 @@ func (l *Log) Checkpoint(ctx context.Context) (Checkpoint, error) {
 	return c, nil
 }
 
+// Lookup returns the record of the event with this id, or ErrNotFound.
+func (l *Log) Lookup(ctx context.Context, id string) (Record, error) {
+	return l.cfg.Storage.Lookup(ctx, id)
+}
+
 // InclusionProof shows that the event with ID is record Index of the tree signed in
 // Checkpoint (RFC 6962 audit path, tlog.RecordProof).
 type InclusionProof struct {

@@ -238,49 +238,123 @@ func (c *CA) IntermediateDue(now time.Time) bool {
 // names and renamed key first; LoadOrCreate finishes a rotation that stopped between the
 // two renames. It returns the new intermediate certificate.
 func (c *CA) RotateIntermediate() (*x509.Certificate, error) {
+	return c.RotateIntermediateWith(nil)
+}
+
+// RotateIntermediateWith is RotateIntermediate with a commit point: once the new key and
+// certificate are written under their .next names, and before the first rename makes
+// them current, record(cert) is called (the control plane appends its ca_rotation audit
+// event there). An error from record abandons the rotation: the .next files are removed
+// and the error is returned. A crash after record and before the rename leaves the .next
+// files behind; PendingIntermediate reports them and FinishPendingIntermediate installs
+// or discards them (the control plane installs them when its audit log holds the event).
+func (c *CA) RotateIntermediateWith(record func(next *x509.Certificate) error) (*x509.Certificate, error) {
+	var cert *x509.Certificate
+	err := c.underRotateLock(func(p func(string) string) error {
+		rootKey, err := readKey(p(rootKeyFile))
+		if err != nil {
+			return err
+		}
+		key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+		if err != nil {
+			return fmt.Errorf("ca: %w", err)
+		}
+		der, err := c.signIntermediate(c.root, rootKey, key, c.now())
+		if err != nil {
+			return err
+		}
+		cert = mustParse(der)
+		for _, f := range []struct {
+			name string
+			data []byte
+		}{{interKeyFile + nextSuffix, keyPEM(key)}, {interCertFile + nextSuffix, CertsPEM(cert)}} {
+			if err := WriteFileAtomic(p(f.name), f.data, 0o600); err != nil {
+				return fmt.Errorf("ca: %w", err)
+			}
+		}
+		if record != nil {
+			if err := record(cert); err != nil {
+				c.discardNext(p)
+				return err
+			}
+		}
+		return c.installNext(p, cert, key)
+	})
+	if err != nil {
+		return nil, err
+	}
+	return cert, nil
+}
+
+// underRotateLock runs fn holding the rotation lock of this process and, for replicas
+// sharing the directory, an exclusive flock: the key and the certificate on disk must
+// come from the same rotation.
+func (c *CA) underRotateLock(fn func(p func(string) string) error) error {
 	c.rotating.Lock()
 	defer c.rotating.Unlock()
 	p := func(name string) string { return filepath.Join(c.dir, name) }
-	// Replicas sharing the directory rotate one at a time too: the key and the
-	// certificate on disk must come from the same rotation.
 	lock, err := os.OpenFile(p(".rotate.lock"), os.O_CREATE|os.O_RDWR, 0o600)
 	if err != nil {
-		return nil, fmt.Errorf("ca: rotate intermediate: %w", err)
+		return fmt.Errorf("ca: rotate intermediate: %w", err)
 	}
 	defer lock.Close()
 	if err := syscall.Flock(int(lock.Fd()), syscall.LOCK_EX); err != nil {
-		return nil, fmt.Errorf("ca: rotate intermediate: %w", err)
+		return fmt.Errorf("ca: rotate intermediate: %w", err)
 	}
 	defer func() { _ = syscall.Flock(int(lock.Fd()), syscall.LOCK_UN) }()
-	rootKey, err := readKey(p(rootKeyFile))
-	if err != nil {
-		return nil, err
-	}
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		return nil, fmt.Errorf("ca: %w", err)
-	}
-	der, err := c.signIntermediate(c.root, rootKey, key, c.now())
-	if err != nil {
-		return nil, err
-	}
-	cert := mustParse(der)
-	for _, f := range []struct {
-		name string
-		data []byte
-	}{{interKeyFile + nextSuffix, keyPEM(key)}, {interCertFile + nextSuffix, CertsPEM(cert)}} {
-		if err := WriteFileAtomic(p(f.name), f.data, 0o600); err != nil {
-			return nil, fmt.Errorf("ca: %w", err)
-		}
-	}
+	return fn(p)
+}
+
+// installNext renames the .next files into place (key first) and makes them current.
+func (c *CA) installNext(p func(string) string, cert *x509.Certificate, key *ecdsa.PrivateKey) error {
 	for _, name := range []string{interKeyFile, interCertFile} {
 		if err := os.Rename(p(name+nextSuffix), p(name)); err != nil {
-			return nil, fmt.Errorf("ca: rotate intermediate: %w", err)
+			return fmt.Errorf("ca: rotate intermediate: %w", err)
 		}
 	}
 	c.prev.Store(c.cur.Load())
 	c.cur.Store(&intermediate{cert: cert, key: key})
-	return cert, nil
+	return nil
+}
+
+func (c *CA) discardNext(p func(string) string) {
+	for _, name := range []string{interKeyFile, interCertFile} {
+		_ = os.Remove(p(name + nextSuffix))
+	}
+}
+
+// PendingIntermediate returns the certificate of a rotation that wrote its .next files
+// but never installed them (a crash between RotateIntermediateWith's record and its
+// rename), or nil.
+func (c *CA) PendingIntermediate() *x509.Certificate {
+	p := func(name string) string { return filepath.Join(c.dir, name) }
+	cert, err := readCert(p(interCertFile + nextSuffix))
+	if err != nil {
+		return nil
+	}
+	key, err := readKey(p(interKeyFile + nextSuffix))
+	if err != nil || !cert.PublicKey.(*ecdsa.PublicKey).Equal(key.Public()) {
+		return nil
+	}
+	return cert
+}
+
+// FinishPendingIntermediate installs the pending intermediate whose serial is serial
+// (install true) or discards the pending files (install false). It does nothing when the
+// pending rotation is gone or another one (another replica finished it meanwhile).
+func (c *CA) FinishPendingIntermediate(serial string, install bool) error {
+	return c.underRotateLock(func(p func(string) string) error {
+		cert, err := readCert(p(interCertFile + nextSuffix))
+		if err != nil || SerialHex(cert) != serial {
+			return nil
+		}
+		key, err := readKey(p(interKeyFile + nextSuffix))
+		if err != nil || !cert.PublicKey.(*ecdsa.PublicKey).Equal(key.Public()) || !install {
+			c.discardNext(p)
+			return nil
+		}
+		return c.installNext(p, cert, key)
+	})
 }
 
 // TrustDomain returns the CA's trust domain.

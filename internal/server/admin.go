@@ -1,19 +1,25 @@
 package server
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
 	"regexp"
+	"strconv"
 	"strings"
 	"time"
 
 	"github.com/spiffe/go-spiffe/v2/spiffeid"
 
 	"github.com/warden-a2a/warden/internal/api"
+	"github.com/warden-a2a/warden/internal/audit"
 	"github.com/warden-a2a/warden/internal/ca"
 	"github.com/warden-a2a/warden/internal/enroll"
 	"github.com/warden-a2a/warden/internal/store"
+	"github.com/warden-a2a/warden/internal/telemetry"
 	"github.com/warden-a2a/warden/internal/truststate"
 )
 
@@ -49,11 +55,14 @@ func (s *Server) handleCreateEntry(w http.ResponseWriter, r *http.Request) {
 		Name: req.Name, SPIFFEID: id.String(), Role: req.Role, Class: req.Class, Zone: req.Zone,
 		CreatedAt: s.now().UTC(), Attrs: req.Attrs,
 	}
-	if err := s.cfg.Store.CreateEntry(r.Context(), e); errors.Is(err, store.ErrExists) {
+	ev := adminEvent(r, audit.Event{Kind: audit.KindEntry, Subject: e.SPIFFEID, Outcome: "created", Reason: "operator_create_entry",
+		Detail: entryDetail(e)})
+	err = s.commit(r.Context(), func(st ...store.Event) error { return s.cfg.Store.CreateEntry(r.Context(), e, st...) }, ev)
+	if errors.Is(err, store.ErrExists) {
 		s.fail(w, r, http.StatusConflict, api.ReasonConflict, "entry "+req.Name+" already exists")
 		return
 	} else if err != nil {
-		s.internal(w, r, err)
+		s.changeFailed(w, r, err)
 		return
 	}
 	s.log.Info("entry created", "name", e.Name, "spiffe_id", e.SPIFFEID, "class", e.Class, "zone", e.Zone)
@@ -61,6 +70,34 @@ func (s *Server) handleCreateEntry(w http.ResponseWriter, r *http.Request) {
 		s.log.Error("directory update failed", "err", err) // the entry exists; the next change or restart retries
 	}
 	writeJSON(w, http.StatusCreated, s.apiEntry(e))
+}
+
+// entryDetail is what an entry event records of e: its attributes, and the SHA-256 of
+// its attrs and of the attestation reference values in them (the values themselves can
+// be large; the digest names the exact version).
+func entryDetail(e store.Entry) map[string]string {
+	d := map[string]string{"name": e.Name, "role": e.Role, "class": e.Class, "zone": e.Zone}
+	if len(e.Attrs) > 0 {
+		d["attrs_sha256"] = sha256Hex(e.Attrs)
+	}
+	if refs := refsOf(e.Attrs); refs != nil {
+		d["reference_values_sha256"] = sha256Hex(refs)
+	}
+	return d
+}
+
+// refsOf returns the raw attestation reference values in attrs, or nil.
+func refsOf(attrs []byte) []byte {
+	var m map[string]json.RawMessage
+	if json.Unmarshal(attrs, &m) != nil {
+		return nil
+	}
+	return m["attestation"] // attest.RefsFromAttrs reads the same key
+}
+
+func sha256Hex(b []byte) string {
+	sum := sha256.Sum256(b)
+	return hex.EncodeToString(sum[:])
 }
 
 func validateEntry(e api.Entry) error {
@@ -115,11 +152,22 @@ func (s *Server) handleListEntries(w http.ResponseWriter, r *http.Request) {
 
 func (s *Server) handleDeleteEntry(w http.ResponseWriter, r *http.Request) {
 	name := r.PathValue("name")
-	if err := s.cfg.Store.DeleteEntry(r.Context(), name); errors.Is(err, store.ErrNotFound) {
+	e, err := s.cfg.Store.GetEntry(r.Context(), name)
+	if errors.Is(err, store.ErrNotFound) {
 		s.fail(w, r, http.StatusNotFound, api.ReasonNotFound, "no entry "+name)
 		return
 	} else if err != nil {
 		s.internal(w, r, err)
+		return
+	}
+	ev := adminEvent(r, audit.Event{Kind: audit.KindEntry, Subject: e.SPIFFEID, Outcome: "deleted", Reason: "operator_delete_entry",
+		Detail: entryDetail(e)})
+	err = s.commit(r.Context(), func(st ...store.Event) error { return s.cfg.Store.DeleteEntry(r.Context(), name, st...) }, ev)
+	if errors.Is(err, store.ErrNotFound) {
+		s.fail(w, r, http.StatusNotFound, api.ReasonNotFound, "no entry "+name)
+		return
+	} else if err != nil {
+		s.changeFailed(w, r, err)
 		return
 	}
 	s.log.Info("entry deleted", "name", name)
@@ -142,11 +190,19 @@ func (s *Server) handleCreateToken(w http.ResponseWriter, r *http.Request) {
 	tok, secret := enroll.NewToken(s.ca.RootPin())
 	now := s.now().UTC()
 	jt := store.JoinToken{Hash: tok.Hash(), EntryName: req.Entry, CreatedAt: now, ExpiresAt: now.Add(ttl)}
-	if err := s.cfg.Store.CreateJoinToken(r.Context(), jt); errors.Is(err, store.ErrNotFound) {
+	subject := req.Entry
+	if e, err := s.cfg.Store.GetEntry(r.Context(), req.Entry); err == nil {
+		subject = e.SPIFFEID
+	}
+	// Never the secret, nor its hash (the stored look-up key).
+	ev := adminEvent(r, audit.Event{Kind: audit.KindJoinToken, Subject: subject, Outcome: "created", Reason: "operator_create_token",
+		Detail: map[string]string{"entry": req.Entry, "expires_at": jt.ExpiresAt.Format(time.RFC3339), "ttl_s": strconv.Itoa(req.TTLSec)}})
+	err := s.commit(r.Context(), func(st ...store.Event) error { return s.cfg.Store.CreateJoinToken(r.Context(), jt, st...) }, ev)
+	if errors.Is(err, store.ErrNotFound) {
 		s.fail(w, r, http.StatusNotFound, api.ReasonNotFound, "no entry "+req.Entry)
 		return
 	} else if err != nil {
-		s.internal(w, r, err)
+		s.changeFailed(w, r, err)
 		return
 	}
 	s.log.Info("join token created", "entry", req.Entry, "expires_at", jt.ExpiresAt) // never the token
@@ -213,14 +269,38 @@ func (s *Server) handleTrustChange(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, http.StatusNotFound, api.ReasonNotFound, "unknown trust operation "+op)
 		return
 	}
-	doc, err := s.trust.Update(r.Context(), apply)
+	subject := req.ID
+	if subject == "" {
+		subject = "serial:" + strings.ToLower(req.Serial)
+	}
+	kind, outcome := trustEventKind(op)
+	ev := adminEvent(r, audit.Event{Kind: kind, Subject: subject, Serial: strings.ToLower(req.Serial), Outcome: outcome,
+		Reason: "operator_" + op, Detail: map[string]string{"text": req.Reason}})
+	doc, err := s.commitTrust(r.Context(), func(d *truststate.Document) ([]audit.Event, error) {
+		return []audit.Event{ev}, apply(d)
+	})
 	if err != nil {
-		s.internal(w, r, err)
+		s.changeFailed(w, r, err)
 		return
 	}
 	s.log.Info("trust state changed", "op", op, "id", req.ID, "serial", req.Serial, "reason", req.Reason, "version", doc.Version)
-	s.trustEvent(r.Context(), op, req.ID, strings.ToLower(req.Serial), req.Reason, doc.Version)
+	if m := s.cfg.Metrics; m != nil && op == "revoke" {
+		m.SVIDEvent(telemetry.SVIDRevoked)
+	}
 	writeJSON(w, http.StatusOK, api.TrustChangeResponse{Version: doc.Version})
+}
+
+// trustEventKind is the audit kind and outcome of an operator's trust-state change.
+func trustEventKind(op string) (audit.Kind, string) {
+	switch op {
+	case "quarantine":
+		return audit.KindQuarantine, "engaged"
+	case "suspend":
+		return audit.KindSuspension, "engaged"
+	case "restore":
+		return audit.KindQuarantine, "released"
+	}
+	return audit.KindRevocation, "revoked"
 }
 
 func setKey[V any](m map[string]V, k string, v V) map[string]V {
@@ -244,7 +324,7 @@ func (s *Server) handleCARotate(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, http.StatusBadRequest, api.ReasonBadRequest, "a reason of 1..512 bytes is required")
 		return
 	}
-	cert, prev, err := s.rotateIntermediate(r.Context(), "operator:admin", "operator_rotate", req.Reason)
+	cert, prev, err := s.rotateIntermediate(r.Context(), func(ev audit.Event) audit.Event { return adminEvent(r, ev) }, "operator_rotate", req.Reason)
 	if err != nil {
 		s.internal(w, r, err)
 		return

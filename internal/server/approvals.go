@@ -8,6 +8,8 @@ import (
 
 	"github.com/warden-a2a/warden/internal/api"
 	"github.com/warden-a2a/warden/internal/approval"
+	"github.com/warden-a2a/warden/internal/audit"
+	"github.com/warden-a2a/warden/internal/store"
 	"github.com/warden-a2a/warden/internal/store/postgres"
 	"github.com/warden-a2a/warden/internal/store/sqlite"
 )
@@ -208,9 +210,21 @@ func (s *Server) handleAddApprover(w http.ResponseWriter, r *http.Request) {
 	if !s.readJSON(w, r, &req) {
 		return
 	}
-	a, err := s.approvals.AddApprover(r.Context(), req)
+	detail := map[string]string{"spiffe_id": req.SPIFFEID}
+	if pub, err := approval.ParsePublicKeyPEM([]byte(req.PublicKey)); err == nil {
+		detail["key_id"] = approval.KeyID(pub)
+	}
+	var a approval.Approver
+	err := s.commit(r.Context(), func(st ...store.Event) error {
+		var err error
+		a, err = s.approvals.AddApprover(r.Context(), req, st...)
+		return err
+	}, adminEvent(r, audit.Event{Kind: audit.KindApprover, Subject: req.Name, Outcome: "added", Reason: "operator_add_approver", Detail: detail}))
 	if errors.Is(err, approval.ErrExists) {
 		s.fail(w, r, http.StatusConflict, api.ReasonConflict, "approver "+req.Name+" already exists")
+		return
+	} else if errors.Is(err, errAuditPending) {
+		s.changeFailed(w, r, err)
 		return
 	} else if err != nil {
 		s.approvalFail(w, r, err)
@@ -222,11 +236,22 @@ func (s *Server) handleAddApprover(w http.ResponseWriter, r *http.Request) {
 
 func (s *Server) handleDeleteApprover(w http.ResponseWriter, r *http.Request) {
 	name := r.PathValue("name")
-	if err := s.approvals.Store().DeleteApprover(r.Context(), name); errors.Is(err, approval.ErrNotFound) {
+	a, err := s.approvals.Store().GetApprover(r.Context(), name)
+	if errors.Is(err, approval.ErrNotFound) {
 		s.fail(w, r, http.StatusNotFound, api.ReasonNotFound, "no approver "+name)
 		return
 	} else if err != nil {
 		s.internal(w, r, err)
+		return
+	}
+	ev := adminEvent(r, audit.Event{Kind: audit.KindApprover, Subject: name, Outcome: "deleted", Reason: "operator_delete_approver",
+		Detail: map[string]string{"spiffe_id": a.SPIFFEID, "key_id": approval.APIApprover(a).KeyID}})
+	err = s.commit(r.Context(), func(st ...store.Event) error { return s.approvals.Store().DeleteApprover(r.Context(), name, st...) }, ev)
+	if errors.Is(err, approval.ErrNotFound) {
+		s.fail(w, r, http.StatusNotFound, api.ReasonNotFound, "no approver "+name)
+		return
+	} else if err != nil {
+		s.changeFailed(w, r, err)
 		return
 	}
 	s.log.Info("approver deleted", "name", name)

@@ -297,15 +297,23 @@ func (s *Server) recordResultIf(ctx context.Context, entry store.Entry, res atte
 	if d.Action != attest.ActionAllow && !applyAction {
 		rec.Action = "refuse"
 	}
+	reason := rec.Reason
+	if reason == "" {
+		reason = "attestation_" + rec.Tier
+	}
+	ev := audit.Event{Kind: audit.KindAttestation, ID: "attestation-" + rec.ResultID, Subject: entry.SPIFFEID,
+		Outcome: rec.Tier, Reason: reason, Detail: map[string]string{"action": rec.Action, "rule": d.Rule,
+			"evidence_digest": rec.EvidenceDigest, "result_id": rec.ResultID,
+			"hardware": strconv.Itoa(int(res.TrustVector.Hardware))}} // AR4SI: 2 genuine_hw, 97 unrecognized_hw
 	errSkip := errors.New("skip")
-	_, err := s.trust.Update(ctx, func(doc *truststate.Document) error {
+	_, err := s.commitTrust(ctx, func(doc *truststate.Document) ([]audit.Event, error) {
 		if cond != nil && !cond(doc) {
-			return errSkip
+			return nil, errSkip
 		}
 		doc.Attestations = setKey(doc.Attestations, entry.SPIFFEID, rec)
 		delete(doc.Challenges, entry.SPIFFEID)
 		if d.Action == attest.ActionAllow || !applyAction {
-			return nil
+			return []audit.Event{ev}, nil
 		}
 		status := map[attest.Action]string{attest.ActionQuarantine: truststate.StatusQuarantined,
 			attest.ActionReview: truststate.StatusReview}[d.Action]
@@ -316,21 +324,13 @@ func (s *Server) recordResultIf(ctx context.Context, entry store.Entry, res atte
 			doc.Agents = setKey(doc.Agents, entry.SPIFFEID, truststate.AgentState{Status: status,
 				Reason: "attestation " + string(d.Reason) + " (" + d.Rule + ", result " + rec.ResultID + ")", Since: now.UTC()})
 		}
-		return nil
+		return []audit.Event{ev}, nil
 	})
 	if errors.Is(err, errSkip) {
 		return d, nil
 	}
 	s.log.Info("attestation result", "spiffe_id", entry.SPIFFEID, "tier", rec.Tier, "reason", rec.Reason,
 		"action", rec.Action, "rule", d.Rule, "result_id", rec.ResultID, "evidence_digest", rec.EvidenceDigest, "detail", res.Detail)
-	reason := rec.Reason
-	if reason == "" {
-		reason = "attestation_" + rec.Tier
-	}
-	s.emit(ctx, audit.Event{Kind: audit.KindAttestation, ID: "attestation-" + rec.ResultID, Subject: entry.SPIFFEID,
-		Outcome: rec.Tier, Reason: reason, Detail: map[string]string{"action": rec.Action, "rule": d.Rule,
-			"evidence_digest": rec.EvidenceDigest, "result_id": rec.ResultID,
-			"hardware": strconv.Itoa(int(res.TrustVector.Hardware))}}) // AR4SI: 2 genuine_hw, 97 unrecognized_hw
 	return d, err
 }
 
@@ -384,10 +384,16 @@ func (s *Server) attestIssue(w http.ResponseWriter, r *http.Request, entry store
 		}
 		attrs, err := attrsWithKeys(entry.Attrs, enrolledKeys{AKPublic: ev.AKPublic, EKPublic: ev.EKPublic})
 		if err == nil {
-			err = s.cfg.Store.UpdateEntryAttrs(r.Context(), entry.Name, attrs)
+			bound := entry
+			bound.Attrs = attrs
+			detail := entryDetail(bound)
+			detail["previous_attrs_sha256"] = sha256Hex(entry.Attrs)
+			err = s.commit(r.Context(), func(st ...store.Event) error {
+				return s.cfg.Store.UpdateEntryAttrs(r.Context(), entry.Name, attrs, st...)
+			}, audit.Event{Kind: audit.KindEntry, Subject: entry.SPIFFEID, Outcome: "updated", Reason: "attestation_keys_bound", Detail: detail})
 		}
 		if err != nil {
-			s.internal(w, r, err)
+			s.changeFailed(w, r, err)
 			return false
 		}
 	}
@@ -400,6 +406,11 @@ func (s *Server) attestIssue(w http.ResponseWriter, r *http.Request, entry store
 // action applies (reason stale_evidence). rule names the trigger ("admin", or an
 // attest.TriggerRule).
 func (s *Server) Challenge(ctx context.Context, spiffeID, rule string) (int64, time.Time, error) {
+	return s.challenge(ctx, spiffeID, rule, byServer)
+}
+
+// challenge is Challenge with the actor of its audit event (the server, or an admin).
+func (s *Server) challenge(ctx context.Context, spiffeID, rule string, actor func(audit.Event) audit.Event) (int64, time.Time, error) {
 	if s.att == nil {
 		return 0, time.Time{}, errors.New("server: attestation is not configured")
 	}
@@ -408,9 +419,11 @@ func (s *Server) Challenge(ctx context.Context, spiffeID, rule string) (int64, t
 	}
 	now := s.now().UTC()
 	c := truststate.Challenge{Rule: rule, At: now, Deadline: now.Add(s.att.cfg.ChallengeTimeout)}
-	doc, err := s.trust.Update(ctx, func(d *truststate.Document) error {
+	ev := actor(audit.Event{Kind: audit.KindAttestation, Subject: spiffeID, Outcome: "challenged", Reason: "challenge_pushed",
+		Detail: map[string]string{"rule": rule, "deadline": c.Deadline.Format(time.RFC3339)}})
+	doc, err := s.commitTrust(ctx, func(d *truststate.Document) ([]audit.Event, error) {
 		d.Challenges = setKey(d.Challenges, spiffeID, c)
-		return nil
+		return []audit.Event{ev}, nil
 	})
 	if err != nil {
 		return 0, time.Time{}, err
@@ -451,7 +464,7 @@ func (s *Server) handleAdminChallenge(w http.ResponseWriter, r *http.Request) {
 	if req.Reason == "" {
 		req.Reason = "admin"
 	}
-	v, deadline, err := s.Challenge(r.Context(), id.String(), req.Reason)
+	v, deadline, err := s.challenge(r.Context(), id.String(), req.Reason, func(ev audit.Event) audit.Event { return adminEvent(r, ev) })
 	switch {
 	case errors.Is(err, store.ErrNotFound):
 		s.fail(w, r, http.StatusNotFound, api.ReasonNotFound, "no entry for "+id.String())
@@ -545,8 +558,22 @@ func (s *Server) handleSetEntryAttrs(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
-	if err := s.cfg.Store.UpdateEntryAttrs(r.Context(), name, next); err != nil {
-		s.internal(w, r, err)
+	prev := entryDetail(entry)
+	updated := entry
+	updated.Attrs = next
+	detail := entryDetail(updated)
+	for _, k := range []string{"attrs_sha256", "reference_values_sha256"} {
+		if v, ok := prev[k]; ok {
+			detail["previous_"+k] = v
+		}
+	}
+	ev := adminEvent(r, audit.Event{Kind: audit.KindEntry, Subject: entry.SPIFFEID, Outcome: "updated", Reason: "operator_update_attrs", Detail: detail})
+	err = s.commit(r.Context(), func(st ...store.Event) error { return s.cfg.Store.UpdateEntryAttrs(r.Context(), name, next, st...) }, ev)
+	if errors.Is(err, store.ErrNotFound) {
+		s.fail(w, r, http.StatusNotFound, api.ReasonNotFound, "no entry "+name)
+		return
+	} else if err != nil {
+		s.changeFailed(w, r, err)
 		return
 	}
 	entry.Attrs = next

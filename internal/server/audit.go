@@ -131,28 +131,6 @@ func annotate(w http.ResponseWriter, subject, serial string) {
 	}
 }
 
-// trustEvent records an operator's trust-state change.
-func (s *Server) trustEvent(ctx context.Context, op, id, serial, reason string, version int64) {
-	kind, outcome := audit.KindRevocation, "revoked"
-	switch op {
-	case "quarantine":
-		kind, outcome = audit.KindQuarantine, "engaged"
-	case "suspend":
-		kind, outcome = audit.KindSuspension, "engaged"
-	case "restore":
-		kind, outcome = audit.KindQuarantine, "released"
-	}
-	subject := id
-	if subject == "" {
-		subject = "serial:" + serial
-	}
-	if m := s.cfg.Metrics; m != nil && op == "revoke" {
-		m.SVIDEvent(telemetry.SVIDRevoked)
-	}
-	s.emit(ctx, audit.Event{Kind: kind, Subject: subject, Serial: serial, Actor: "operator:admin", Outcome: outcome,
-		Reason: "operator_" + op, Detail: map[string]string{"text": reason, "trust_state_version": strconv.FormatInt(version, 10)}})
-}
-
 // approvalEvent maps an approval lifecycle step to an audit event.
 func (s *Server) approvalEvent(e approval.Event) {
 	actor := e.Approver

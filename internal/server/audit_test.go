@@ -108,11 +108,14 @@ func TestLifecycleEventsAudited(t *testing.T) {
 	if err := src.Renew(ctx); reason(err) != api.ReasonIdentityRevoked {
 		t.Fatalf("renewal after revoke: %v", err)
 	}
-	want := []struct{ kind, outcome, reason string }{
-		{"enrollment", "granted", "enrollment_granted"},
-		{"renewal", "granted", "renewal_granted"},
-		{"revocation", "revoked", "operator_revoke"},
-		{"renewal", "refused", "identity_revoked"},
+	const admin, server = "spiffe://supplychain.example/warden/admin", "server"
+	want := []struct{ kind, outcome, reason, actor string }{
+		{"entry", "created", "operator_create_entry", admin},
+		{"join_token", "created", "operator_create_token", admin},
+		{"enrollment", "granted", "enrollment_granted", server},
+		{"renewal", "granted", "renewal_granted", server},
+		{"revocation", "revoked", "operator_revoke", admin},
+		{"renewal", "refused", "identity_revoked", server},
 	}
 	got := events(t, st)
 	if len(got) != len(want) {
@@ -120,9 +123,15 @@ func TestLifecycleEventsAudited(t *testing.T) {
 	}
 	for i, w := range want {
 		e := got[i]
-		if string(e.Kind) != w.kind || e.Outcome != w.outcome || e.Reason != w.reason || e.Subject != "spiffe://supplychain.example/agent/procurement" {
-			t.Errorf("event %d = %s/%s/%s about %s, want %+v", i, e.Kind, e.Outcome, e.Reason, e.Subject, w)
+		if string(e.Kind) != w.kind || e.Outcome != w.outcome || e.Reason != w.reason || e.Actor != w.actor || e.Subject != "spiffe://supplychain.example/agent/procurement" {
+			t.Errorf("event %d = %s/%s/%s by %s about %s, want %+v", i, e.Kind, e.Outcome, e.Reason, e.Actor, e.Subject, w)
 		}
+		if w.actor == admin && (e.Detail["credential_serial"] == "" || e.Detail["request_id"] == "") {
+			t.Errorf("event %d (%s): admin credential serial or request id missing: %v", i, e.Kind, e.Detail)
+		}
+	}
+	if d := got[4].Detail; d["trust_state_version"] == "" || d["text"] != "test" {
+		t.Errorf("revocation detail %v: want the trust-state version and the operator's text", d)
 	}
 }
 

@@ -154,6 +154,9 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 		adminID:  spiffeid.RequireFromPath(td, adminPath),
 	}
 	s.accessLimit.N = accessPerSecond
+	if err := s.finishPendingRotation(ctx); err != nil {
+		return nil, err
+	}
 	s.rotateIntermediateIfDue(ctx)
 	if err := s.rotateServerSVID(ctx); err != nil {
 		return nil, err
@@ -193,6 +196,10 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 		return nil, err
 	}
 	s.detector = audit.NewDetector(audit.DetectorConfig{HomeTrustDomain: td.Name(), ZoneOf: s.zoneOf, Emit: s.onAnomaly})
+	// Events a crash left in the outbox reach the audit log before anything is served.
+	if err := s.drainOutbox(ctx); err != nil {
+		return nil, fmt.Errorf("server: audit events staged before a restart: %w", err)
+	}
 	if err := s.syncDirectory(ctx); err != nil {
 		return nil, err
 	}
@@ -309,9 +316,10 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	}
 	bg, stopBG := context.WithCancel(ctx)
 	var wg sync.WaitGroup
-	wg.Add(2)
+	wg.Add(3)
 	go func() { defer wg.Done(); s.trust.Run(bg) }()
 	go func() { defer wg.Done(); s.maintain(bg) }()
+	go func() { defer wg.Done(); s.retryOutbox(bg) }()
 	if m := s.cfg.Metrics; m != nil {
 		wg.Add(1)
 		go func() {
@@ -407,28 +415,67 @@ func (s *Server) rotateIntermediateIfDue(ctx context.Context) {
 	if !s.ca.IntermediateDue(s.now()) {
 		return
 	}
-	if _, _, err := s.rotateIntermediate(ctx, "server", "intermediate_due", ""); err != nil {
+	if _, _, err := s.rotateIntermediate(ctx, byServer, "intermediate_due", ""); err != nil {
 		s.log.Error("intermediate CA rotation failed", "err", err)
 	}
 }
 
 // rotateIntermediate replaces the intermediate CA now and records it (actor, reason code,
-// free text) in the audit log; it returns the new and the previous certificate.
-func (s *Server) rotateIntermediate(ctx context.Context, actor, reason, text string) (cert, prev *x509.Certificate, err error) {
+// free text) in the audit log; it returns the new and the previous certificate. The
+// event is appended after the new key is written and before it is installed: without
+// the event there is no rotation (finishPendingRotation settles a crash in between).
+func (s *Server) rotateIntermediate(ctx context.Context, actor func(audit.Event) audit.Event, reason, text string) (cert, prev *x509.Certificate, err error) {
 	prev = s.ca.Intermediates()[0]
-	cert, err = s.ca.RotateIntermediate()
+	cert, err = s.ca.RotateIntermediateWith(func(next *x509.Certificate) error {
+		detail := map[string]string{"previous_serial": ca.SerialHex(prev),
+			"previous_not_after": prev.NotAfter.UTC().Format(time.RFC3339), "not_after": next.NotAfter.UTC().Format(time.RFC3339)}
+		if text != "" {
+			detail["text"] = text
+		}
+		ev := actor(audit.Event{Kind: audit.KindCARotation, ID: caRotationID(next), Subject: "intermediate", Serial: ca.SerialHex(next),
+			Outcome: "rotated", Reason: reason, Detail: detail})
+		st, err := s.staged(ev)
+		if err == nil {
+			err = s.appendStaged(ctx, st)
+		}
+		if err != nil {
+			return fmt.Errorf("server: intermediate CA not rotated: its audit event could not be appended: %v", err)
+		}
+		return nil
+	})
 	if err != nil {
 		return nil, nil, err
 	}
-	s.log.Info("intermediate CA rotated", "serial", ca.SerialHex(cert), "not_after", cert.NotAfter, "previous_serial", ca.SerialHex(prev), "actor", actor, "reason", reason)
-	detail := map[string]string{"previous_serial": ca.SerialHex(prev),
-		"previous_not_after": prev.NotAfter.UTC().Format(time.RFC3339), "not_after": cert.NotAfter.UTC().Format(time.RFC3339)}
-	if text != "" {
-		detail["text"] = text
-	}
-	s.emit(ctx, audit.Event{Kind: audit.KindCARotation, Subject: "intermediate", Serial: ca.SerialHex(cert), Actor: actor,
-		Outcome: "rotated", Reason: reason, Detail: detail})
+	s.log.Info("intermediate CA rotated", "serial", ca.SerialHex(cert), "not_after", cert.NotAfter, "previous_serial", ca.SerialHex(prev), "reason", reason)
 	return cert, prev, nil
+}
+
+// caRotationID is the id of the ca_rotation event that installs intermediate next.
+func caRotationID(next *x509.Certificate) string { return "ca_rotation-" + ca.SerialHex(next) }
+
+// byServer marks an event as the server's own doing.
+func byServer(ev audit.Event) audit.Event { ev.Actor = "server"; return ev }
+
+// finishPendingRotation settles an intermediate rotation a crash interrupted between its
+// audit event and its install: installed when the audit log holds the event, discarded
+// otherwise (then it never happened).
+func (s *Server) finishPendingRotation(ctx context.Context) error {
+	next := s.ca.PendingIntermediate()
+	if next == nil {
+		return nil
+	}
+	install := false
+	if s.cfg.Audit != nil {
+		_, err := s.cfg.Audit.Lookup(ctx, caRotationID(next))
+		switch {
+		case err == nil:
+			install = true
+		case !errors.Is(err, audit.ErrNotFound):
+			return err
+		}
+	}
+	s.log.Info("interrupted intermediate CA rotation settled", "serial", ca.SerialHex(next), "installed", install)
+	return s.ca.FinishPendingIntermediate(ca.SerialHex(next), install)
 }
 
 func (s *Server) rotateServerSVID(ctx context.Context) error {

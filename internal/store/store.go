@@ -69,10 +69,22 @@ type TrustState struct {
 	CreatedAt time.Time
 }
 
+// Event is an audit event staged in the transactional outbox: every write method takes
+// events that are committed in the same transaction as the write, or not at all (nothing
+// is staged when the write returns any error, ErrExists and ErrNotFound included). The
+// control plane appends them to its audit log afterwards and deletes them with
+// DeleteEvents; whatever a crash left staged it appends at its next start
+// (PendingEvents). So a state change never exists without the event that records it.
+type Event struct {
+	ID   string // the event's id, unique
+	Data []byte // its canonical bytes (audit.Event.Canonical)
+}
+
 // Store is the control plane's persistence. Implementations must pass storetest.Run.
+// The events of a write are staged as Event says.
 type Store interface {
 	// CreateEntry adds e; ErrExists if the name or SPIFFE ID is taken.
-	CreateEntry(ctx context.Context, e Entry) error
+	CreateEntry(ctx context.Context, e Entry, events ...Event) error
 	// GetEntry returns the entry by name, or ErrNotFound.
 	GetEntry(ctx context.Context, name string) (Entry, error)
 	// GetEntryBySPIFFEID returns the entry by SPIFFE ID, or ErrNotFound.
@@ -80,13 +92,13 @@ type Store interface {
 	// ListEntries returns all entries ordered by name.
 	ListEntries(ctx context.Context) ([]Entry, error)
 	// UpdateEntryAttrs replaces the Attrs of an entry; ErrNotFound if absent.
-	UpdateEntryAttrs(ctx context.Context, name string, attrs []byte) error
+	UpdateEntryAttrs(ctx context.Context, name string, attrs []byte, events ...Event) error
 	// DeleteEntry removes the entry and all its join tokens; ErrNotFound if absent.
-	DeleteEntry(ctx context.Context, name string) error
+	DeleteEntry(ctx context.Context, name string, events ...Event) error
 
 	// CreateJoinToken stores t (UsedAt must be zero); ErrNotFound if the entry does not
 	// exist, ErrExists if the hash is taken.
-	CreateJoinToken(ctx context.Context, t JoinToken) error
+	CreateJoinToken(ctx context.Context, t JoinToken, events ...Event) error
 	// ConsumeJoinToken atomically marks the token with this hash used at now and returns
 	// it. Exactly one of any number of concurrent callers succeeds. ErrNotFound if no
 	// such token (or its entry was deleted), ErrTokenUsed if already used,
@@ -94,7 +106,7 @@ type Store interface {
 	ConsumeJoinToken(ctx context.Context, hash []byte, now time.Time) (JoinToken, error)
 
 	// RecordSVID stores an issued SVID; ErrExists on a duplicate serial.
-	RecordSVID(ctx context.Context, s SVID) error
+	RecordSVID(ctx context.Context, s SVID, events ...Event) error
 	// GetSVID returns the SVID by serial, or ErrNotFound.
 	GetSVID(ctx context.Context, serial string) (SVID, error)
 	// CountSVIDs returns how many SVIDs were recorded for the SPIFFE ID.
@@ -104,7 +116,13 @@ type Store interface {
 	LatestTrustState(ctx context.Context) (TrustState, error)
 	// PutTrustState stores ts. ts.Version must be exactly latest+1 (1 when none exists);
 	// otherwise ErrConflict and nothing is written.
-	PutTrustState(ctx context.Context, ts TrustState) error
+	PutTrustState(ctx context.Context, ts TrustState, events ...Event) error
+
+	// PendingEvents returns up to limit staged events (limit <= 0: 100), oldest first.
+	PendingEvents(ctx context.Context, limit int) ([]Event, error)
+	// DeleteEvents removes staged events by id once they are in the audit log; ids not
+	// staged are ignored.
+	DeleteEvents(ctx context.Context, ids []string) error
 
 	// Close releases the backend.
 	Close() error

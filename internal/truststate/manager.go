@@ -63,6 +63,15 @@ func (m *Manager) Current() (store.TrustState, *Document) {
 // version, retrying when another replica wrote a version first. fn may be called more
 // than once and must not have other side effects; an error from fn aborts the update.
 func (m *Manager) Update(ctx context.Context, fn func(*Document) error) (*Document, error) {
+	return m.UpdateAudited(ctx, func(d *Document) ([]store.Event, error) { return nil, fn(d) })
+}
+
+// UpdateAudited is Update whose fn also returns the audit events that record the change:
+// they are staged in the same store transaction as the new version (store.Event, the
+// outbox), so the version is never stored without them. fn sees the next document with
+// Version and IssuedAt already set (it may name the version in its events); it is called
+// again, with the next version number, when another replica won the race.
+func (m *Manager) UpdateAudited(ctx context.Context, fn func(*Document) ([]store.Event, error)) (*Document, error) {
 	for attempt := 0; attempt < 20; attempt++ {
 		latest, err := m.st.LatestTrustState(ctx)
 		var base *Document
@@ -78,19 +87,20 @@ func (m *Manager) Update(ctx context.Context, fn func(*Document) error) (*Docume
 			}
 		}
 		next := base.Clone()
-		if err := fn(next); err != nil {
+		version, issued := latest.Version+1, m.now().UTC().Truncate(time.Millisecond)
+		next.Version, next.IssuedAt = version, issued
+		events, err := fn(next)
+		if err != nil {
 			return nil, err
 		}
-		next.Version = latest.Version + 1
-		next.TrustDomain = m.td
-		next.IssuedAt = m.now().UTC().Truncate(time.Millisecond)
+		next.Version, next.IssuedAt, next.TrustDomain = version, issued, m.td
 		key, chain := m.signer()
 		signed, err := Sign(next, key, chain)
 		if err != nil {
 			return nil, err
 		}
 		ts := store.TrustState{Version: next.Version, Signed: signed, CreatedAt: next.IssuedAt}
-		err = m.st.PutTrustState(ctx, ts)
+		err = m.st.PutTrustState(ctx, ts, events...)
 		if errors.Is(err, store.ErrConflict) {
 			continue
 		}

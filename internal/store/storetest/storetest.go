@@ -55,6 +55,7 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"CancelledContextWritesNothing", testCancelledContext},
 		{"ConcurrentPutTrustStateOneWinner", func(t *testing.T, s store.Store) { ConcurrentPutTrustState(t, s, s) }},
 	}
+	tests = append(tests, outboxTests...)
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			s := open(t)

@@ -2,7 +2,9 @@
 // postgres). The backends differ only in their Dialect: placeholder syntax, how a time is
 // encoded, how a driver error maps to a constraint violation, and whether writes are
 // group-committed (SQLite). Every write is one SQL statement (ConsumeJoinToken adds a read
-// to explain a refusal), so atomicity comes from the database, not from locks in Go:
+// to explain a refusal) plus, when the caller passes audit events, their insert into the
+// outbox table in the same transaction (package outbox); so atomicity comes from the
+// database, not from locks in Go:
 //
 //   - ConsumeJoinToken is a single conditional UPDATE ... RETURNING; of any number of
 //     concurrent callers exactly one sees the row with used_at IS NULL (SQLite serialises
@@ -22,6 +24,7 @@ import (
 
 	"github.com/warden-a2a/warden/internal/sqlschema"
 	"github.com/warden-a2a/warden/internal/store"
+	"github.com/warden-a2a/warden/internal/store/outbox"
 )
 
 // Violation is a constraint violation reported by a driver, as classified by a Dialect.
@@ -53,6 +56,7 @@ type Dialect struct {
 type Store struct {
 	db    *sql.DB
 	d     Dialect
+	sd    sqlschema.Dialect // placeholders of the outbox statements
 	q     queries
 	batch *batcher // nil without GroupCommit
 }
@@ -61,7 +65,7 @@ var _ store.Store = (*Store)(nil)
 
 // New returns a Store on db (whose schema is already migrated) speaking dialect d.
 func New(db *sql.DB, d Dialect) *Store {
-	s := &Store{db: db, d: d}
+	s := &Store{db: db, d: d, sd: sqlschema.Dialect{Dollar: d.Dollar}}
 	s.q = buildQueries(d)
 	if d.GroupCommit {
 		s.batch = &batcher{db: db}
@@ -166,26 +170,54 @@ func unblob(b []byte) []byte {
 	return b
 }
 
-// write runs fn in a group-commit batch, or directly on the pool.
-func (s *Store) write(ctx context.Context, fn writeFn) error {
-	if s.batch != nil {
-		return s.batch.do(ctx, fn)
+// write runs fn and stages events in one transaction: in a group-commit batch (SQLite),
+// in a transaction of its own when there are events (PostgreSQL), or else as fn's one
+// statement on the pool. Events are staged only when fn returns nil.
+func (s *Store) write(ctx context.Context, events []store.Event, fn writeFn) error {
+	run := fn
+	if len(events) > 0 {
+		run = func(ctx context.Context, q querier) error {
+			if err := fn(ctx, q); err != nil {
+				return err
+			}
+			return outbox.Insert(ctx, q, s.sd, time.Now(), events)
+		}
 	}
-	return fn(ctx, s.db)
+	switch {
+	case s.batch != nil:
+		return s.batch.do(ctx, run)
+	case len(events) == 0:
+		return run(ctx, s.db)
+	}
+	tx, err := s.db.BeginTx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("store: begin: %w", err)
+	}
+	if err := run(ctx, tx); err != nil {
+		_ = tx.Rollback()
+		return err
+	}
+	if err := tx.Commit(); err != nil {
+		return fmt.Errorf("store: commit: %w", err)
+	}
+	return nil
 }
 
-// execWrite runs one statement as a write and returns its affected row count.
-func (s *Store) execWrite(ctx context.Context, classify func(error) error, query string, args ...any) (int64, error) {
-	var n int64
-	err := s.write(ctx, func(ctx context.Context, q querier) error {
+// execWrite runs one statement as a write with its events. check, if not nil, turns the
+// affected row count into the write's outcome (ErrNotFound when nothing matched) before
+// the events are staged.
+func (s *Store) execWrite(ctx context.Context, events []store.Event, classify func(error) error, check func(n int64) error, query string, args ...any) error {
+	return s.write(ctx, events, func(ctx context.Context, q querier) error {
 		res, err := q.ExecContext(ctx, query, args...)
 		if err != nil {
 			return classify(err)
 		}
-		n, err = affected(res)
-		return err
+		n, err := affected(res)
+		if err != nil || check == nil {
+			return err
+		}
+		return check(n)
 	})
-	return n, err
 }
 
 func affected(res sql.Result) (int64, error) {
@@ -219,14 +251,13 @@ func notFound(err error, what string) error {
 }
 
 // CreateEntry implements store.Store.
-func (s *Store) CreateEntry(ctx context.Context, e store.Entry) error {
-	_, err := s.execWrite(ctx, func(err error) error {
+func (s *Store) CreateEntry(ctx context.Context, e store.Entry, events ...store.Event) error {
+	return s.execWrite(ctx, events, func(err error) error {
 		if s.d.Classify(err) == Unique {
 			return fmt.Errorf("store: entry %q or SPIFFE ID %q: %w", e.Name, e.SPIFFEID, store.ErrExists)
 		}
 		return fmt.Errorf("store: create entry: %w", err)
-	}, s.q.createEntry, e.Name, e.SPIFFEID, e.Role, e.Class, e.Zone, s.t(e.CreatedAt), blob(e.Attrs))
-	return err
+	}, nil, s.q.createEntry, e.Name, e.SPIFFEID, e.Role, e.Class, e.Zone, s.t(e.CreatedAt), blob(e.Attrs))
 }
 
 // GetEntry implements store.Store.
@@ -268,37 +299,39 @@ func (s *Store) ListEntries(ctx context.Context) ([]store.Entry, error) {
 	return out, nil
 }
 
-// UpdateEntryAttrs implements store.Store.
-func (s *Store) UpdateEntryAttrs(ctx context.Context, name string, attrs []byte) error {
-	n, err := s.execWrite(ctx, func(err error) error {
-		return fmt.Errorf("store: update entry %q: %w", name, err)
-	}, s.q.updateAttrs, blob(attrs), name)
-	if err == nil && n == 0 {
-		err = fmt.Errorf("store: entry %q: %w", name, store.ErrNotFound)
+// entryFound is the row-count check of a write to one entry.
+func entryFound(name string) func(int64) error {
+	return func(n int64) error {
+		if n == 0 {
+			return fmt.Errorf("store: entry %q: %w", name, store.ErrNotFound)
+		}
+		return nil
 	}
-	return err
+}
+
+// UpdateEntryAttrs implements store.Store.
+func (s *Store) UpdateEntryAttrs(ctx context.Context, name string, attrs []byte, events ...store.Event) error {
+	return s.execWrite(ctx, events, func(err error) error {
+		return fmt.Errorf("store: update entry %q: %w", name, err)
+	}, entryFound(name), s.q.updateAttrs, blob(attrs), name)
 }
 
 // DeleteEntry implements store.Store. Its join tokens go with it (ON DELETE CASCADE).
-func (s *Store) DeleteEntry(ctx context.Context, name string) error {
-	n, err := s.execWrite(ctx, func(err error) error {
+func (s *Store) DeleteEntry(ctx context.Context, name string, events ...store.Event) error {
+	return s.execWrite(ctx, events, func(err error) error {
 		return fmt.Errorf("store: delete entry %q: %w", name, err)
-	}, s.q.deleteEntry, name)
-	if err == nil && n == 0 {
-		err = fmt.Errorf("store: entry %q: %w", name, store.ErrNotFound)
-	}
-	return err
+	}, entryFound(name), s.q.deleteEntry, name)
 }
 
 // CreateJoinToken implements store.Store. t.Hash must be 32 bytes and t.UsedAt zero.
-func (s *Store) CreateJoinToken(ctx context.Context, t store.JoinToken) error {
+func (s *Store) CreateJoinToken(ctx context.Context, t store.JoinToken, events ...store.Event) error {
 	if len(t.Hash) != 32 {
 		return fmt.Errorf("store: join token hash is %d bytes, want 32 (SHA-256)", len(t.Hash))
 	}
 	if !t.UsedAt.IsZero() {
 		return errors.New("store: a new join token must not be used")
 	}
-	_, err := s.execWrite(ctx, func(err error) error {
+	return s.execWrite(ctx, events, func(err error) error {
 		switch s.d.Classify(err) {
 		case Unique:
 			return fmt.Errorf("store: join token: %w", store.ErrExists)
@@ -306,14 +339,13 @@ func (s *Store) CreateJoinToken(ctx context.Context, t store.JoinToken) error {
 			return fmt.Errorf("store: join token for entry %q: %w", t.EntryName, store.ErrNotFound)
 		}
 		return fmt.Errorf("store: create join token: %w", err)
-	}, s.q.createToken, t.Hash, t.EntryName, s.t(t.CreatedAt), s.t(t.ExpiresAt))
-	return err
+	}, nil, s.q.createToken, t.Hash, t.EntryName, s.t(t.CreatedAt), s.t(t.ExpiresAt))
 }
 
 // ConsumeJoinToken implements store.Store.
 func (s *Store) ConsumeJoinToken(ctx context.Context, hash []byte, now time.Time) (store.JoinToken, error) {
 	var t store.JoinToken
-	err := s.write(ctx, func(ctx context.Context, q querier) error {
+	err := s.write(ctx, nil, func(ctx context.Context, q querier) error {
 		var err error
 		t, err = scanToken(q.QueryRowContext(ctx, s.q.consumeToken, s.t(now), hash, s.t(now)))
 		if err == nil {
@@ -344,14 +376,13 @@ func (s *Store) ConsumeJoinToken(ctx context.Context, hash []byte, now time.Time
 }
 
 // RecordSVID implements store.Store.
-func (s *Store) RecordSVID(ctx context.Context, v store.SVID) error {
-	_, err := s.execWrite(ctx, func(err error) error {
+func (s *Store) RecordSVID(ctx context.Context, v store.SVID, events ...store.Event) error {
+	return s.execWrite(ctx, events, func(err error) error {
 		if s.d.Classify(err) == Unique {
 			return fmt.Errorf("store: SVID serial %s: %w", v.Serial, store.ErrExists)
 		}
 		return fmt.Errorf("store: record SVID: %w", err)
-	}, s.q.recordSVID, v.Serial, v.SPIFFEID, v.EntryName, v.Kind, s.t(v.NotBefore), s.t(v.NotAfter), s.t(v.IssuedAt))
-	return err
+	}, nil, s.q.recordSVID, v.Serial, v.SPIFFEID, v.EntryName, v.Kind, s.t(v.NotBefore), s.t(v.NotAfter), s.t(v.IssuedAt))
 }
 
 // GetSVID implements store.Store.
@@ -385,16 +416,32 @@ func (s *Store) LatestTrustState(ctx context.Context) (store.TrustState, error) 
 }
 
 // PutTrustState implements store.Store.
-func (s *Store) PutTrustState(ctx context.Context, ts store.TrustState) error {
-	n, err := s.execWrite(ctx, func(err error) error {
+func (s *Store) PutTrustState(ctx context.Context, ts store.TrustState, events ...store.Event) error {
+	return s.execWrite(ctx, events, func(err error) error {
 		if s.d.Classify(err) == Unique {
 			// A concurrent writer inserted this version first.
 			return fmt.Errorf("store: trust state version %d: %w", ts.Version, store.ErrConflict)
 		}
 		return fmt.Errorf("store: put trust state: %w", err)
+	}, func(n int64) error {
+		if n == 0 {
+			return fmt.Errorf("store: trust state version %d is not latest+1: %w", ts.Version, store.ErrConflict)
+		}
+		return nil
 	}, s.q.putTS, ts.Version, blob(ts.Signed), s.t(ts.CreatedAt), ts.Version)
-	if err == nil && n == 0 {
-		err = fmt.Errorf("store: trust state version %d is not latest+1: %w", ts.Version, store.ErrConflict)
+}
+
+// PendingEvents implements store.Store.
+func (s *Store) PendingEvents(ctx context.Context, limit int) ([]store.Event, error) {
+	return outbox.Pending(ctx, s.db, s.sd, limit)
+}
+
+// DeleteEvents implements store.Store.
+func (s *Store) DeleteEvents(ctx context.Context, ids []string) error {
+	if len(ids) == 0 {
+		return nil
 	}
-	return err
+	return s.write(ctx, nil, func(ctx context.Context, q querier) error {
+		return outbox.Delete(ctx, q, s.sd, ids)
+	})
 }
