@@ -30,21 +30,13 @@ const MaxAuditBatchBytes = 4 << 20
 
 // emit appends a lifecycle event to the audit log, if one is configured. The change it
 // records has already happened, so a failure is logged, not returned: the event is also
-// in the server log with the same fields.
+// in the server log with the same fields. Events recording a change of stored state are
+// not emitted but committed with the change (commit, commitTrust in outbox.go).
 func (s *Server) emit(ctx context.Context, ev audit.Event) {
 	if s.cfg.Audit == nil {
 		return
 	}
-	if ev.ID == "" {
-		ev.ID = newEventID(string(ev.Kind))
-	}
-	if ev.Time.IsZero() {
-		ev.Time = s.now().UTC()
-	}
-	ev.V = audit.SchemaVersion
-	if ev.Actor == "" {
-		ev.Actor = "server"
-	}
+	s.complete(&ev)
 	// The caller's request may already be cancelled; the record must still be written.
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
 	defer cancel()
