@@ -47,7 +47,7 @@ func (g *Gate) trustViewOf(doc *truststate.Document) policy.TrustView {
 	if c := g.view.Load(); c != nil && c.doc == doc {
 		return c.view
 	}
-	c := &viewCache{doc: doc, view: trustView(doc)}
+	c := &viewCache{doc: doc, view: trustView(doc, g.cfg.Zone)}
 	g.view.Store(c)
 	return c.view
 }

@@ -120,16 +120,23 @@ func (c *TrustCache) Current() (*truststate.Document, time.Duration) {
 	return doc, c.now().Sub(verified)
 }
 
-// trustView maps the trust state into what the policy engine reads.
-func trustView(doc *truststate.Document) policy.TrustView {
+// trustView maps the trust state into what the policy engine reads, for a gate in zone
+// gateZone. An incident limited to a zone applies to every call into a gate of that zone
+// and, at other gates, to callers of that zone (the engine checks the caller's zone).
+// Zone states keep the trust state's names ("healthy", the old name of normal, is read
+// as normal by the engine).
+func trustView(doc *truststate.Document, gateZone string) policy.TrustView {
 	v := policy.TrustView{IncidentMode: doc.IncidentMode, Responders: doc.Responders}
+	if doc.IncidentMode && doc.Incident != nil && doc.Incident.Zone != "" && doc.Incident.Zone != gateZone {
+		v.IncidentZone = doc.Incident.Zone
+	}
 	for _, k := range doc.KillSwitches {
-		v.KillSwitches = append(v.KillSwitches, policy.KillSwitch{Scope: k.Scope, Value: k.Value, Reason: k.Reason})
+		v.KillSwitches = append(v.KillSwitches, policy.KillSwitch{Scope: k.Scope, Value: k.Value, Reason: k.Reason, Expires: k.Expires})
 	}
 	if len(doc.Zones) > 0 {
 		v.ZoneStates = make(map[string]string, len(doc.Zones))
 		for z, s := range doc.Zones {
-			v.ZoneStates[z] = s.State
+			v.ZoneStates[z] = truststate.NormalZoneState(s.State)
 		}
 	}
 	if len(doc.Agents) > 0 {

@@ -51,3 +51,33 @@ func TestPeerAgent(t *testing.T) {
 		t.Error("unknown caller found")
 	}
 }
+
+// TestTrustViewLiveControls: an incident limited to a zone is the gate's own when the gate
+// is in that zone, and the caller's zone otherwise; switch expiry and zone names carry over.
+func TestTrustViewLiveControls(t *testing.T) {
+	exp := time.Now().Add(time.Minute).UTC()
+	doc := &truststate.Document{
+		IncidentMode: true, Responders: []string{"logistics"},
+		Incident:     &truststate.Incident{Reason: "INC-1", Zone: "finance"},
+		KillSwitches: []truststate.KillSwitch{{ID: "ks-1", Scope: "action", Value: "payment.release", Reason: "r", Expires: exp}},
+		Zones:        map[string]truststate.Zone{"old": {State: truststate.ZoneHealthy}, "edge": {State: truststate.ZoneQuarantined}},
+	}
+	in := trustView(doc, "finance")
+	if !in.IncidentMode || in.IncidentZone != "" {
+		t.Errorf("gate in the incident's zone: mode %v zone %q, want every call in incident mode", in.IncidentMode, in.IncidentZone)
+	}
+	out := trustView(doc, "cloud")
+	if !out.IncidentMode || out.IncidentZone != "finance" {
+		t.Errorf("gate elsewhere: mode %v zone %q, want incident for callers of finance", out.IncidentMode, out.IncidentZone)
+	}
+	if len(out.KillSwitches) != 1 || !out.KillSwitches[0].Expires.Equal(exp) {
+		t.Errorf("switches %+v", out.KillSwitches)
+	}
+	if out.ZoneStates["old"] != truststate.ZoneNormal || out.ZoneStates["edge"] != truststate.ZoneQuarantined {
+		t.Errorf("zones %v", out.ZoneStates)
+	}
+	doc.Incident.Zone = ""
+	if v := trustView(doc, "cloud"); !v.IncidentMode || v.IncidentZone != "" {
+		t.Errorf("incident everywhere: %+v", v)
+	}
+}

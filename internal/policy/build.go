@@ -65,8 +65,8 @@ func (e *Engine) build(req *Request, now time.Time) (cedar.Request, types.Entity
 		tier = "none"
 	}
 	zoneState := tv.ZoneStates[a.Zone]
-	if zoneState == "" {
-		zoneState = ZoneHealthy
+	if zoneState == "" || zoneState == ZoneHealthy {
+		zoneState = ZoneNormal
 	}
 	agentState := tv.AgentStatus[a.SPIFFEID]
 	if agentState == "" {
@@ -79,9 +79,11 @@ func (e *Engine) build(req *Request, now time.Time) (cedar.Request, types.Entity
 	}
 	kills := ""
 	if len(tv.KillSwitches) > 0 {
-		ks := make([]string, len(tv.KillSwitches))
-		for i, k := range tv.KillSwitches {
-			ks[i] = k.Scope + ":" + k.Value
+		ks := make([]string, 0, len(tv.KillSwitches))
+		for _, k := range tv.KillSwitches {
+			if k.Expires.IsZero() || now.Before(k.Expires) {
+				ks = append(ks, k.Scope+":"+k.Value)
+			}
 		}
 		kills = strings.Join(ks, "\x00")
 	}
@@ -94,7 +96,7 @@ func (e *Engine) build(req *Request, now time.Time) (cedar.Request, types.Entity
 		cAtt:       e.attestations.get(Attestation{tier, c.Attestation.AgeSeconds}, attestationRecord),
 		cApprovals: approvals,
 		cTrust: e.trusts.get(trustKey{
-			incident: tv.IncidentMode, responder: isResponder(tv.Responders, a),
+			incident: tv.IncidentMode && (tv.IncidentZone == "" || tv.IncidentZone == a.Zone), responder: isResponder(tv.Responders, a),
 			zoneState: zoneState, agentState: agentState, kills: kills,
 		}, trustRecord),
 	})

@@ -270,6 +270,9 @@ func (e *Engine) decide(req *Request, now time.Time, consume bool) Decision {
 		return d
 	}
 	for _, ks := range tv.KillSwitches {
+		if !ks.Expires.IsZero() && !now.Before(ks.Expires) {
+			continue // released by its ttl
+		}
 		if killMatches(&ks, req) {
 			d.Code = CodeKillSwitch
 			d.PolicyIDs = []string{"kill-switch:" + ks.Scope + ":" + ks.Value}

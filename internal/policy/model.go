@@ -1,5 +1,7 @@
 package policy
 
+import "time"
+
 // Agent is the caller, as established by the gate from its X509-SVID and the
 // control plane's registry. The Cedar entity is Agent::"<SPIFFEID>".
 type Agent struct {
@@ -43,11 +45,13 @@ type CallContext struct {
 	Approvers []string
 }
 
-// KillSwitch stops every matching call, whatever the policies permit.
+// KillSwitch stops every matching call, whatever the policies and exceptions permit.
 type KillSwitch struct {
 	Scope  string // "action", "workflow", "agent" (SPIFFE ID or name) or "zone"; Value "*" matches all
 	Value  string
 	Reason string
+	// Expires, when not zero, is when the switch stops applying (a --ttl switch).
+	Expires time.Time `yaml:"expires"`
 }
 
 // Agent states in TrustView.AgentStatus.
@@ -56,11 +60,14 @@ const (
 	AgentSuspended   = "suspended"
 )
 
-// Zone states in TrustView.ZoneStates.
+// Zone states in TrustView.ZoneStates (the trust state's names; docs/trust-state.md).
+// ZoneHealthy is the old name of ZoneNormal: the engine reads it as normal.
 const (
-	ZoneHealthy     = "healthy"
+	ZoneNormal      = "normal"
+	ZoneDegraded    = "degraded"
 	ZoneQuarantined = "quarantined"
 	ZoneOffline     = "offline"
+	ZoneHealthy     = "healthy"
 )
 
 // TrustView is the part of the control plane's signed trust state that policy
@@ -69,9 +76,12 @@ const (
 type TrustView struct {
 	KillSwitches []KillSwitch
 	IncidentMode bool
+	// IncidentZone, when set, limits incident mode to callers of that zone.
+	IncidentZone string
 	// Responders lists the agents (SPIFFE IDs or names) allowed to act during an incident.
 	Responders []string
-	// ZoneStates maps a zone to healthy, quarantined or offline; a zone not listed is healthy.
+	// ZoneStates maps a zone to normal, degraded, quarantined or offline; a zone not
+	// listed (or "healthy", the old name) is normal.
 	ZoneStates map[string]string
 	// AgentStatus maps a SPIFFE ID to quarantined or suspended; absent means active.
 	AgentStatus map[string]string

@@ -71,6 +71,7 @@ type TestCase struct {
 	} `yaml:"context"`
 	Trust struct {
 		IncidentMode bool              `yaml:"incident_mode"`
+		IncidentZone string            `yaml:"incident_zone"`
 		Responders   []string          `yaml:"responders"`
 		Zones        map[string]string `yaml:"zones"`
 		AgentStatus  map[string]string `yaml:"agent_status"`
@@ -213,7 +214,7 @@ func (c *TestCase) request(agents map[string]TestAgent) (Request, error) {
 			Approvers:   c.Context.Approvers,
 		},
 		Trust: TrustView{
-			KillSwitches: c.Trust.KillSwitches, IncidentMode: c.Trust.IncidentMode,
+			KillSwitches: c.Trust.KillSwitches, IncidentMode: c.Trust.IncidentMode, IncidentZone: c.Trust.IncidentZone,
 			Responders: c.Trust.Responders, ZoneStates: c.Trust.Zones, AgentStatus: map[string]string{},
 		},
 	}

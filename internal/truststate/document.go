@@ -25,12 +25,30 @@ const (
 	StatusReview = "review"
 )
 
-// Zone states.
+// Zone states. An operator sets normal, degraded or quarantined (`warden zone set`);
+// offline is kept for zones whose gates are known to be cut off (every call refused).
+// Documents written before these names said "healthy" for normal: NormalZoneState maps
+// it, so a gate reading an old cached document still understands it.
 const (
-	ZoneHealthy     = "healthy"
-	ZoneQuarantined = "quarantined"
-	ZoneOffline     = "offline"
+	ZoneNormal      = "normal"
+	ZoneDegraded    = "degraded"    // regulated actions from it refused; the rest goes on
+	ZoneQuarantined = "quarantined" // only reads from it
+	ZoneOffline     = "offline"     // every call from it refused
+	// ZoneHealthy is the old name of ZoneNormal; never written any more.
+	ZoneHealthy = "healthy"
 )
+
+// ZoneStates lists the states an operator may set, in order of severity.
+var ZoneStates = []string{ZoneNormal, ZoneDegraded, ZoneQuarantined, ZoneOffline}
+
+// NormalZoneState returns the canonical name of a zone state: "" and the old "healthy"
+// are ZoneNormal; anything else is returned as it is.
+func NormalZoneState(s string) string {
+	if s == "" || s == ZoneHealthy {
+		return ZoneNormal
+	}
+	return s
+}
 
 // Document is one version of the trust state. The zero value of every field means
 // "nothing in force".
@@ -44,8 +62,11 @@ type Document struct {
 	KillSwitches   []KillSwitch          `json:"kill_switches,omitempty"`
 	IncidentMode   bool                  `json:"incident_mode,omitempty"`
 	Responders     []string              `json:"responders,omitempty"` // SPIFFE IDs allowed to act during an incident
-	Zones          map[string]Zone       `json:"zones,omitempty"`
-	PolicyRevision string                `json:"policy_revision,omitempty"`
+	// Incident says who declared the incident mode in force, when, why and where (a
+	// zone, or everywhere); nil when IncidentMode is false.
+	Incident       *Incident       `json:"incident,omitempty"`
+	Zones          map[string]Zone `json:"zones,omitempty"`
+	PolicyRevision string          `json:"policy_revision,omitempty"`
 	// Attestations is the newest attestation result per agent (by SPIFFE ID), written by
 	// the control plane (the RATS verifier) after every appraisal; gates (relying parties)
 	// read tier and age from it. See docs/attestation.md.
@@ -98,18 +119,62 @@ type AgentState struct {
 	Since  time.Time `json:"since"`
 }
 
-// KillSwitch denies every call in its scope, even where a policy permits it.
+// KillSwitch denies every call in its scope, even where a policy or an exception
+// permits it.
 type KillSwitch struct {
+	// ID names the switch ("ks-" and 12 hex digits); empty in documents written before
+	// switches had ids.
+	ID     string    `json:"id,omitempty"`
 	Scope  string    `json:"scope"` // "action" | "workflow" | "agent" | "zone"
 	Value  string    `json:"value"`
 	Reason string    `json:"reason"`
 	At     time.Time `json:"at"`
+	// Expires, when set, releases the switch at that time by itself (--ttl): every gate
+	// stops applying it then, with or without the control plane.
+	Expires time.Time `json:"expires,omitzero"`
+	Actor
+}
+
+// Active reports whether the switch applies at now (it has not expired).
+func (k KillSwitch) Active(now time.Time) bool { return k.Expires.IsZero() || now.Before(k.Expires) }
+
+// Actor is who made an operator change: By is the SPIFFE ID of the credential that
+// called the admin API (authenticated), Operator the person it named (declared by the
+// caller, e.g. from --operator; not verified).
+type Actor struct {
+	By       string `json:"by,omitempty"`
+	Operator string `json:"operator,omitempty"`
+}
+
+// String renders the actor for people: "alice (spiffe://td/warden/admin)".
+func (a Actor) String() string {
+	switch {
+	case a.Operator != "" && a.By != "":
+		return a.Operator + " (" + a.By + ")"
+	case a.Operator != "":
+		return a.Operator
+	}
+	return a.By
+}
+
+// Incident is incident mode in force: during it the default policy refuses every
+// transactional or regulated action unless the caller is one of Responders; reads go on.
+type Incident struct {
+	Reason string    `json:"reason"`
+	Since  time.Time `json:"since"`
+	// Zone limits the incident to calls from agents of that zone and to gates in it;
+	// empty: everywhere.
+	Zone string `json:"zone,omitempty"`
+	Actor
 }
 
 // Zone is the state of a zone and how stale a gate in it may let its trust state get.
 type Zone struct {
-	State        string `json:"state"`                   // ZoneHealthy | ZoneQuarantined | ZoneOffline
-	MaxStaleness string `json:"max_staleness,omitempty"` // Go duration, e.g. "5m"
+	State        string    `json:"state"`                   // ZoneNormal | ZoneDegraded | ZoneQuarantined | ZoneOffline
+	MaxStaleness string    `json:"max_staleness,omitempty"` // Go duration, e.g. "5m"
+	Reason       string    `json:"reason,omitempty"`
+	Since        time.Time `json:"since,omitzero"` // when the state was last set
+	Actor
 }
 
 // IsRevoked reports whether the identity or the certificate serial is revoked.
@@ -146,6 +211,10 @@ func (d *Document) Clone() *Document {
 	c.Directory = cloneMap(d.Directory)
 	c.KillSwitches = slices.Clone(d.KillSwitches)
 	c.Responders = slices.Clone(d.Responders)
+	if d.Incident != nil {
+		in := *d.Incident
+		c.Incident = &in
+	}
 	return &c
 }
 
