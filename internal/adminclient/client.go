@@ -136,3 +136,38 @@ func (c *Client) RotateCA(ctx context.Context, reason string) (api.CARotateRespo
 	err := c.do(ctx, http.MethodPost, api.PathAdminCARotate, api.CARotateRequest{Reason: reason}, &out)
 	return out, err
 }
+
+// EngageKillSwitch engages a kill switch and returns its id and the trust-state version.
+func (c *Client) EngageKillSwitch(ctx context.Context, req api.KillSwitchRequest) (api.LiveChangeResponse, error) {
+	var out api.LiveChangeResponse
+	err := c.do(ctx, http.MethodPost, api.PathAdminKillSwitches, req, &out)
+	return out, err
+}
+
+// ReleaseKillSwitch releases switches by id or by scope and value.
+func (c *Client) ReleaseKillSwitch(ctx context.Context, req api.KillSwitchRelease) (api.LiveChangeResponse, error) {
+	var out api.LiveChangeResponse
+	err := c.do(ctx, http.MethodPost, api.PathAdminKillSwitchRelease, req, &out)
+	return out, err
+}
+
+// Incident starts or ends incident mode (op "start" or "end").
+func (c *Client) Incident(ctx context.Context, op string, req api.IncidentRequest) (api.LiveChangeResponse, error) {
+	var out api.LiveChangeResponse
+	err := c.do(ctx, http.MethodPost, api.PathAdminIncident+op, req, &out)
+	return out, err
+}
+
+// SetZone sets a zone's state and max_staleness.
+func (c *Client) SetZone(ctx context.Context, name string, req api.ZoneRequest) (api.LiveChangeResponse, error) {
+	var out api.LiveChangeResponse
+	err := c.do(ctx, http.MethodPut, api.PathAdminZones+name, req, &out)
+	return out, err
+}
+
+// Status returns what is in force now.
+func (c *Client) Status(ctx context.Context) (api.Status, error) {
+	var out api.Status
+	err := c.do(ctx, http.MethodGet, api.PathAdminStatus, nil, &out)
+	return out, err
+}

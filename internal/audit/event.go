@@ -35,6 +35,7 @@ const (
 	KindPolicyBundle Kind = "policy_bundle" // a policy bundle revision activated
 	KindKillSwitch   Kind = "kill_switch"   // a kill switch engaged or released
 	KindIncidentMode Kind = "incident_mode" // incident mode entered or left
+	KindZone         Kind = "zone"          // a zone's state or max_staleness set by an operator
 	KindAnomaly      Kind = "anomaly"       // an anomaly signal raised by the detector
 	KindAccess       Kind = "access"        // a control-plane request refused (Reason), other than enrollment and renewal
 	KindCARotation   Kind = "ca_rotation"   // the intermediate CA replaced (Serial: the new one)
@@ -47,7 +48,7 @@ var knownKinds = map[Kind]bool{
 	KindDecision: true, KindEnrollment: true, KindRenewal: true, KindRevocation: true,
 	KindQuarantine: true, KindSuspension: true, KindAttestation: true, KindApproval: true,
 	KindException: true, KindPolicyBundle: true, KindKillSwitch: true,
-	KindIncidentMode: true, KindAnomaly: true, KindAccess: true, KindCARotation: true,
+	KindIncidentMode: true, KindZone: true, KindAnomaly: true, KindAccess: true, KindCARotation: true,
 	KindEntry: true, KindJoinToken: true, KindApprover: true,
 }
 

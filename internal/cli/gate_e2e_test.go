@@ -124,6 +124,14 @@ policy:
 // startControlPlane runs a control plane with an audit log in a temporary data dir.
 func startControlPlane(t *testing.T) (string, *server.Server, *sqlite.Store, *adminclient.Client) {
 	t.Helper()
+	dir, srv, st, admin, _ := startStoppableControlPlane(t)
+	return dir, srv, st, admin
+}
+
+// startStoppableControlPlane is startControlPlane with a function that stops the server
+// before the test ends (the store stays open).
+func startStoppableControlPlane(t *testing.T) (string, *server.Server, *sqlite.Store, *adminclient.Client, func()) {
+	t.Helper()
 	ctx := context.Background()
 	dir := t.TempDir()
 	st, err := sqlite.Open(filepath.Join(dir, "warden.db"))
@@ -144,7 +152,8 @@ func startControlPlane(t *testing.T) (string, *server.Server, *sqlite.Store, *ad
 	sdone := make(chan struct{})
 	sctx, scancel := context.WithCancel(ctx)
 	go func() { defer close(sdone); _ = srv.Serve(sctx, ln) }()
-	t.Cleanup(func() { scancel(); <-sdone })
+	stop := func() { scancel(); <-sdone }
+	t.Cleanup(stop)
 	for srv.URL() == "" {
 		time.Sleep(time.Millisecond)
 	}
@@ -153,7 +162,7 @@ func startControlPlane(t *testing.T) (string, *server.Server, *sqlite.Store, *ad
 		t.Fatal(err)
 	}
 	t.Cleanup(admin.HTTP.CloseIdleConnections)
-	return dir, srv, st, admin
+	return dir, srv, st, admin, stop
 }
 
 // TestTrustStateCommand: `warden trust-state` prints the verified document, directory

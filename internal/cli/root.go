@@ -66,10 +66,13 @@ func newRootCmd() *cobra.Command {
 		newEnrollCmd(),
 		newEntryCmd(),
 		newGateCmd(),
+		newIncidentCmd(),
 		newIntentCmd(),
 		newInventoryCmd(),
+		newKillSwitchCmd(),
 		newPolicyCmd(),
 		newServerCmd(),
+		newStatusCmd(),
 		newTokenCmd(),
 		newTrustCmd("quarantine", "Quarantine an agent: reads go on, audited; policy restricts the rest"),
 		newTrustCmd("restore", "Lift a quarantine, suspension or identity revocation"),
@@ -77,6 +80,7 @@ func newRootCmd() *cobra.Command {
 		newTrustShowCmd(),
 		newTrustCmd("suspend", "Suspend an agent: no renewal, every call refused"),
 		newVersionCmd(),
+		newZoneCmd(),
 	)
 	return root
 }

@@ -41,6 +41,11 @@ func (s *Server) Handler() http.Handler {
 	mux.HandleFunc("POST "+api.PathAttestChallenge, s.handleAttestChallenge)
 	mux.HandleFunc("POST "+api.PathAdminAttestChallenge, s.admin(s.handleAdminChallenge))
 	mux.HandleFunc("POST "+api.PathAdminCARotate, s.admin(s.handleCARotate))
+	mux.HandleFunc("POST "+api.PathAdminKillSwitches, s.admin(s.handleKillSwitchEngage))
+	mux.HandleFunc("POST "+api.PathAdminKillSwitchRelease, s.admin(s.handleKillSwitchRelease))
+	mux.HandleFunc("POST "+api.PathAdminIncident+"{op}", s.admin(s.handleIncident))
+	mux.HandleFunc("PUT "+api.PathAdminZones+"{name}", s.admin(s.handleZoneSet))
+	mux.HandleFunc("GET "+api.PathAdminStatus, s.admin(s.handleStatus))
 	s.approvalRoutes(mux)
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, http.StatusNotFound, api.ReasonNotFound, "no such endpoint: "+r.Method+" "+r.URL.Path)

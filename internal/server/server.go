@@ -316,10 +316,11 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	}
 	bg, stopBG := context.WithCancel(ctx)
 	var wg sync.WaitGroup
-	wg.Add(3)
+	wg.Add(4)
 	go func() { defer wg.Done(); s.trust.Run(bg) }()
 	go func() { defer wg.Done(); s.maintain(bg) }()
 	go func() { defer wg.Done(); s.retryOutbox(bg) }()
+	go func() { defer wg.Done(); s.expireKillSwitches(bg) }()
 	if m := s.cfg.Metrics; m != nil {
 		wg.Add(1)
 		go func() {
