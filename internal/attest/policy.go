@@ -57,7 +57,7 @@ const (
 type Policy struct {
 	// Classes maps a class to its action on failure.
 	Classes map[string]Action `json:"classes" yaml:"classes"`
-	// Roles maps a role (store.Entry.Role, e.g. "payment-release") to its action; a role
+	// Roles maps a role (store.Entry.Role, e.g. "payments") to its action; a role
 	// rule can only make the outcome stricter than the class rule, never weaker.
 	Roles map[string]Action `json:"roles,omitempty" yaml:"roles,omitempty"`
 	// Unknown is the action for a class not in Classes (default suspend).
@@ -68,7 +68,7 @@ type Policy struct {
 }
 
 // DefaultPolicy is the table of ARCHITECTURE.md: read-only and advisory → quarantine,
-// transactional → review, regulated → suspend, role payment-release → suspend.
+// transactional → review, regulated → suspend, role payments (payment release) → suspend.
 func DefaultPolicy() Policy {
 	return Policy{
 		Classes: map[string]Action{
@@ -77,7 +77,7 @@ func DefaultPolicy() Policy {
 			ClassTransactional: ActionReview,
 			ClassRegulated:     ActionSuspend,
 		},
-		Roles:        map[string]Action{"payment-release": ActionSuspend},
+		Roles:        map[string]Action{"payments": ActionSuspend},
 		Unknown:      ActionSuspend,
 		MaxResultAge: 10 * time.Minute,
 	}

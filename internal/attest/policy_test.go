@@ -30,7 +30,7 @@ func TestPolicyClassTable(t *testing.T) {
 		{"advisory-tampered-quarantined", tampered, attest.ClassAdvisory, "", attest.ActionQuarantine, attest.ReasonTamperedBinary, "class:advisory"},
 		{"transactional-tampered-review", tampered, attest.ClassTransactional, "procurement", attest.ActionReview, attest.ReasonTamperedBinary, "class:transactional"},
 		{"regulated-tampered-suspended", tampered, attest.ClassRegulated, "compliance", attest.ActionSuspend, attest.ReasonTamperedBinary, "class:regulated"},
-		{"payment-release-role-suspended", tampered, attest.ClassTransactional, "payment-release", attest.ActionSuspend, attest.ReasonTamperedBinary, "role:payment-release"},
+		{"payments-role-suspended", tampered, attest.ClassTransactional, "payments", attest.ActionSuspend, attest.ReasonTamperedBinary, "role:payments"},
 		{"transactional-stale-affirming-review", stale, attest.ClassTransactional, "", attest.ActionReview, attest.ReasonStaleEvidence, "class:transactional"},
 		{"read-only-stale-quarantined", stale, attest.ClassReadOnly, "", attest.ActionQuarantine, attest.ReasonStaleEvidence, "class:read-only"},
 		{"unknown-class-suspended", tampered, "gold", "", attest.ActionSuspend, attest.ReasonTamperedBinary, "unknown-class"},

@@ -67,3 +67,16 @@ func TestInventoryReportFormats(t *testing.T) {
 		t.Errorf("-o wrote %.40q, %v", b, err)
 	}
 }
+
+// TestShippedBundleLeavesNoRequirementGap: checked against the default bundle, every
+// transactional or regulated interaction of the shipped catalog needs a second trust
+// signal (attestation, approval): no no_requirement finding.
+func TestShippedBundleLeavesNoRequirementGap(t *testing.T) {
+	out, code := runCLI(t, "inventory", "check", shippedCatalog, "--policies", defaultPolicy)
+	if code != 1 || !strings.Contains(out, "error shared_secret") {
+		t.Fatalf("exit %d (want 1, for the shared integration account the catalog keeps on purpose):\n%s", code, out)
+	}
+	if strings.Contains(out, "no_requirement") {
+		t.Fatalf("the default bundle leaves a requirement gap:\n%s", out)
+	}
+}

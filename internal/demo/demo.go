@@ -22,7 +22,7 @@ const TrustDomain = "supplychain.example"
 var Agents = []AgentSpec{
 	{Name: "demand-planner", Role: "forecasting", Class: "advisory", Zone: "cloud", TPMSeed: 1000},
 	{Name: "procurement", Role: "procurement", Class: "transactional", Zone: "cloud", TPMSeed: 1001},
-	{Name: "vendor-portal", Role: "vendor-portal", Class: "transactional", Zone: "partner-edge", TPMSeed: 1002},
+	{Name: "vendor-portal", Role: "vendor", Class: "transactional", Zone: "partner-edge", TPMSeed: 1002},
 	{Name: "logistics", Role: "shipping", Class: "transactional", Zone: "cloud", TPMSeed: 1003},
 	{Name: "compliance", Role: "compliance", Class: "regulated", Zone: "cloud", TPMSeed: 1004},
 	{Name: "payment-release", Role: "payments", Class: "regulated", Zone: "finance", TPMSeed: 1005},

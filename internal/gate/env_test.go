@@ -14,6 +14,7 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -119,9 +120,16 @@ func (e *env) svid(path string) *x509svid.SVID {
 }
 
 // publish signs the next trust-state version (changed by fn) and hands it to the follower.
+// Every agent of e.peers starts with a fresh affirming attestation, the second trust
+// signal the default policies ask of transactional and regulated actions; fn may take it
+// away.
 func (e *env) publish(fn func(*truststate.Document)) {
 	e.ver++
-	doc := &truststate.Document{TrustDomain: td.Name(), Version: e.ver, IssuedAt: time.Now().UTC()}
+	doc := &truststate.Document{TrustDomain: td.Name(), Version: e.ver, IssuedAt: time.Now().UTC(),
+		Attestations: map[string]truststate.Attestation{}}
+	for id := range e.peers {
+		doc.Attestations[id] = truststate.Attestation{Tier: "affirming", At: time.Now().UTC(), ResultID: "test-" + lastPathSegment(id), Action: "allow"}
+	}
 	fn(doc)
 	signed, err := truststate.Sign(doc, e.srvKey, e.srvCh)
 	if err != nil {
@@ -326,3 +334,5 @@ func itoa(n int) string { return strconv.Itoa(n) }
 var cardFixture = a2a.AgentCard{Name: "vendor-portal", Description: "vendor portal", Version: "1",
 	SupportedInterfaces: []*a2a.AgentInterface{a2a.NewAgentInterface("https://vendor-portal.example", a2a.TransportProtocolJSONRPC)},
 	DefaultInputModes:   []string{"text"}, DefaultOutputModes: []string{"text"}, Skills: []a2a.AgentSkill{}}
+
+func lastPathSegment(id string) string { return id[strings.LastIndexByte(id, '/')+1:] }

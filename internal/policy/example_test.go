@@ -32,10 +32,10 @@ func ExampleEngine_Decide() {
 	fmt.Println(d.Obligations)
 	fmt.Println(d.Reason)
 	// Output:
-	// false attestation_required
-	// [payment-release-needs-attestation payment-release-needs-two-approvals]
-	// [reattest approval]
-	// Denied by payment-release-needs-attestation, payment-release-needs-two-approvals: payment release needs a fresh affirming attestation (at most 300 s old); a payment above 10000 needs two distinct approvals.
+	// false approval_required
+	// [payment-release-needs-two-approvals regulated-needs-attestation]
+	// [approval reattest]
+	// Denied by payment-release-needs-two-approvals, regulated-needs-attestation: a payment above 10000 needs two distinct approvals; a regulated action needs a fresh affirming attestation (at most 300 s old).
 }
 
 // Blast radius without a concrete resource: what could the logistics agent ever do?

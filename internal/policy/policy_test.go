@@ -193,10 +193,15 @@ func TestContextFlipsTheDecision(t *testing.T) {
 	}{
 		{"closed-order", func() policy.Request { return baseRequest("procurement", "purchase_order.approve", order) },
 			now, func(r *policy.Request) { r.Resource.Status = "closed" }, now, "policy_deny"},
-		{"quarantined-zone", func() policy.Request { return baseRequest("shipping", "shipment.status", shipment) },
-			now, func(r *policy.Request) { r.Trust.ZoneStates = map[string]string{"core": "quarantined"} }, now, "policy_deny"},
-		{"incident-non-responder", func() policy.Request { return baseRequest("shipping", "shipment.status", shipment) },
+		{"quarantined-zone", func() policy.Request { return baseRequest("shipping", "shipment.reroute", shipment) },
+			now, func(r *policy.Request) { r.Trust.ZoneStates = map[string]string{"core": "quarantined"} }, now, "zone_quarantined"},
+		{"degraded-zone", pay, now, func(r *policy.Request) { r.Trust.ZoneStates = map[string]string{"core": "degraded"} }, now, "zone_degraded"},
+		{"incident-non-responder", func() policy.Request { return baseRequest("shipping", "shipment.reroute", shipment) },
 			now, func(r *policy.Request) { r.Trust.IncidentMode = true }, now, "incident_mode"},
+		{"incident-in-callers-zone", func() policy.Request { return baseRequest("shipping", "shipment.reroute", shipment) },
+			now, func(r *policy.Request) { r.Trust.IncidentMode, r.Trust.IncidentZone = true, "core" }, now, "incident_mode"},
+		{"no-attestation", func() policy.Request { return baseRequest("shipping", "shipment.reroute", shipment) },
+			now, func(r *policy.Request) { r.Context.Attestation = policy.Attestation{} }, now, "attestation_required"},
 		{"stale-attestation", pay, now, func(r *policy.Request) { r.Context.Attestation.AgeSeconds = 3600 }, now, "attestation_required"},
 		{"missing-approvals", pay, now, func(r *policy.Request) { r.Context.Approvers = []string{"alice"} }, now, "approval_required"},
 		{"expired-exception", func() policy.Request { return baseRequest("shipping", "vendor_record.update", vendor) },
@@ -262,7 +267,7 @@ func TestDecisionExplainsItself(t *testing.T) {
 	req := baseRequest("payments", "payment.release", policy.Resource{Type: "Invoice", ID: "INV-2", Status: "approved", Amount: 50000})
 	req.Context.Attestation.AgeSeconds = 900
 	d := e.Decide(req, now)
-	wantIDs := []string{"payment-release-needs-attestation", "payment-release-needs-two-approvals"}
+	wantIDs := []string{"payment-release-needs-two-approvals", "regulated-needs-attestation"}
 	if !slices.Equal(sorted(d.PolicyIDs), wantIDs) {
 		t.Errorf("PolicyIDs %v, want %v", d.PolicyIDs, wantIDs)
 	}

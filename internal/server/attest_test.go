@@ -222,7 +222,7 @@ func TestClassOutcomeTamperedBinary(t *testing.T) {
 		{"advisory", "forecasting", truststate.StatusQuarantined},
 		{"transactional", "procurement", truststate.StatusReview},
 		{"regulated", "compliance", truststate.StatusSuspended},
-		{"transactional", "payment-release", truststate.StatusSuspended}, // role overrides class
+		{"transactional", "payments", truststate.StatusSuspended}, // role overrides class
 	} {
 		t.Run(tc.class+"/"+tc.role, func(t *testing.T) {
 			a := f.attestedEntry(t, "tamper-"+tc.role, tc.class, tc.role, int64(100+i))

@@ -11,6 +11,7 @@ import (
 	"log/slog"
 	"net/http"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -239,9 +240,12 @@ func (s *Server) observeDecisions(ctx context.Context, evs []audit.Event) {
 			continue
 		}
 		// A call refused because the caller's attestation is missing or too old for the
-		// action (payment release wants ≤ 300 s) asks for fresh evidence at once, so the
-		// caller's retry can pass without waiting for its next renewal.
-		if ev.Decision == audit.DecisionDeny && ev.Reason == "attestation_required" && strings.HasPrefix(ev.Caller, s.td.ID().String()+"/") {
+		// action (transactional ≤ 600 s, regulated ≤ 300 s), whether that was its reason
+		// code or one of its obligations (a refusal for a missing approval may also need
+		// fresh evidence), asks for fresh evidence at once, so the caller's retry can pass
+		// without waiting for its next renewal.
+		if ev.Decision == audit.DecisionDeny && (ev.Reason == "attestation_required" || slices.Contains(ev.Obligations, "reattest")) &&
+			strings.HasPrefix(ev.Caller, s.td.ID().String()+"/") {
 			if _, _, err := s.Challenge(ctx, ev.Caller, "fresh_attestation_required"); err != nil {
 				s.log.Info("no challenge pushed", "spiffe_id", ev.Caller, "err", err)
 			}
