@@ -46,12 +46,21 @@ func actorOf(r *http.Request, operator string) truststate.Actor {
 	return truststate.Actor{By: peerString(r), Operator: strings.TrimSpace(operator)}
 }
 
-// auditActor renders an actor for an audit event's actor field.
-func auditActor(a truststate.Actor) string {
-	if a.Operator != "" {
-		return "operator:" + a.Operator
+// operatorEvent makes ev the audit record of an operator's change made by request r
+// (adminEvent: actor is the SPIFFE ID of the credential, authenticated), with
+// detail.operator the person the caller named (declared, not verified). With r nil it is
+// a change the server makes itself (actor "server").
+func operatorEvent(r *http.Request, a truststate.Actor, ev audit.Event) audit.Event {
+	if ev.Detail == nil {
+		ev.Detail = map[string]string{}
 	}
-	return "operator:" + a.By
+	if a.Operator != "" {
+		ev.Detail["operator"] = a.Operator
+	}
+	if r == nil {
+		return ev
+	}
+	return adminEvent(r, ev)
 }
 
 // checkText validates an operator's reason (required) and name (optional).
@@ -129,15 +138,12 @@ func killSwitchEvent(r *http.Request, k truststate.KillSwitch, outcome, reason, 
 	if !k.Expires.IsZero() {
 		detail["expires"] = k.Expires.UTC().Format(time.RFC3339)
 	}
-	if actor.By != "" {
-		detail["credential"] = actor.By
-	}
 	if outcome == "released" {
 		detail["engaged_at"] = k.At.UTC().Format(time.RFC3339)
 		detail["engaged_reason"] = k.Reason
 	}
-	return audit.Event{Kind: audit.KindKillSwitch, Subject: k.Scope + ":" + k.Value, Actor: auditActor(actor),
-		Outcome: outcome, Reason: reason, Detail: detail}
+	return operatorEvent(r, actor, audit.Event{Kind: audit.KindKillSwitch, Subject: k.Scope + ":" + k.Value,
+		Outcome: outcome, Reason: reason, Detail: detail})
 }
 
 // handleKillSwitchEngage: POST /v1/admin/killswitches.
@@ -256,7 +262,7 @@ func (s *Server) expireKillSwitches(ctx context.Context) {
 			var evs []audit.Event
 			for _, k := range d.KillSwitches {
 				if !k.Active(now) {
-					evs = append(evs, killSwitchEvent(nil, k, "released", "ttl_expired", "ttl of the switch passed", truststate.Actor{By: s.serverID.String()}))
+					evs = append(evs, killSwitchEvent(nil, k, "released", "ttl_expired", "ttl of the switch passed", truststate.Actor{}))
 				}
 			}
 			if len(evs) == 0 {
@@ -316,9 +322,6 @@ func (s *Server) handleIncident(w http.ResponseWriter, r *http.Request) {
 	now := s.now().UTC().Truncate(time.Millisecond)
 	doc, err := s.commitTrust(r.Context(), func(d *truststate.Document) ([]audit.Event, error) {
 		detail := map[string]string{"text": req.Reason}
-		if actor.By != "" {
-			detail["credential"] = actor.By
-		}
 		if op == "start" {
 			if d.IncidentMode {
 				since, by := "", ""
@@ -332,8 +335,8 @@ func (s *Server) handleIncident(w http.ResponseWriter, r *http.Request) {
 			d.Incident = &truststate.Incident{Reason: req.Reason, Since: now, Zone: req.Zone, Actor: actor}
 			detail["responders"] = strings.Join(req.Responders, ",")
 			detail["zone"] = req.Zone
-			return []audit.Event{{Kind: audit.KindIncidentMode, Subject: incidentSubject(req.Zone), Actor: auditActor(actor),
-				Outcome: "started", Reason: "operator_start", Detail: detail}}, nil
+			return []audit.Event{operatorEvent(r, actor, audit.Event{Kind: audit.KindIncidentMode, Subject: incidentSubject(req.Zone),
+				Outcome: "started", Reason: "operator_start", Detail: detail})}, nil
 		}
 		if !d.IncidentMode {
 			return nil, &errConflict{"no incident is in force"}
@@ -345,8 +348,8 @@ func (s *Server) handleIncident(w http.ResponseWriter, r *http.Request) {
 			detail["started_reason"] = d.Incident.Reason
 		}
 		d.IncidentMode, d.Responders, d.Incident = false, nil, nil
-		return []audit.Event{{Kind: audit.KindIncidentMode, Subject: incidentSubject(zone), Actor: auditActor(actor),
-			Outcome: "ended", Reason: "operator_end", Detail: detail}}, nil
+		return []audit.Event{operatorEvent(r, actor, audit.Event{Kind: audit.KindIncidentMode, Subject: incidentSubject(zone),
+			Outcome: "ended", Reason: "operator_end", Detail: detail})}, nil
 	})
 	if err == nil {
 		s.log.Info("incident "+op, "reason", req.Reason, "responders", req.Responders, "zone", req.Zone, "by", actor.String(), "version", doc.Version)
@@ -412,11 +415,8 @@ func (s *Server) handleZoneSet(w http.ResponseWriter, r *http.Request) {
 		if had {
 			detail["previous_max_staleness"] = prev.MaxStaleness
 		}
-		if actor.By != "" {
-			detail["credential"] = actor.By
-		}
-		return []audit.Event{{Kind: audit.KindZone, Subject: "zone:" + name, Actor: auditActor(actor),
-			Outcome: state, Reason: "operator_set", Detail: detail}}, nil
+		return []audit.Event{operatorEvent(r, actor, audit.Event{Kind: audit.KindZone, Subject: "zone:" + name,
+			Outcome: state, Reason: "operator_set", Detail: detail})}, nil
 	})
 	if err == nil {
 		s.log.Info("zone set", "zone", name, "state", state, "max_staleness", req.MaxStaleness, "reason", req.Reason, "by", actor.String(), "version", doc.Version)
