@@ -1,6 +1,7 @@
 package server
 
 import (
+	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
@@ -57,7 +58,7 @@ func (s *Server) handleCreateEntry(w http.ResponseWriter, r *http.Request) {
 	}
 	ev := adminEvent(r, audit.Event{Kind: audit.KindEntry, Subject: e.SPIFFEID, Outcome: "created", Reason: "operator_create_entry",
 		Detail: entryDetail(e)})
-	err = s.commit(r.Context(), func(st ...store.Event) error { return s.cfg.Store.CreateEntry(r.Context(), e, st...) }, ev)
+	err = s.commit(r.Context(), func(ctx context.Context, st ...store.Event) error { return s.cfg.Store.CreateEntry(ctx, e, st...) }, ev)
 	if errors.Is(err, store.ErrExists) {
 		s.fail(w, r, http.StatusConflict, api.ReasonConflict, "entry "+req.Name+" already exists")
 		return
@@ -162,7 +163,7 @@ func (s *Server) handleDeleteEntry(w http.ResponseWriter, r *http.Request) {
 	}
 	ev := adminEvent(r, audit.Event{Kind: audit.KindEntry, Subject: e.SPIFFEID, Outcome: "deleted", Reason: "operator_delete_entry",
 		Detail: entryDetail(e)})
-	err = s.commit(r.Context(), func(st ...store.Event) error { return s.cfg.Store.DeleteEntry(r.Context(), name, st...) }, ev)
+	err = s.commit(r.Context(), func(ctx context.Context, st ...store.Event) error { return s.cfg.Store.DeleteEntry(ctx, name, st...) }, ev)
 	if errors.Is(err, store.ErrNotFound) {
 		s.fail(w, r, http.StatusNotFound, api.ReasonNotFound, "no entry "+name)
 		return
@@ -197,7 +198,7 @@ func (s *Server) handleCreateToken(w http.ResponseWriter, r *http.Request) {
 	// Never the secret, nor its hash (the stored look-up key).
 	ev := adminEvent(r, audit.Event{Kind: audit.KindJoinToken, Subject: subject, Outcome: "created", Reason: "operator_create_token",
 		Detail: map[string]string{"entry": req.Entry, "expires_at": jt.ExpiresAt.Format(time.RFC3339), "ttl_s": strconv.Itoa(req.TTLSec)}})
-	err := s.commit(r.Context(), func(st ...store.Event) error { return s.cfg.Store.CreateJoinToken(r.Context(), jt, st...) }, ev)
+	err := s.commit(r.Context(), func(ctx context.Context, st ...store.Event) error { return s.cfg.Store.CreateJoinToken(ctx, jt, st...) }, ev)
 	if errors.Is(err, store.ErrNotFound) {
 		s.fail(w, r, http.StatusNotFound, api.ReasonNotFound, "no entry "+req.Entry)
 		return

@@ -215,9 +215,9 @@ func (s *Server) handleAddApprover(w http.ResponseWriter, r *http.Request) {
 		detail["key_id"] = approval.KeyID(pub)
 	}
 	var a approval.Approver
-	err := s.commit(r.Context(), func(st ...store.Event) error {
+	err := s.commit(r.Context(), func(ctx context.Context, st ...store.Event) error {
 		var err error
-		a, err = s.approvals.AddApprover(r.Context(), req, st...)
+		a, err = s.approvals.AddApprover(ctx, req, st...)
 		return err
 	}, adminEvent(r, audit.Event{Kind: audit.KindApprover, Subject: req.Name, Outcome: "added", Reason: "operator_add_approver", Detail: detail}))
 	if errors.Is(err, approval.ErrExists) {
@@ -246,7 +246,9 @@ func (s *Server) handleDeleteApprover(w http.ResponseWriter, r *http.Request) {
 	}
 	ev := adminEvent(r, audit.Event{Kind: audit.KindApprover, Subject: name, Outcome: "deleted", Reason: "operator_delete_approver",
 		Detail: map[string]string{"spiffe_id": a.SPIFFEID, "key_id": approval.APIApprover(a).KeyID}})
-	err = s.commit(r.Context(), func(st ...store.Event) error { return s.approvals.Store().DeleteApprover(r.Context(), name, st...) }, ev)
+	err = s.commit(r.Context(), func(ctx context.Context, st ...store.Event) error {
+		return s.approvals.Store().DeleteApprover(ctx, name, st...)
+	}, ev)
 	if errors.Is(err, approval.ErrNotFound) {
 		s.fail(w, r, http.StatusNotFound, api.ReasonNotFound, "no approver "+name)
 		return

@@ -388,8 +388,8 @@ func (s *Server) attestIssue(w http.ResponseWriter, r *http.Request, entry store
 			bound.Attrs = attrs
 			detail := entryDetail(bound)
 			detail["previous_attrs_sha256"] = sha256Hex(entry.Attrs)
-			err = s.commit(r.Context(), func(st ...store.Event) error {
-				return s.cfg.Store.UpdateEntryAttrs(r.Context(), entry.Name, attrs, st...)
+			err = s.commit(r.Context(), func(ctx context.Context, st ...store.Event) error {
+				return s.cfg.Store.UpdateEntryAttrs(ctx, entry.Name, attrs, st...)
 			}, audit.Event{Kind: audit.KindEntry, Subject: entry.SPIFFEID, Outcome: "updated", Reason: "attestation_keys_bound", Detail: detail})
 		}
 		if err != nil {
@@ -568,7 +568,9 @@ func (s *Server) handleSetEntryAttrs(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	ev := adminEvent(r, audit.Event{Kind: audit.KindEntry, Subject: entry.SPIFFEID, Outcome: "updated", Reason: "operator_update_attrs", Detail: detail})
-	err = s.commit(r.Context(), func(st ...store.Event) error { return s.cfg.Store.UpdateEntryAttrs(r.Context(), name, next, st...) }, ev)
+	err = s.commit(r.Context(), func(ctx context.Context, st ...store.Event) error {
+		return s.cfg.Store.UpdateEntryAttrs(ctx, name, next, st...)
+	}, ev)
 	if errors.Is(err, store.ErrNotFound) {
 		s.fail(w, r, http.StatusNotFound, api.ReasonNotFound, "no entry "+name)
 		return

@@ -21,7 +21,7 @@ import (
 // append leaves the event staged; the next start appends it before serving
 // (drainOutbox), and a running server retries every outboxRetry.
 //
-//	err := s.commit(ctx, func(st ...store.Event) error { return s.cfg.Store.CreateEntry(ctx, e, st...) },
+//	err := s.commit(ctx, func(ctx context.Context, st ...store.Event) error { return s.cfg.Store.CreateEntry(ctx, e, st...) },
 //		adminEvent(r, audit.Event{Kind: audit.KindEntry, Subject: e.SPIFFEID, Outcome: "created"}))
 //
 //	doc, err := s.commitTrust(ctx, func(d *truststate.Document) ([]audit.Event, error) {
@@ -132,14 +132,22 @@ func (s *Server) deleteStaged(ctx context.Context, st []store.Event) error {
 	return s.cfg.Store.DeleteEvents(ctx, ids)
 }
 
+// changeTimeout bounds one audited change: its write and the append of its events. Both
+// run on a context the caller's cancellation does not reach: a client that hangs up
+// must not leave a committed change whose outcome the server never learnt.
+const changeTimeout = 30 * time.Second
+
 // commit runs write with evs staged in its transaction and returns once they are in the
-// audit log. write gets the staged events to pass to the store method it calls.
-func (s *Server) commit(ctx context.Context, write func(staged ...store.Event) error, evs ...audit.Event) error {
+// audit log. write gets the context to use and the staged events to pass to the store
+// method it calls.
+func (s *Server) commit(ctx context.Context, write func(ctx context.Context, staged ...store.Event) error, evs ...audit.Event) error {
 	st, err := s.staged(evs...)
 	if err != nil {
 		return err
 	}
-	if err := write(st...); err != nil {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), changeTimeout)
+	defer cancel()
+	if err := write(ctx, st...); err != nil {
 		return err
 	}
 	return s.publish(ctx, st)
@@ -150,6 +158,8 @@ func (s *Server) commit(ctx context.Context, write func(staged ...store.Event) e
 // audit log. apply may run more than once (another replica won the race) and must not
 // have other side effects.
 func (s *Server) commitTrust(ctx context.Context, apply func(d *truststate.Document) ([]audit.Event, error)) (*truststate.Document, error) {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), changeTimeout)
+	defer cancel()
 	var st []store.Event
 	doc, err := s.trust.UpdateAudited(ctx, func(d *truststate.Document) ([]store.Event, error) {
 		evs, err := apply(d)

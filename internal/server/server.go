@@ -352,6 +352,13 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	}
 	stopBG()
 	wg.Wait()
+	// Handlers are done: what a failed append left in the outbox goes to the log now,
+	// not at the next start.
+	dctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	if derr := s.drainOutbox(dctx); derr != nil {
+		s.log.Error("outbox: staged audit events not appended at shutdown; the next start appends them", "err", derr)
+	}
+	cancel()
 	if errors.Is(err, http.ErrServerClosed) {
 		err = nil
 	}
