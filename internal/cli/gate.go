@@ -36,12 +36,17 @@ import (
 
 // gateFile is gate.yaml (docs/gate.md, "Configuration reference").
 type gateFile struct {
-	Mode         string        `yaml:"mode"`
-	Listen       string        `yaml:"listen"` // host:port, or unix:/path
-	Self         string        `yaml:"self"`
-	SVIDDir      string        `yaml:"svid_dir"`
-	Server       string        `yaml:"server"`
-	Upstream     string        `yaml:"upstream"`
+	Mode     string `yaml:"mode"`
+	Listen   string `yaml:"listen"` // host:port, or unix:/path
+	Self     string `yaml:"self"`
+	SVIDDir  string `yaml:"svid_dir"`
+	Server   string `yaml:"server"`
+	Upstream string `yaml:"upstream"`
+	// A2A: where the agent serves each binding; the gate classifies calls by them.
+	A2A struct {
+		JSONRPCPath string `yaml:"jsonrpc_path"` // default "/"
+		RESTPath    string `yaml:"rest_path"`    // prefix of the HTTP+JSON routes; default the root
+	} `yaml:"a2a"`
 	Zone         string        `yaml:"zone"`
 	MaxStaleness time.Duration `yaml:"max_staleness"`
 	TrustCache   string        `yaml:"trust_cache"`
@@ -236,6 +241,7 @@ func runGate(ctx context.Context, f *gateFile, log *slog.Logger) error {
 	self := spiffeid.RequireFromString(f.Self)
 	cfg := gate.Config{
 		Mode: f.Mode, Self: self, SVID: src, Bundle: src, Upstream: f.Upstream, Zone: f.Zone,
+		Routes:       gate.Routes{JSONRPCPath: f.A2A.JSONRPCPath, RESTPath: f.A2A.RESTPath},
 		MaxStaleness: f.MaxStaleness, MaxIntentTTL: f.MaxIntentTTL, AllowPushConfig: f.AllowPushConfig,
 		Logger: log,
 		Limits: gate.Limits{MaxBody: f.Limits.MaxBody, MaxHeaderBytes: f.Limits.MaxHeaderBytes,

@@ -23,6 +23,9 @@ import (
 	"github.com/warden-a2a/warden/internal/jcs"
 )
 
+// cardPath is where A2A agent cards are served (A2A 1.0 §8.2, RFC 8615).
+const cardPath = "/.well-known/agent-card.json"
+
 // IntentExtensionURI names the signed-intent extension in agent cards
 // (docs/intent-spec.md); a client that declares it sends Warden-Intent headers.
 const IntentExtensionURI = "https://warden-a2a.dev/ext/intent/v1"

@@ -42,6 +42,9 @@ type Config struct {
 	// unix:///run/agent.sock); legacy, the legacy system's base URL; outbound, the
 	// remote gate's https URL.
 	Upstream string
+	// Routes are the agent's A2A paths (inbound, legacy: the protected agent's;
+	// outbound: the remote agent's): what the classifier matches.
+	Routes Routes
 
 	// Inbound and legacy.
 	Peers        map[string]policy.Agent // directory of callers by SPIFFE ID (role, class, zone)

@@ -250,7 +250,7 @@ func (e *env) inbound(upstream string, mut func(*gate.Config)) (*gate.Gate, *rot
 	src := &rotSVID{s: e.svid("/gate/vendor-portal")}
 	cfg := gate.Config{
 		Mode: gate.ModeInbound, Self: agentID("vendor-portal"), SVID: src, Bundle: e.ca.X509Bundle(),
-		Upstream: upstream, Peers: e.peers, Policy: e.policy, Trust: e.trust, Zone: "cloud",
+		Upstream: upstream, Routes: gate.Routes{RESTPath: "/rest"}, Peers: e.peers, Policy: e.policy, Trust: e.trust, Zone: "cloud",
 		Replay: intent.NewMemoryCache(1 << 16), Audit: e.events,
 		Card: &a2a.AgentCard{Name: "vendor-portal", Description: "vendor portal", Version: "1",
 			SupportedInterfaces: []*a2a.AgentInterface{a2a.NewAgentInterface("https://vendor-portal.example", a2a.TransportProtocolJSONRPC)},
@@ -270,7 +270,7 @@ func (e *env) inbound(upstream string, mut func(*gate.Config)) (*gate.Gate, *rot
 func (e *env) outbound(remote string, src *rotSVID) *gate.Gate {
 	g, err := gate.New(gate.Config{
 		Mode: gate.ModeOutbound, Self: agentID("procurement"), SVID: src, Bundle: e.ca.X509Bundle(),
-		Upstream: remote, Audience: agentID("vendor-portal").String(),
+		Upstream: remote, Routes: gate.Routes{RESTPath: "/rest"}, Audience: agentID("vendor-portal").String(),
 		UpstreamID:  spiffeid.RequireFromPath(td, "/gate/vendor-portal"),
 		AllowedUIDs: []int{os.Getuid()}, Audit: e.events,
 		Defaults: map[string]gate.ActionDefault{

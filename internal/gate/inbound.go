@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/warden-a2a/warden/internal/intent"
+	"github.com/warden-a2a/warden/internal/jcs"
 	"github.com/warden-a2a/warden/internal/policy"
 	"github.com/warden-a2a/warden/internal/truststate"
 )
@@ -30,6 +31,7 @@ type Gate struct {
 	proxy    *httputil.ReverseProxy
 	handler  http.Handler
 	card     *cardSigner
+	classify *Classifier
 	actions  atomic.Pointer[actionIndex] // actions of the engine last seen
 	view     atomic.Pointer[viewCache]   // policy view of the trust state last seen
 }
@@ -84,6 +86,9 @@ func New(cfg Config) (*Gate, error) {
 	}
 	g := &Gate{cfg: cfg}
 	var err error
+	if g.classify, err = NewClassifier(cfg.Routes); err != nil {
+		return nil, err
+	}
 	if cfg.Mode != ModeOutbound {
 		g.verifier, err = intent.NewVerifier(intent.Config{Audience: cfg.Self.String(), Replay: cfg.Replay, MaxLifetime: cfg.MaxIntentTTL})
 		if err != nil {
@@ -97,20 +102,23 @@ func New(cfg Config) (*Gate, error) {
 	if err != nil {
 		return nil, err
 	}
-	switch cfg.Mode {
-	case ModeOutbound:
-		mux := http.NewServeMux()
-		mux.HandleFunc("GET /.well-known/agent-card.json", g.serveRemoteCard)
-		mux.HandleFunc("/", g.serveOutbound)
-		g.handler = mux
-	default:
-		mux := http.NewServeMux()
-		if g.card != nil {
-			mux.Handle("GET /.well-known/agent-card.json", g.card)
-		}
-		mux.HandleFunc("/", g.serveInbound)
-		g.handler = mux
+	// No http.ServeMux in front of the pipeline: it would answer an unclean path
+	// ("//x", "/a/../b") with a redirect of its own, unaudited. The card is the one
+	// exact path served beside it; everything else is a call to judge.
+	serve, card := http.Handler(http.HandlerFunc(g.serveInbound)), http.Handler(nil)
+	if g.card != nil {
+		card = g.card
 	}
+	if cfg.Mode == ModeOutbound {
+		serve, card = http.HandlerFunc(g.serveOutbound), http.HandlerFunc(g.serveRemoteCard)
+	}
+	g.handler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if card != nil && (r.Method == http.MethodGet || r.Method == http.MethodHead) && r.URL.EscapedPath() == cardPath {
+			card.ServeHTTP(w, r)
+			return
+		}
+		serve.ServeHTTP(w, r)
+	})
 	return g, nil
 }
 
@@ -236,7 +244,7 @@ func (g *Gate) isRead(action string) bool {
 // action of the schema applies to one resource type); the id is res, with an optional
 // "Type/" or `Type::"…"` prefix removed. Status comes from the call's metadata
 // ("warden.resource_status", default "open"), bound to the intent by the body digest.
-func (g *Gate) resource(action, res string, amount int64, meta map[string]any) policy.Resource {
+func (g *Gate) resource(action, res string, amount int64, meta jcs.Value) policy.Resource {
 	r := policy.Resource{ID: res, Amount: amount, Status: metaString(meta, "warden.resource_status")}
 	if r.Status == "" {
 		r.Status = "open"

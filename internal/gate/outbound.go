@@ -131,10 +131,11 @@ func (g *Gate) serveOutbound(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	_ = http.NewResponseController(w).SetReadDeadline(time.Time{})
-	c, err := Classify(r.Method, r.URL.Path, body)
+	c, err := g.classify.Classify(r, body)
 	call = &c
 	if err != nil {
-		refuse(http.StatusBadRequest, ReasonUnknownMethod, "not an A2A 1.0 request")
+		rf := classifyRefusal(err)
+		refuse(rf.Status, rf.Reason, rf.Message)
 		return
 	}
 	ev.Method = c.Method

@@ -19,7 +19,8 @@ const (
 	ReasonNoTrustState     = "no_trust_state"        // the gate holds no verified trust state yet
 	ReasonTrustStale       = "trust_state_stale"     // older than the zone's max_staleness, action not a read
 	ReasonUnknownPeer      = "unknown_peer"          // caller not in the gate's peer directory
-	ReasonUnknownMethod    = "unknown_method"        // not an A2A method the gate knows
+	ReasonUnknownMethod    = "unknown_method"        // not an A2A call the agent would dispatch, or a body that names another method than its route
+	ReasonInvalidRequest   = "invalid_request"       // an A2A call whose body or parameters the gate refuses to read (strict JSON, typed parameters)
 	ReasonMethodNotAllowed = "method_not_allowed"    // an A2A method this gate does not pass (push config)
 	ReasonBodyTooLarge     = "body_too_large"        // over Limits.MaxBody
 	ReasonBodyTimeout      = "body_read_failed"      // body not received in time or cut

@@ -45,7 +45,7 @@ func (g *Gate) serveRemoteCard(w http.ResponseWriter, r *http.Request) {
 	ctx, cancel := context.WithTimeout(r.Context(), 10*time.Second)
 	defer cancel()
 	ctx = context.WithValue(ctx, svidKey{}, svid)
-	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, g.cfg.Upstream+"/.well-known/agent-card.json", nil)
+	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, g.cfg.Upstream+cardPath, nil)
 	res, err := g.proxy.Transport.RoundTrip(req)
 	if err != nil {
 		refuse(http.StatusBadGateway, ReasonUpstream, "the remote gate did not answer")

@@ -76,16 +76,29 @@ func (g *Gate) readBody(c *inboundCall) *Refusal {
 // parseCall classifies the A2A call; push-notification config changes pass only when
 // the gate is configured to let them.
 func (g *Gate) parseCall(c *inboundCall) *Refusal {
-	call, err := Classify(c.r.Method, c.r.URL.Path, c.body)
+	call, err := g.classify.Classify(c.r, c.body)
 	c.call = &call
 	if err != nil {
-		return refusal(http.StatusBadRequest, ReasonUnknownMethod, "not an A2A 1.0 request")
+		return classifyRefusal(err)
 	}
 	c.ev.Method = call.Method
 	if call.Kind == KindConfig && !g.cfg.AllowPushConfig {
 		return refusal(http.StatusForbidden, ReasonMethodNotAllowed, call.Method+" is not passed by this gate")
 	}
 	return nil
+}
+
+// classifyRefusal is the refusal of a request the classifier did not accept.
+func classifyRefusal(err error) *Refusal {
+	msg := err.Error()
+	var ce *classifyError
+	if errors.As(err, &ce) {
+		msg = ce.detail
+	}
+	if errors.Is(err, ErrInvalidRequest) {
+		return refusal(http.StatusBadRequest, ReasonInvalidRequest, msg)
+	}
+	return refusal(http.StatusBadRequest, ReasonUnknownMethod, msg)
 }
 
 // checkStanding: the gate holds a verified trust state, and in it the caller's identity

@@ -15,6 +15,8 @@ import (
 	"math"
 	"slices"
 	"strconv"
+	"strings"
+	"unicode"
 	"unicode/utf16"
 	"unicode/utf8"
 )
@@ -54,11 +56,128 @@ func Valid(in []byte) bool {
 	return err == nil
 }
 
+// Options of ParseWith.
+type Options struct {
+	// FoldDuplicates also refuses two keys of one object that are equal ignoring case
+	// (strings.EqualFold, the folding encoding/json uses to match a key to a struct
+	// field). A reader that matches keys case-insensitively (Go's encoding/json) and
+	// one that matches them exactly then cannot read different members of one
+	// document. RFC 8785 itself compares keys exactly; Transform does not fold.
+	FoldDuplicates bool
+}
+
+// Parse reads one strict JSON value from in (surrounding whitespace allowed): the
+// refusals of Transform (duplicate keys, invalid UTF-8, lone surrogates, numbers out of
+// double range, nesting over MaxDepth, trailing data), without canonicalizing.
+func Parse(in []byte) (Value, error) { return ParseWith(in, Options{}) }
+
+// ParseWith is Parse with options.
+func ParseWith(in []byte, o Options) (Value, error) {
+	p := parser{in: in, fold: o.FoldDuplicates}
+	p.skipWS()
+	v, err := p.value(0)
+	if err != nil {
+		return Value{}, err
+	}
+	p.skipWS()
+	if p.pos != len(in) {
+		return Value{}, p.errf(ErrSyntax, "trailing data")
+	}
+	return v, nil
+}
+
+// Kind of a JSON value.
+type Kind uint8
+
+// The kinds of JSON values; Invalid is the zero Value (an absent member).
+const (
+	Invalid Kind = iota
+	Null
+	Bool
+	Number
+	String
+	Array
+	Object
+)
+
+// Kind says what v is.
+func (v Value) Kind() Kind {
+	switch v.kind {
+	case kNull:
+		return Null
+	case kTrue, kFalse:
+		return Bool
+	case kNumber:
+		return Number
+	case kString:
+		return String
+	case kArray:
+		return Array
+	case kObject:
+		return Object
+	}
+	return Invalid
+}
+
+// Str returns the value of a string.
+func (v Value) Str() (string, bool) { return v.str, v.kind == kString }
+
+// Number returns a number as a double and its literal as written ("1e300",
+// "9007199254740993"), so that a caller can refuse what a double cannot hold exactly.
+func (v Value) Number() (f float64, literal string, ok bool) {
+	return v.num, v.lit, v.kind == kNumber
+}
+
+// Bool returns the value of true or false.
+func (v Value) Bool() (b, ok bool) { return v.kind == kTrue, v.kind == kTrue || v.kind == kFalse }
+
+// Len is the number of elements of an array or members of an object.
+func (v Value) Len() int { return len(v.arr) + len(v.keys) }
+
+// Index returns element i of an array.
+func (v Value) Index(i int) Value {
+	if v.kind != kArray || i < 0 || i >= len(v.arr) {
+		return Value{}
+	}
+	return v.arr[i]
+}
+
+// Member i of an object, in document order.
+func (v Value) Member(i int) (string, Value) {
+	if v.kind != kObject || i < 0 || i >= len(v.keys) {
+		return "", Value{}
+	}
+	return v.keys[i], v.vals[i]
+}
+
+// Get returns the member of an object named exactly key (the zero Value, of kind
+// Invalid, when there is none or v is no object).
+func (v Value) Get(key string) Value {
+	for i, k := range v.keys {
+		if k == key {
+			return v.vals[i]
+		}
+	}
+	return Value{}
+}
+
+// GetFold returns the member whose key equals key ignoring case, as encoding/json
+// matches a struct field. Parsed with FoldDuplicates there is at most one.
+func (v Value) GetFold(key string) Value {
+	for i, k := range v.keys {
+		if k == key || strings.EqualFold(k, key) {
+			return v.vals[i]
+		}
+	}
+	return Value{}
+}
+
 // kind of a parsed value.
 type kind uint8
 
 const (
-	kNull kind = iota
+	kInvalid kind = iota // the zero Value: no value
+	kNull
 	kTrue
 	kFalse
 	kNumber
@@ -67,18 +186,22 @@ const (
 	kObject
 )
 
-type value struct {
+// Value is one JSON value as Parse read it. Its accessors never fail: asking a value
+// for a member it does not have answers "absent".
+type Value struct {
 	kind kind
 	num  float64
+	lit  string   // number: the literal as written (RFC 8259 section 6)
 	str  string   // string value
-	arr  []value  // array elements
-	keys []string // object keys, in input order until sorted
-	vals []value  // object values, parallel to keys
+	arr  []Value  // array elements
+	keys []string // object keys, in input order
+	vals []Value  // object values, parallel to keys
 }
 
 type parser struct {
-	in  []byte
-	pos int
+	in   []byte
+	pos  int
+	fold bool // also refuse keys equal under encoding/json's case folding
 }
 
 func (p *parser) errf(base error, format string, args ...any) error {
@@ -96,9 +219,9 @@ func (p *parser) skipWS() {
 	}
 }
 
-func (p *parser) value(depth int) (value, error) {
+func (p *parser) value(depth int) (Value, error) {
 	if p.pos >= len(p.in) {
-		return value{}, p.errf(ErrSyntax, "unexpected end")
+		return Value{}, p.errf(ErrSyntax, "unexpected end")
 	}
 	switch c := p.in[p.pos]; {
 	case c == '{':
@@ -107,18 +230,19 @@ func (p *parser) value(depth int) (value, error) {
 		return p.array(depth + 1)
 	case c == '"':
 		s, err := p.string()
-		return value{kind: kString, str: s}, err
+		return Value{kind: kString, str: s}, err
 	case c == 't':
-		return value{kind: kTrue}, p.literal("true")
+		return Value{kind: kTrue}, p.literal("true")
 	case c == 'f':
-		return value{kind: kFalse}, p.literal("false")
+		return Value{kind: kFalse}, p.literal("false")
 	case c == 'n':
-		return value{kind: kNull}, p.literal("null")
+		return Value{kind: kNull}, p.literal("null")
 	case c == '-' || (c >= '0' && c <= '9'):
+		start := p.pos
 		f, err := p.number()
-		return value{kind: kNumber, num: f}, err
+		return Value{kind: kNumber, num: f, lit: string(p.in[start:p.pos])}, err
 	default:
-		return value{}, p.errf(ErrSyntax, "unexpected byte %q", c)
+		return Value{}, p.errf(ErrSyntax, "unexpected byte %q", c)
 	}
 }
 
@@ -130,46 +254,45 @@ func (p *parser) literal(lit string) error {
 	return nil
 }
 
-func (p *parser) object(depth int) (value, error) {
+func (p *parser) object(depth int) (Value, error) {
 	if depth > MaxDepth {
-		return value{}, p.errf(ErrTooDeep, "depth %d", depth)
+		return Value{}, p.errf(ErrTooDeep, "depth %d", depth)
 	}
 	p.pos++ // '{'
-	v := value{kind: kObject}
+	v := Value{kind: kObject}
 	p.skipWS()
 	if p.pos < len(p.in) && p.in[p.pos] == '}' {
 		p.pos++
 		return v, nil
 	}
-	seen := make(map[string]struct{})
+	var seen map[string]struct{} // from the 17th key on; below, a linear scan
 	for {
 		p.skipWS()
 		if p.pos >= len(p.in) || p.in[p.pos] != '"' {
-			return value{}, p.errf(ErrSyntax, "expected object key")
+			return Value{}, p.errf(ErrSyntax, "expected object key")
 		}
 		k, err := p.string()
 		if err != nil {
-			return value{}, err
+			return Value{}, err
 		}
-		if _, dup := seen[k]; dup {
-			return value{}, p.errf(ErrDuplicateKey, "%q", k)
+		if p.duplicate(&v, &seen, k) {
+			return Value{}, p.errf(ErrDuplicateKey, "%q", k)
 		}
-		seen[k] = struct{}{}
 		p.skipWS()
 		if p.pos >= len(p.in) || p.in[p.pos] != ':' {
-			return value{}, p.errf(ErrSyntax, "expected ':'")
+			return Value{}, p.errf(ErrSyntax, "expected ':'")
 		}
 		p.pos++
 		p.skipWS()
 		m, err := p.value(depth)
 		if err != nil {
-			return value{}, err
+			return Value{}, err
 		}
 		v.keys = append(v.keys, k)
 		v.vals = append(v.vals, m)
 		p.skipWS()
 		if p.pos >= len(p.in) {
-			return value{}, p.errf(ErrSyntax, "unterminated object")
+			return Value{}, p.errf(ErrSyntax, "unterminated object")
 		}
 		switch p.in[p.pos] {
 		case ',':
@@ -178,17 +301,57 @@ func (p *parser) object(depth int) (value, error) {
 			p.pos++
 			return v, nil
 		default:
-			return value{}, p.errf(ErrSyntax, "expected ',' or '}'")
+			return Value{}, p.errf(ErrSyntax, "expected ',' or '}'")
 		}
 	}
 }
 
-func (p *parser) array(depth int) (value, error) {
+// duplicate reports whether k repeats a key of v already read (exactly, or with fold set
+// under foldKey), and records it.
+func (p *parser) duplicate(v *Value, seen *map[string]struct{}, k string) bool {
+	const linear = 16
+	key := k
+	if p.fold {
+		key = foldKey(k)
+	}
+	if len(v.keys) < linear {
+		for _, o := range v.keys {
+			if o == k || (p.fold && strings.EqualFold(o, k)) {
+				return true
+			}
+		}
+		if len(v.keys) == linear-1 { // the next key goes to the map: fill it
+			*seen = make(map[string]struct{}, 2*linear)
+			for _, o := range v.keys {
+				if p.fold {
+					o = foldKey(o)
+				}
+				(*seen)[o] = struct{}{}
+			}
+			(*seen)[key] = struct{}{}
+		}
+		return false
+	}
+	if _, dup := (*seen)[key]; dup {
+		return true
+	}
+	(*seen)[key] = struct{}{}
+	return false
+}
+
+// foldKey maps k so that foldKey(a) == foldKey(b) exactly when strings.EqualFold(a, b)
+// for the keys encoding/json compares: upper case of lower case, rune by rune, which is
+// how encoding/json matches a key to a struct field (its foldName).
+func foldKey(k string) string {
+	return strings.Map(func(r rune) rune { return unicode.ToUpper(unicode.ToLower(r)) }, k)
+}
+
+func (p *parser) array(depth int) (Value, error) {
 	if depth > MaxDepth {
-		return value{}, p.errf(ErrTooDeep, "depth %d", depth)
+		return Value{}, p.errf(ErrTooDeep, "depth %d", depth)
 	}
 	p.pos++ // '['
-	v := value{kind: kArray}
+	v := Value{kind: kArray}
 	p.skipWS()
 	if p.pos < len(p.in) && p.in[p.pos] == ']' {
 		p.pos++
@@ -198,12 +361,12 @@ func (p *parser) array(depth int) (value, error) {
 		p.skipWS()
 		e, err := p.value(depth)
 		if err != nil {
-			return value{}, err
+			return Value{}, err
 		}
 		v.arr = append(v.arr, e)
 		p.skipWS()
 		if p.pos >= len(p.in) {
-			return value{}, p.errf(ErrSyntax, "unterminated array")
+			return Value{}, p.errf(ErrSyntax, "unterminated array")
 		}
 		switch p.in[p.pos] {
 		case ',':
@@ -212,7 +375,7 @@ func (p *parser) array(depth int) (value, error) {
 			p.pos++
 			return v, nil
 		default:
-			return value{}, p.errf(ErrSyntax, "expected ',' or ']'")
+			return Value{}, p.errf(ErrSyntax, "expected ',' or ']'")
 		}
 	}
 }
@@ -364,7 +527,7 @@ func (p *parser) hex4() (rune, bool) {
 	return r, true
 }
 
-func appendValue(dst []byte, v value) []byte {
+func appendValue(dst []byte, v Value) []byte {
 	switch v.kind {
 	case kNull:
 		return append(dst, "null"...)

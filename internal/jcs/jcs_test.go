@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"math"
+	"strconv"
 	"testing"
 
 	"github.com/warden-a2a/warden/internal/jcs"
@@ -151,4 +152,62 @@ func FuzzTransform(f *testing.F) {
 			t.Fatalf("not idempotent: %q -> %q -> %q (%v)", in, out, again, err)
 		}
 	})
+}
+
+// TestParseFoldDuplicates: with FoldDuplicates, keys that encoding/json would map onto
+// one struct field are refused at any depth, past the linear-scan size too; exact
+// duplicates are refused either way.
+func TestParseFoldDuplicates(t *testing.T) {
+	many := ""
+	for i := range 20 {
+		many += `"k` + strconv.Itoa(i) + `":1,`
+	}
+	for _, tc := range []struct {
+		name, in      string
+		exact, folded bool // refused by Parse, by ParseWith(FoldDuplicates)
+	}{
+		{"distinct", `{"method":1,"params":2}`, false, false},
+		{"exact-duplicate", `{"method":1,"method":2}`, true, true},
+		{"case-duplicate", `{"method":"SendMessage","Method":"CreateTaskPushNotificationConfig"}`, false, true},
+		{"case-duplicate-nested", `{"params":{"message":{"metadata":{"warden.amount":1,"WARDEN.AMOUNT":2}}}}`, false, true},
+		{"long-s-folds-to-s", `{"message":1,"me\u017f\u017fage":2}`, false, true},
+		{"kelvin-folds-to-k", `{"k":1,"\u212a":2}`, false, true},
+		{"case-duplicate-after-16-keys", `{` + many + `"Method":1,"method":2}`, false, true},
+		{"exact-duplicate-after-16-keys", `{` + many + `"k3":1}`, true, true},
+		{"case-duplicate-in-array", `[{"a":1},{"id":1,"ID":2}]`, false, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := jcs.Parse([]byte(tc.in))
+			if (err != nil) != tc.exact || (err != nil && !errors.Is(err, jcs.ErrDuplicateKey)) {
+				t.Errorf("Parse: %v, want refused=%v", err, tc.exact)
+			}
+			_, err = jcs.ParseWith([]byte(tc.in), jcs.Options{FoldDuplicates: true})
+			if (err != nil) != tc.folded || (err != nil && !errors.Is(err, jcs.ErrDuplicateKey)) {
+				t.Errorf("ParseWith fold: %v, want refused=%v", err, tc.folded)
+			}
+		})
+	}
+}
+
+// TestParseAccessors: numbers keep their literal; absent members are Invalid.
+func TestParseAccessors(t *testing.T) {
+	v, err := jcs.Parse([]byte(` {"a":9007199254740993,"s":"x","n":null,"l":[1,true]} `))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if f, lit, ok := v.Get("a").Number(); !ok || lit != "9007199254740993" || f != 9007199254740992 {
+		t.Errorf("number %v %q %v", f, lit, ok)
+	}
+	if s, ok := v.Get("s").Str(); !ok || s != "x" {
+		t.Errorf("string %q", s)
+	}
+	if v.Get("n").Kind() != jcs.Null || v.Get("missing").Kind() != jcs.Invalid || v.GetFold("S").Kind() != jcs.String {
+		t.Errorf("kinds %v %v %v", v.Get("n").Kind(), v.Get("missing").Kind(), v.GetFold("S").Kind())
+	}
+	if b, ok := v.Get("l").Index(1).Bool(); !ok || !b || v.Get("l").Len() != 2 {
+		t.Errorf("array")
+	}
+	if k, m := v.Member(1); k != "s" || m.Kind() != jcs.String {
+		t.Errorf("member 1 %q", k)
+	}
 }
