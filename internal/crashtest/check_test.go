@@ -172,6 +172,13 @@ func (c *campaign) checkAcknowledged(log *logged) {
 			if !log.has(kind, outcome, a.subject, func(e audit.Event) bool { return e.Detail["trust_state_version"] == v }) {
 				miss("%s of %s (trust-state version %s)", a.op, a.subject, v)
 			}
+		case "live":
+			v := strconv.FormatInt(a.version, 10)
+			if len(log.find(func(e audit.Event) bool {
+				return e.Kind == a.kind && e.Outcome == a.op && (a.subject == "" || e.Subject == a.subject) && e.Detail["trust_state_version"] == v
+			})) == 0 {
+				miss("%s %s %s (trust-state version %s)", a.kind, a.op, a.subject, v)
+			}
 		case "approver_added", "approver_deleted":
 			if !log.has(audit.KindApprover, strings.TrimPrefix(a.what, "approver_"), a.subject, nil) {
 				miss("%s %s", a.what, a.subject)
@@ -246,7 +253,9 @@ func (c *campaign) checkEntries(ctx context.Context, st store.Store, db *sql.DB,
 }
 
 // checkTrustStates: every trust-state version that revokes, restores, quarantines,
-// suspends, challenges or records an attestation result has an event naming that version.
+// suspends, challenges, records an attestation result, engages or releases a kill
+// switch, starts or ends an incident, sets a zone or changes the policy revision has an
+// event naming that version.
 // (Directory updates follow the entries, whose events are checked above; a challenge
 // dropped because its entry is gone is a clean-up.)
 func checkTrustStates(ctx context.Context, t *testing.T, db *sql.DB, log *logged) {
@@ -275,7 +284,7 @@ func checkTrustStates(ctx context.Context, t *testing.T, db *sql.DB, log *logged
 		if prev != nil && actionChange(prev, &doc) {
 			ver := strconv.FormatInt(v, 10)
 			if len(log.find(func(e audit.Event) bool { return e.Detail["trust_state_version"] == ver })) == 0 {
-				t.Errorf("trust-state version %d changed revocations, agents, challenges or attestations without an event", v)
+				t.Errorf("trust-state version %d changed what operators act on without an event", v)
 			}
 		}
 		prev = &doc
@@ -289,7 +298,10 @@ func checkTrustStates(ctx context.Context, t *testing.T, db *sql.DB, log *logged
 
 func actionChange(a, b *truststate.Document) bool {
 	if !reflect.DeepEqual(a.RevokedIDs, b.RevokedIDs) || !reflect.DeepEqual(a.RevokedSerials, b.RevokedSerials) ||
-		!reflect.DeepEqual(a.Agents, b.Agents) || !reflect.DeepEqual(a.Attestations, b.Attestations) {
+		!reflect.DeepEqual(a.Agents, b.Agents) || !reflect.DeepEqual(a.Attestations, b.Attestations) ||
+		!reflect.DeepEqual(a.KillSwitches, b.KillSwitches) || a.IncidentMode != b.IncidentMode ||
+		!reflect.DeepEqual(a.Incident, b.Incident) || !reflect.DeepEqual(a.Responders, b.Responders) ||
+		!reflect.DeepEqual(a.Zones, b.Zones) || a.PolicyRevision != b.PolicyRevision {
 		return true
 	}
 	for id, ch := range b.Challenges {

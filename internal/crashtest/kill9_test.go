@@ -37,8 +37,9 @@ const trustDomain = "supplychain.example"
 // TestKill9SQLite and TestKill9Postgres: `warden server` (a child process) is killed
 // with SIGKILL 20 times at random moments under mixed admin load (entries created,
 // updated and deleted, join tokens, revoke/quarantine/suspend/restore, re-attestation
-// challenges, approvers added and deleted, CA rotations; the server's own
-// challenge-deadline enforcement runs meanwhile) and audit shipping from a gate
+// challenges, approvers added and deleted, CA rotations, kill switches engaged and
+// released, incidents, zone states; the server's own challenge-deadline enforcement and
+// kill-switch expiry run meanwhile) and audit shipping from a gate
 // identity, and restarted each time. Afterwards every acknowledged change is in the
 // database with its event in the audit log, no change in the database lacks its event,
 // the outbox is empty and `warden audit verify` passes.
@@ -48,11 +49,12 @@ func TestKill9Postgres(t *testing.T) { runCampaign(t, storetest.PostgresDSN(t)) 
 
 // ack is one change the server acknowledged (answered 2xx).
 type ack struct {
-	what    string // entry_created, entry_deleted, entry_updated, token, trust, approver_added, approver_deleted, rotate, ship
-	subject string // SPIFFE ID, "serial:HEX", approver name
-	op      string // trust: revoke | quarantine | suspend | restore | challenge
-	version int64  // trust: the trust-state version answered
-	sha     string // entry_updated: SHA-256 of the attrs sent
+	what    string     // entry_created, entry_deleted, entry_updated, token, trust, approver_added, approver_deleted, rotate, ship
+	subject string     // SPIFFE ID, "serial:HEX", approver name
+	op      string     // trust: revoke | quarantine | suspend | restore | challenge; live: the outcome
+	kind    audit.Kind // live: kill_switch, incident_mode, zone
+	version int64      // trust: the trust-state version answered
+	sha     string     // entry_updated: SHA-256 of the attrs sent
 	ids     []string
 }
 
@@ -74,6 +76,7 @@ type campaign struct {
 	acks      []ack
 	entries   []string // names acknowledged created and not (acknowledged) deleted
 	approvers []string
+	switches  []string        // kill switch ids engaged (and maybe expired since)
 	attempted map[string]bool // every entry and approver name tried
 	seq       atomic.Int64
 	pubPEM    string
@@ -147,7 +150,11 @@ func runCampaign(t *testing.T, dsn string) {
 		t.Fatal(err)
 	}
 	c.mu.Lock()
-	t.Logf("%d kills in %s; %d acknowledged changes", kills, time.Since(start).Round(time.Millisecond), len(c.acks))
+	byWhat := map[string]int{}
+	for _, a := range c.acks {
+		byWhat[a.what+" "+string(a.kind)+" "+a.op]++
+	}
+	t.Logf("%d kills in %s; %d acknowledged changes: %v", kills, time.Since(start).Round(time.Millisecond), len(c.acks), byWhat)
 	c.mu.Unlock()
 
 	verify := []string{"audit", "verify", "--data-dir", c.dir}
@@ -273,7 +280,7 @@ func (c *campaign) adminLoad(ctx context.Context, rng *rand.Rand) {
 		cl := c.cur.Load().admin
 		var err error
 		var a ack
-		switch n := rng.IntN(100); {
+		switch n := rng.IntN(112); {
 		case n < 25:
 			name := fmt.Sprintf("a-%d", c.seq.Add(1))
 			c.mu.Lock()
@@ -336,15 +343,48 @@ func (c *campaign) adminLoad(ctx context.Context, rng *rand.Rand) {
 			}
 			err = cl.DeleteApprover(ctx, name)
 			a = ack{what: "approver_deleted", subject: name}
-		default:
+		case n < 99:
 			var res api.CARotateResponse
 			res, err = cl.RotateCA(ctx, "campaign")
 			a = ack{what: "rotate", subject: res.Serial}
+		case n < 104:
+			// Short TTLs: the server's expiry of switches runs during the campaign too.
+			id := agentID(fmt.Sprintf("a-%d", 1+rng.Int64N(max(c.seq.Load(), 1))))
+			var res api.LiveChangeResponse
+			res, err = cl.EngageKillSwitch(ctx, api.KillSwitchRequest{Scope: "agent", Value: id, Reason: "campaign", TTLSec: rng.Int64N(3)})
+			a = ack{what: "live", kind: audit.KindKillSwitch, op: "engaged", subject: "agent:" + id, version: res.Version}
+			if err == nil {
+				c.mu.Lock()
+				c.switches = append(c.switches, res.ID)
+				c.mu.Unlock()
+			}
+		case n < 107:
+			id := c.pick(rng, &c.switches)
+			if id == "" {
+				continue
+			}
+			var res api.LiveChangeResponse
+			res, err = cl.ReleaseKillSwitch(ctx, api.KillSwitchRelease{ID: id, Reason: "campaign"})
+			a = ack{what: "live", kind: audit.KindKillSwitch, op: "released", version: res.Version}
+			c.mu.Lock()
+			c.switches = remove(c.switches, id)
+			c.mu.Unlock()
+		case n < 109:
+			op := []string{"start", "end"}[rng.IntN(2)]
+			var res api.LiveChangeResponse
+			res, err = cl.Incident(ctx, op, api.IncidentRequest{Reason: "campaign"})
+			a = ack{what: "live", kind: audit.KindIncidentMode, op: op + "ed", subject: "trust-domain", version: res.Version}
+		default:
+			zone := fmt.Sprintf("z%d", rng.IntN(3))
+			state := []string{"normal", "degraded", "quarantined", "offline"}[rng.IntN(4)]
+			var res api.LiveChangeResponse
+			res, err = cl.SetZone(ctx, zone, api.ZoneRequest{State: state, Reason: "campaign"})
+			a = ack{what: "live", kind: audit.KindZone, op: state, subject: "zone:" + zone, version: res.Version}
 		}
 		if err == nil {
 			c.record(a)
-		} else if reason(err) == api.ReasonNotFound {
-			continue // deleted meanwhile by another worker
+		} else if r := reason(err); r == api.ReasonNotFound || r == api.ReasonConflict {
+			continue // deleted meanwhile by another worker; no incident to end, one in force
 		} else {
 			time.Sleep(10 * time.Millisecond) // the server is down or restarting
 		}
