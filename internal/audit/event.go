@@ -84,7 +84,9 @@ type Event struct {
 	Caller              string       `json:"caller,omitempty"`    // caller SPIFFE ID
 	Callee              string       `json:"callee,omitempty"`    // callee SPIFFE ID
 	CallerCertSHA256    string       `json:"caller_cert_sha256,omitempty"`
+	CallerChain         []string     `json:"caller_chain,omitempty"` // the caller's certificate chain as presented: base64 DER, leaf first
 	IntentJTI           string       `json:"intent_jti,omitempty"`
+	Intent              string       `json:"intent,omitempty"` // the signed intent (compact JWS) as verified
 	Action              string       `json:"action,omitempty"`
 	Resource            string       `json:"resource,omitempty"`
 	DataObjects         []string     `json:"data_objects,omitempty"`

@@ -78,9 +78,9 @@ func (f *auditFlags) verifier() (note.Verifier, error) {
 func newAuditCmd() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "audit",
-		Short: "Verify, prove, tail and export the tamper-evident audit log",
+		Short: "Verify, prove, show, tail and export the tamper-evident audit log",
 	}
-	cmd.AddCommand(newAuditVerifyCmd(), newAuditProofCmd(), newAuditTailCmd(), newAuditExportCmd())
+	cmd.AddCommand(newAuditVerifyCmd(), newAuditProofCmd(), newAuditShowCmd(), newAuditTailCmd(), newAuditExportCmd())
 	return cmd
 }
 

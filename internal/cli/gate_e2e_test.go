@@ -26,7 +26,8 @@ import (
 
 // TestRunGateWithControlPlane: `warden gate` with a live control plane and no peers:
 // list takes the caller's attributes from the signed directory, forwards an allowed call,
-// and its decision reaches the control plane's Merkle audit log through the spool.
+// and its decision reaches the control plane's Merkle audit log through the spool, with
+// the signed intent and caller chain that `warden audit show --verify-intent` re-verifies.
 func TestRunGateWithControlPlane(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
@@ -111,6 +112,15 @@ policy:
 		for _, r := range recs {
 			if ev, err := audit.ParseEvent(r.Data); err == nil && ev.Kind == audit.KindDecision && ev.WorkflowID == "wf-e2e" &&
 				ev.Decision == audit.DecisionAllow && ev.GateID == "spiffe://supplychain.example/agent/vendor-portal" {
+				// The decision carries its evidence, and a third party re-verifies the
+				// caller's signature from the log alone.
+				if ev.Intent == "" || len(ev.CallerChain) == 0 || ev.PolicyRevision == "" {
+					t.Fatalf("decision without its evidence: intent %q, chain %d, policy revision %q", ev.Intent, len(ev.CallerChain), ev.PolicyRevision)
+				}
+				code, out := runAudit(t, "audit", "show", ev.ID, "--verify-intent", "--data-dir", dir)
+				if code != 0 || !strings.Contains(out, "OK: spiffe://supplychain.example/agent/procurement signed purchase_order.read on Order/PO-7") {
+					t.Fatalf("audit show --verify-intent: exit %d\n%s", code, out)
+				}
 				return
 			}
 		}

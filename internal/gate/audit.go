@@ -33,15 +33,23 @@ type Event struct {
 	Undeclared bool `json:"undeclared,omitempty"`
 
 	// For the audit decision event (docs/audit-events.md).
-	CallerCertSHA256 string   `json:"caller_cert_sha256,omitempty"` // hex SHA-256 of the peer's leaf (DER)
-	Initiator        string   `json:"initiator,omitempty"`          // first actor of the delegation chain, else the caller
-	Purpose          string   `json:"purpose,omitempty"`
-	Obligations      []string `json:"obligations,omitempty"`
-	AttestationTier  string   `json:"attestation_tier,omitempty"`
-	AttestationAgeS  int64    `json:"attestation_age_s,omitempty"`
-	LatencyUS        int64    `json:"latency_us,omitempty"` // time the gate spent deciding
-	TraceID          string   `json:"trace_id,omitempty"`   // W3C trace-id of the decision span
-	SpanID           string   `json:"span_id,omitempty"`
+	CallerCertSHA256 string `json:"caller_cert_sha256,omitempty"` // hex SHA-256 of the peer's leaf (DER)
+	// Evidence that outlives the caller's certificate (docs/audit-events.md): the intent
+	// as verified and the chain it is bound to (cnf x5t#S256), so that the caller's
+	// signature can be re-verified from the audit log (`warden audit show --verify-intent`).
+	Intent      string   `json:"intent,omitempty"`       // compact JWS, set once verified
+	CallerChain [][]byte `json:"caller_chain,omitempty"` // DER, leaf first, as presented in TLS
+	// DataObjects are the data the catalog declares for this caller → gate → action.
+	DataObjects         []string `json:"data_objects,omitempty"`
+	AttestationResultID string   `json:"attestation_result_id,omitempty"` // the caller's result in the trust state
+	Initiator           string   `json:"initiator,omitempty"`             // first actor of the delegation chain, else the caller
+	Purpose             string   `json:"purpose,omitempty"`
+	Obligations         []string `json:"obligations,omitempty"`
+	AttestationTier     string   `json:"attestation_tier,omitempty"`
+	AttestationAgeS     int64    `json:"attestation_age_s,omitempty"`
+	LatencyUS           int64    `json:"latency_us,omitempty"` // time the gate spent deciding
+	TraceID             string   `json:"trace_id,omitempty"`   // W3C trace-id of the decision span
+	SpanID              string   `json:"span_id,omitempty"`
 }
 
 // AuditSink receives every decision. Record returning an error makes the gate refuse the

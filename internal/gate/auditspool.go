@@ -2,6 +2,7 @@ package gate
 
 import (
 	"context"
+	"encoding/base64"
 	"strconv"
 	"strings"
 
@@ -47,7 +48,11 @@ func ToAuditEvent(ev Event, zone string) audit.Event {
 		Obligations: ev.Obligations, LatencyUS: ev.LatencyUS, TraceID: ev.TraceID, SpanID: ev.SpanID,
 	}
 	if ev.AttestationTier != "" {
-		out.Attestation = &audit.Attestation{Tier: ev.AttestationTier, AgeMS: ev.AttestationAgeS * 1000}
+		out.Attestation = &audit.Attestation{Tier: ev.AttestationTier, AgeMS: ev.AttestationAgeS * 1000, ResultID: ev.AttestationResultID}
+	}
+	out.Intent, out.DataObjects = ev.Intent, ev.DataObjects
+	for _, der := range ev.CallerChain {
+		out.CallerChain = append(out.CallerChain, base64.StdEncoding.EncodeToString(der))
 	}
 	if ev.Mode == ModeOutbound { // the local agent calls out: it is the caller
 		out.Caller, out.Callee = ev.Gate, ev.Peer

@@ -13,6 +13,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -71,6 +72,12 @@ func (l *eventLog) Record(_ context.Context, ev gate.Event) error {
 	l.evs = append(l.evs, ev)
 	l.mu.Unlock()
 	return nil
+}
+
+func (l *eventLog) all() []gate.Event {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return slices.Clone(l.evs)
 }
 
 func (l *eventLog) last() gate.Event {

@@ -71,6 +71,9 @@ type inboundCall struct {
 func (g *Gate) serveInbound(w http.ResponseWriter, r *http.Request) {
 	c := &inboundCall{w: w, now: g.cfg.Now(), start: time.Now()}
 	c.ev = Event{DecisionID: newDecisionID(), Time: c.now, Gate: g.cfg.Self.String(), Mode: g.cfg.Mode}
+	if e := g.cfg.Policy.Engine(); e != nil {
+		c.ev.Revision = e.Revision() // refusals before decide name the bundle in force too
+	}
 	// One span per decision, a child of the caller's W3C traceparent, so that one
 	// workflow across agents is one trace; the forwarded call carries it on.
 	var ctx context.Context

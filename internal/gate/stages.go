@@ -139,8 +139,19 @@ func (g *Gate) verifyIntent(c *inboundCall) *Refusal {
 	ev := &c.ev
 	ev.IntentID, ev.Action, ev.Resource, ev.Workflow = claims.ID, claims.Action, claims.Resource, claims.Workflow
 	ev.Purpose, ev.Initiator = claims.Purpose, initiator(claims)
-	if g.cfg.Catalog != nil && !g.cfg.Catalog.IsDeclared(ev.Peer, g.cfg.Self.String(), claims.Action) {
-		ev.Undeclared = true // the catalog does not list this path: an anomaly signal
+	// The evidence a third party re-verifies from the log: what the caller signed and
+	// the certificate chain it is bound to.
+	ev.Intent = tok
+	for _, cert := range c.r.TLS.PeerCertificates {
+		ev.CallerChain = append(ev.CallerChain, cert.Raw)
+	}
+	if g.cfg.Catalog != nil {
+		in, ok := g.cfg.Catalog.Declared(ev.Peer, g.cfg.Self.String(), claims.Action)
+		if ok {
+			ev.DataObjects = in.Data
+		} else {
+			ev.Undeclared = true // the catalog does not list this path: an anomaly signal
+		}
 	}
 	return nil
 }
@@ -188,6 +199,9 @@ func (g *Gate) buildContext(c *inboundCall) *Refusal {
 		DecisionID: c.ev.DecisionID,
 	}
 	c.ev.AttestationTier, c.ev.AttestationAgeS = c.req.Context.Attestation.Tier, c.req.Context.Attestation.AgeSeconds
+	if a, ok := c.doc.Attestations[c.ev.Peer]; ok {
+		c.ev.AttestationResultID = a.ResultID
+	}
 	return nil
 }
 

@@ -104,6 +104,54 @@ func (v *Verifier) Verify(ctx context.Context, token string, peer *x509.Certific
 }
 
 func (v *Verifier) verify(ctx context.Context, token string, peer *x509.Certificate, body []byte, now time.Time, c *Claims) error {
+	if err := verifySigned(token, peer, c); err != nil {
+		return err
+	}
+	if c.Audience != v.aud {
+		return refuse(ReasonWrongAudience, "")
+	}
+	if err := v.checkTimes(c, now); err != nil {
+		return err
+	}
+	if !digestEqual(body, c.BodyDigest) {
+		return refuse(ReasonBodyMismatch, "")
+	}
+	if c.Delegation != nil {
+		if rerr := v.checkDelegation(c); rerr != nil {
+			return rerr
+		}
+	}
+	exp := time.Unix(c.Expiry, 0)
+	if err := v.replay.CheckAndInsert(ctx, c.Issuer, c.ID, now, exp.Add(v.skew)); err != nil {
+		if ReasonOf(err) == ReasonReplay {
+			return err
+		}
+		var e *Error
+		if errors.As(err, &e) && e.Reason == ReasonReplayCacheFull {
+			return err
+		}
+		return &Error{Reason: ReasonReplayCacheFull, Detail: "replay cache unavailable", Err: err}
+	}
+	return nil
+}
+
+// checkTimes: now inside [iat - skew, exp + skew), and exp - iat within MaxLifetime.
+func (v *Verifier) checkTimes(c *Claims, now time.Time) *Error {
+	if !now.Before(time.Unix(c.Expiry, 0).Add(v.skew)) {
+		return refuse(ReasonExpired, "")
+	}
+	if now.Before(time.Unix(c.IssuedAt, 0).Add(-v.skew)) {
+		return refuse(ReasonNotYetValid, "")
+	}
+	if c.Expiry-c.IssuedAt > v.maxLifetime {
+		return refuse(ReasonLifetimeTooLong, "")
+	}
+	return nil
+}
+
+// verifySigned runs the checks that need only the token and the certificate: size, form,
+// header, canonical claims, channel binding, issuer, signature. It fills c.
+func verifySigned(token string, peer *x509.Certificate, c *Claims) error {
 	if len(token) > MaxTokenSize {
 		return refuse(ReasonTooLarge, "")
 	}
@@ -146,38 +194,32 @@ func (v *Verifier) verify(ctx context.Context, token string, peer *x509.Certific
 	if rerr := verifySig(alg, peer.PublicKey, []byte(token[:len(h)+1+len(p)]), sbuf[:sn]); rerr != nil {
 		return rerr
 	}
-	if c.Audience != v.aud {
-		return refuse(ReasonWrongAudience, "")
+	return nil
+}
+
+// VerifyRecorded re-verifies an intent kept in an audit decision event (docs/audit-events.md,
+// `warden audit show ID --verify-intent`): everything Verify checks that the record
+// holds, at the recorded decision time at — form, header, canonical claims, channel
+// binding to peer (the recorded leaf certificate), issuer, signature, the time window
+// (with DefaultSkew and DefaultMaxLifetime) and the delegation chain (at most
+// DefaultMaxDelegationDepth hops). Not checked: the audience (the caller compares
+// Claims.Audience with the recorded callee), the body digest (the body is not recorded)
+// and the replay cache. Errors are *Error with the reasons of Verify.
+func VerifyRecorded(token string, peer *x509.Certificate, at time.Time) (*Claims, error) {
+	c := new(Claims)
+	if err := verifySigned(token, peer, c); err != nil {
+		return nil, err
 	}
-	exp := time.Unix(c.Expiry, 0)
-	if !now.Before(exp.Add(v.skew)) {
-		return refuse(ReasonExpired, "")
-	}
-	if now.Before(time.Unix(c.IssuedAt, 0).Add(-v.skew)) {
-		return refuse(ReasonNotYetValid, "")
-	}
-	if c.Expiry-c.IssuedAt > v.maxLifetime {
-		return refuse(ReasonLifetimeTooLong, "")
-	}
-	if !digestEqual(body, c.BodyDigest) {
-		return refuse(ReasonBodyMismatch, "")
+	v := &Verifier{skew: DefaultSkew, maxLifetime: int64(DefaultMaxLifetime / time.Second), maxDepth: DefaultMaxDelegationDepth}
+	if err := v.checkTimes(c, at); err != nil {
+		return nil, err
 	}
 	if c.Delegation != nil {
-		if rerr := v.checkDelegation(c); rerr != nil {
-			return rerr
+		if err := v.checkDelegation(c); err != nil {
+			return nil, err
 		}
 	}
-	if err := v.replay.CheckAndInsert(ctx, c.Issuer, c.ID, now, exp.Add(v.skew)); err != nil {
-		if ReasonOf(err) == ReasonReplay {
-			return err
-		}
-		var e *Error
-		if errors.As(err, &e) && e.Reason == ReasonReplayCacheFull {
-			return err
-		}
-		return &Error{Reason: ReasonReplayCacheFull, Detail: "replay cache unavailable", Err: err}
-	}
-	return nil
+	return c, nil
 }
 
 func thumbprintEqual(cert *x509.Certificate, want string) bool {
