@@ -20,6 +20,7 @@ import (
 	"github.com/warden-a2a/warden/internal/intent"
 	"github.com/warden-a2a/warden/internal/jcs"
 	"github.com/warden-a2a/warden/internal/policy"
+	"github.com/warden-a2a/warden/internal/telemetry"
 	"github.com/warden-a2a/warden/internal/truststate"
 )
 
@@ -150,9 +151,24 @@ func (g *Gate) newProxy() (*httputil.ReverseProxy, error) {
 	}
 	rt = bodyTransport{rt}
 	p := &httputil.ReverseProxy{
+		// Rewrite runs after ReverseProxy removed the hop-by-hop headers (and those
+		// the caller named in Connection), so what is set here reaches the upstream.
 		Rewrite: func(pr *httputil.ProxyRequest) {
 			pr.SetURL(&target)
 			pr.Out.Host = target.Host
+			st := stateOf(pr.Out)
+			h := pr.Out.Header
+			if st.peer != "" { // inbound, legacy
+				h.Set(HeaderPeerID, st.peer)
+				h.Set(HeaderDecisionID, st.decisionID)
+			}
+			if st.authorization != "" {
+				h.Set("Authorization", st.authorization)
+			}
+			if st.intent != "" {
+				h.Set(intent.HeaderName, st.intent)
+			}
+			telemetry.Inject(pr.Out.Context(), h) // traceparent: the agent continues this trace
 		},
 		Transport: rt,
 		// The caller learns the decision id of an allowed call from the answer's header
@@ -207,9 +223,12 @@ type stateKey struct{}
 // reqState travels with the forwarded request to the transport and the proxy's error
 // handler.
 type reqState struct {
-	decisionID string
-	call       *Call
-	body       []byte // the whole request body, already read and checked
+	decisionID    string
+	peer          string // inbound, legacy: the verified caller (Warden-Peer-Id)
+	authorization string // legacy: "Bearer <JWT>" for the legacy system
+	intent        string // outbound: the signed intent (Warden-Intent)
+	call          *Call
+	body          []byte // the whole request body, already read and checked
 }
 
 // bodyTransport hands the transport the request body as the in-memory reader it is.

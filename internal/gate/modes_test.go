@@ -28,6 +28,7 @@ type erp struct {
 	url     string
 	mu      sync.Mutex
 	calls   []*legacy.Claims
+	headers []http.Header // of each call the verifier let through
 	refused map[string]string // decision id -> reason, from Verifier.OnRefuse
 }
 
@@ -42,6 +43,7 @@ func startERP(t *testing.T, pub *ecdsa.PublicKey) *erp {
 		c, _ := legacy.FromContext(r.Context())
 		e.mu.Lock()
 		e.calls = append(e.calls, c)
+		e.headers = append(e.headers, r.Header.Clone())
 		e.mu.Unlock()
 		w.Header().Set("Content-Type", "application/json")
 		_, _ = w.Write([]byte(`{"jsonrpc":"2.0","id":"1","result":{"message":{"role":"ROLE_AGENT","parts":[{"text":"booked"}],"messageId":"m1"}}}`))

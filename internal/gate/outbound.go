@@ -144,9 +144,8 @@ func (g *Gate) serveOutbound(w http.ResponseWriter, r *http.Request) {
 	in.Resource = first(r.Header.Get(headerResource), metaString(c.Metadata, "warden.resource"), g.cfg.Defaults[c.Method].Resource)
 	in.Workflow = first(r.Header.Get(headerWorkflow), metaString(c.Metadata, "warden.workflow"))
 	in.Approval = metaString(c.Metadata, "warden.approval")
-	for _, h := range []string{headerAction, headerResource, headerWorkflow, HeaderPeerID, HeaderDecisionID, "Authorization"} {
-		r.Header.Del(h)
-	}
+	scrubWarden(r.Header, "") // X-Warden-Action & co. are read; no Warden-* header goes on as sent
+	r.Header.Del("Authorization")
 	ev.Action, ev.Resource, ev.Workflow = in.Action, in.Resource, in.Workflow
 	if in.Action == "" {
 		refuse(http.StatusBadRequest, ReasonNoAction, "no action: set X-Warden-Action, message metadata warden.action, or a default for "+c.Method)
@@ -162,14 +161,12 @@ func (g *Gate) serveOutbound(w http.ResponseWriter, r *http.Request) {
 		refuse(http.StatusInternalServerError, ReasonSigning, "intent could not be signed")
 		return
 	}
-	r.Header.Set(sdk.IntentHeader, tok)
 	ev.Allow, ev.Reason, ev.Purpose, ev.Initiator = true, "signed", in.Purpose, g.cfg.Self.String()
 	end()
-	telemetry.Inject(r.Context(), r.Header)
 	_ = g.cfg.Audit.Record(r.Context(), ev)
 	r.Body = io.NopCloser(bytes.NewReader(body))
 	r.ContentLength = int64(len(body))
-	ctx = context.WithValue(r.Context(), stateKey{}, &reqState{decisionID: ev.DecisionID, call: call, body: body})
+	ctx = context.WithValue(r.Context(), stateKey{}, &reqState{decisionID: ev.DecisionID, intent: tok, call: call, body: body})
 	ctx = context.WithValue(ctx, svidKey{}, svid)
 	g.proxy.ServeHTTP(w, r.WithContext(ctx))
 }

@@ -6,6 +6,8 @@ import (
 	"encoding/json"
 	"net/http"
 	"strconv"
+
+	"github.com/warden-a2a/warden/sdk"
 )
 
 // Reason codes the gate itself produces. Intent refusals keep the codes of
@@ -41,7 +43,7 @@ const (
 // Headers the gate sets towards the protected agent. Values arriving from outside are
 // removed before the pipeline runs.
 const (
-	HeaderPeerID     = "Warden-Peer-Id"
+	HeaderPeerID     = sdk.HeaderPeerID
 	HeaderDecisionID = "Warden-Decision-Id"
 )
 

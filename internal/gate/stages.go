@@ -15,27 +15,62 @@ import (
 
 	"github.com/warden-a2a/warden/internal/intent"
 	"github.com/warden-a2a/warden/internal/policy"
-	"github.com/warden-a2a/warden/internal/telemetry"
 	"github.com/warden-a2a/warden/internal/truststate"
 )
 
 // The stages of inboundStages, in their order. Each returns nil to go on or the refusal
 // that ends the request (pipeline.go).
 
-// inboundHeaders are removed from every request before the pipeline: only the gate may
-// set them towards the agent.
-var inboundHeaders = []string{HeaderPeerID, HeaderDecisionID, "Authorization", "X-Warden-Action", "X-Warden-Resource", "X-Warden-Workflow", "Warden-Local-Secret"}
-
-// scrubHeaders removes the headers only the gate may set towards the agent, and the
-// configured extra ones.
+// scrubHeaders removes what only the gate may say to the agent: every header whose name,
+// compared case-insensitively with '_' read as '-', starts with "Warden-" or
+// "X-Warden-" (CGI and WSGI servers merge Warden_Peer_Id into HTTP_WARDEN_PEER_ID, so a
+// spelling net/http keeps apart must not survive either), except the one exact
+// Warden-Intent header the intent stage reads and removes; Authorization (legacy mode
+// sets its own); and the configured extra headers. The gate's own headers are set on
+// the outgoing request after hop-by-hop processing (newProxy's Rewrite).
 func (g *Gate) scrubHeaders(c *inboundCall) *Refusal {
-	for _, h := range inboundHeaders {
-		c.r.Header.Del(h)
-	}
+	scrubWarden(c.r.Header, intent.HeaderName)
+	c.r.Header.Del("Authorization")
 	for _, h := range g.cfg.StripHeaders {
 		c.r.Header.Del(h)
 	}
 	return nil
+}
+
+// scrubWarden deletes from h every header whose name is a spelling of Warden-* or
+// X-Warden-* (see scrubHeaders), but keep: the one canonical key kept.
+func scrubWarden(h http.Header, keep string) {
+	for k := range h {
+		if k != keep && isWardenHeader(k) {
+			delete(h, k)
+		}
+	}
+}
+
+// isWardenHeader: name, lower-cased with '_' read as '-', starts with "warden-" or
+// "x-warden-".
+func isWardenHeader(name string) bool {
+	const w, xw = "warden-", "x-warden-"
+	return hasFoldPrefix(name, w) || hasFoldPrefix(name, xw)
+}
+
+func hasFoldPrefix(name, prefix string) bool {
+	if len(name) < len(prefix) {
+		return false
+	}
+	for i := 0; i < len(prefix); i++ {
+		c := name[i]
+		if 'A' <= c && c <= 'Z' {
+			c += 'a' - 'A'
+		}
+		if c == '_' {
+			c = '-'
+		}
+		if c != prefix[i] {
+			return false
+		}
+	}
+	return true
 }
 
 // checkPeer: the listener verified the chain against the bundle (go-spiffe); here the
@@ -291,23 +326,24 @@ func (g *Gate) record(c *inboundCall) *Refusal {
 	return nil
 }
 
-// forward sets the identity headers (and, legacy, the downstream JWT) and proxies the
-// very bytes that were judged to the upstream.
+// forward proxies the very bytes that were judged to the upstream. The identity
+// headers (Warden-Peer-Id, Warden-Decision-Id, traceparent and, legacy, the downstream
+// JWT) are set by the proxy's Rewrite on the outgoing request, after the hop-by-hop
+// headers are removed: a "Connection: Warden-Peer-Id" from the caller cannot take them
+// away.
 func (g *Gate) forward(c *inboundCall) *Refusal {
-	r := c.r
-	r.Header.Set(HeaderPeerID, c.ev.Peer)
-	r.Header.Set(HeaderDecisionID, c.ev.DecisionID)
-	telemetry.Inject(r.Context(), r.Header) // traceparent: the agent continues this trace
+	st := &reqState{decisionID: c.ev.DecisionID, peer: c.ev.Peer, call: c.call, body: c.body}
 	if g.cfg.Mode == ModeLegacy {
 		jwt, err := g.legacyToken(c.ev.Peer, c.claims.Action, c.claims.Resource, c.now)
 		if err != nil {
 			return &Refusal{Status: http.StatusInternalServerError, Reason: ReasonSigning}
 		}
-		r.Header.Set("Authorization", "Bearer "+jwt)
+		st.authorization = "Bearer " + jwt
 	}
+	r := c.r
 	r.Body = io.NopCloser(bytes.NewReader(c.body))
 	r.ContentLength = int64(len(c.body))
-	r = r.WithContext(context.WithValue(r.Context(), stateKey{}, &reqState{decisionID: c.ev.DecisionID, call: c.call, body: c.body}))
+	r = r.WithContext(context.WithValue(r.Context(), stateKey{}, st))
 	g.proxy.ServeHTTP(c.w, r)
 	return nil
 }
