@@ -99,6 +99,11 @@ type Event struct {
 	LatencyUS           int64        `json:"latency_us,omitempty"`
 	GateID              string       `json:"gate_id,omitempty"`
 	Zone                string       `json:"zone,omitempty"`
+	// The business parameters the decision was taken on, where the action declares
+	// them (docs/policy.md "Business parameters").
+	Amount         *int64 `json:"amount,omitempty"`
+	Currency       string `json:"currency,omitempty"`
+	ResourceStatus string `json:"resource_status,omitempty"`
 
 	// Lifecycle fields.
 	Subject string `json:"subject,omitempty"` // SPIFFE ID (or name) the event is about

@@ -182,7 +182,7 @@ func poHappyPath(ctx context.Context, g *gateEnv) {
 	}
 	defer client.Destroy()
 	msg := a2a.NewMessage(a2a.MessageRoleUser, a2a.NewTextPart("Purchase order PO-1001: 400 pallets, 4800 EUR"))
-	msg.Metadata = map[string]any{"warden.action": "purchase_order.create", "warden.resource": "Order/PO-1001", "warden.amount": 4800, "warden.workflow": "po-1001"}
+	msg.Metadata = map[string]any{"warden.action": "purchase_order.create", "warden.resource": "Order/PO-1001", "warden.amount": 4800, "warden.currency": "EUR", "warden.workflow": "po-1001"}
 	res, err := client.SendMessage(ctx, &a2a.SendMessageRequest{Message: msg})
 	detail := ""
 	if m, ok := res.(*a2a.Message); ok && len(m.Parts) > 0 {
@@ -191,7 +191,7 @@ func poHappyPath(ctx context.Context, g *gateEnv) {
 	rec("PO-1001: procurement -> vendor-portal SendMessage through both gates", err, detail, ids.Last())
 
 	smsg := a2a.NewMessage(a2a.MessageRoleUser, a2a.NewTextPart("Confirm PO-1001"))
-	smsg.Metadata = map[string]any{"warden.action": "purchase_order.create", "warden.resource": "Order/PO-1001", "warden.workflow": "po-1001", "as_task": true}
+	smsg.Metadata = map[string]any{"warden.action": "purchase_order.create", "warden.resource": "Order/PO-1001", "warden.amount": 4800, "warden.currency": "EUR", "warden.workflow": "po-1001", "as_task": true}
 	var taskID a2a.TaskID
 	var states []string
 	err = nil
@@ -288,7 +288,7 @@ func (g *gateEnv) call(ctx context.Context, s Step, caller, addr string, in sdk.
 func erpBooking(ctx context.Context, g *gateEnv) {
 	s := Step{Name: "PO-1001: procurement -> legacy ERP through the legacy gate (per-call JWT)", Kind: "workflow", Expected: "allow"}
 	in := sdk.Intent{Audience: g.erpID.String(), Action: "purchase_order.create", Resource: "Order/PO-1001", Workflow: "po-1001"}
-	g.call(ctx, s, "procurement", g.legacy.Addr, in, RPCMessage("book PO-1001", map[string]any{"warden.amount": 4800}))
+	g.call(ctx, s, "procurement", g.legacy.Addr, in, RPCMessage("book PO-1001", map[string]any{"warden.amount": 4800, "warden.currency": "EUR"}))
 }
 
 // gateImpersonation: a self-signed certificate claiming procurement's SPIFFE ID. The
@@ -339,7 +339,7 @@ func (g *gateEnv) prepare(s *Step, caller string, in sdk.Intent, body []byte, no
 
 func gateReplay(ctx context.Context, g *gateEnv) {
 	s := Step{Name: "gate: replay a captured intent (same body, same connection identity)", Kind: "attack", Expected: "deny"}
-	body := RPCMessage("PO-1001 again", map[string]any{"warden.amount": 4800})
+	body := RPCMessage("PO-1001 again", map[string]any{"warden.amount": 4800, "warden.currency": "EUR"})
 	conf, tok, ok := g.prepare(&s, "procurement", poIntent(g.vendorID), body, "# the same curl again, same $INTENT")
 	if !ok {
 		return
@@ -356,7 +356,7 @@ func gateReplay(ctx context.Context, g *gateEnv) {
 
 func gateTamperedBody(ctx context.Context, g *gateEnv) {
 	s := Step{Name: "gate: tamper with the body after signing (amount 4800 -> 480000)", Kind: "attack", Expected: "deny"}
-	body := RPCMessage("PO-1001", map[string]any{"warden.amount": 4800})
+	body := RPCMessage("PO-1001", map[string]any{"warden.amount": 4800, "warden.currency": "EUR"})
 	conf, tok, ok := g.prepare(&s, "procurement", poIntent(g.vendorID), body, "# ... with body.json edited after signing: 4800 -> 480000")
 	if !ok {
 		return

@@ -106,11 +106,3 @@ func metaString(m jcs.Value, key string) string {
 	s, _ := m.Get(key).Str()
 	return s
 }
-
-// metaInt returns metadata[key] as a whole number (a JSON number in [0, 2^53)), else 0.
-func metaInt(m jcs.Value, key string) int64 {
-	if f, _, ok := m.Get(key).Number(); ok && f >= 0 && f < 1<<53 {
-		return int64(f)
-	}
-	return 0
-}

@@ -202,7 +202,7 @@ func TestApprovalClientConcurrentRetries(t *testing.T) {
 	in := sdk.Intent{Audience: agentID("vendor-portal").String(), Action: "payment.release", Resource: "Invoice/INV-9"}
 	mk := func(i int) []byte {
 		return []byte(`{"jsonrpc":"2.0","id":"1","method":"SendMessage","params":{"message":{"role":"ROLE_USER","messageId":"m` + itoa(i) +
-			`","parts":[{"text":"release"}],"metadata":{"warden.amount":30000}}}}`)
+			`","parts":[{"text":"release"}],"metadata":{"warden.amount":30000,"warden.currency":"EUR"}}}}`)
 	}
 	b := mk(0)
 	_, a := c.do(b, c.sign(in, b))

@@ -26,6 +26,11 @@ type Event struct {
 	TrustVer   int64     `json:"trust_state_version,omitempty"`
 	Stale      bool      `json:"stale,omitempty"` // decided on a trust state older than max_staleness
 	ApprovalID string    `json:"approval_id,omitempty"`
+	// The business parameters decided on (policy.ParseParams), where the action
+	// declares them: amount, currency, the resource's status.
+	Amount         *int64 `json:"amount,omitempty"`
+	Currency       string `json:"currency,omitempty"`
+	ResourceStatus string `json:"resource_status,omitempty"`
 	// LocalCaller (outbound) is the kernel's view of the local caller on a unix socket,
 	// "uid=N pid=N" (SO_PEERCRED), or "secret" for a loopback caller with the secret.
 	LocalCaller string `json:"local_caller,omitempty"`

@@ -46,6 +46,7 @@ func ToAuditEvent(ev Event, zone string) audit.Event {
 		Detail:           map[string]string{"mode": ev.Mode},
 		CallerCertSHA256: ev.CallerCertSHA256, Initiator: ev.Initiator, Purpose: ev.Purpose,
 		Obligations: ev.Obligations, LatencyUS: ev.LatencyUS, TraceID: ev.TraceID, SpanID: ev.SpanID,
+		Amount: ev.Amount, Currency: ev.Currency, ResourceStatus: ev.ResourceStatus,
 	}
 	if ev.AttestationTier != "" {
 		out.Attestation = &audit.Attestation{Tier: ev.AttestationTier, AgeMS: ev.AttestationAgeS * 1000, ResultID: ev.AttestationResultID}

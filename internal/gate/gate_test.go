@@ -51,7 +51,7 @@ func TestA2AThroughGates(t *testing.T) {
 			sock := startGate(t, out, "unix")
 			client := a2aClient(t, sock, tc.binding, tc.path)
 			ctx := context.Background()
-			meta := map[string]any{"warden.action": "purchase_order.create", "warden.resource": "Order/PO-1", "warden.amount": 1200}
+			meta := map[string]any{"warden.action": "purchase_order.create", "warden.resource": "Order/PO-1", "warden.amount": 1200, "warden.currency": "EUR"}
 
 			msg := a2a.NewMessage(a2a.MessageRoleUser, a2a.NewTextPart("create PO-1"))
 			msg.Metadata = meta
@@ -68,7 +68,7 @@ func TestA2AThroughGates(t *testing.T) {
 			}
 
 			smsg := a2a.NewMessage(a2a.MessageRoleUser, a2a.NewTextPart("stream PO-1"))
-			smsg.Metadata = map[string]any{"warden.action": "purchase_order.create", "warden.resource": "Order/PO-1", "want_task": true}
+			smsg.Metadata = map[string]any{"warden.action": "purchase_order.create", "warden.resource": "Order/PO-1", "warden.amount": 1200, "warden.currency": "EUR", "want_task": true}
 			var taskID a2a.TaskID
 			var states []a2a.TaskState
 			for ev, err := range client.SendStreamingMessage(ctx, &a2a.SendMessageRequest{Message: smsg}) {
@@ -111,7 +111,7 @@ func TestRefusalReachesA2AClient(t *testing.T) {
 		client := a2aClient(t, startGate(t, out, "unix"), tc.binding, tc.path)
 		msg := a2a.NewMessage(a2a.MessageRoleUser, a2a.NewTextPart("release"))
 		// procurement may not release payments: default deny.
-		msg.Metadata = map[string]any{"warden.action": "invoice.post", "warden.resource": "Invoice/INV-1"}
+		msg.Metadata = map[string]any{"warden.action": "invoice.post", "warden.resource": "Invoice/INV-1", "warden.amount": 10, "warden.currency": "EUR"}
 		_, err := client.SendMessage(context.Background(), &a2a.SendMessageRequest{Message: msg})
 		if err == nil || !strings.Contains(err.Error(), "default_deny") {
 			t.Errorf("%s: err = %v, want one carrying default_deny", tc.binding, err)
@@ -162,7 +162,9 @@ func (s staticSource) GetX509SVID() (*x509svid.SVID, error) { return s.s, nil }
 
 func rpcBody(action, resource string) []byte {
 	msg := a2a.NewMessage(a2a.MessageRoleUser, a2a.NewTextPart("hi"))
-	msg.Metadata = map[string]any{"warden.action": action}
+	// amount and currency: the parameters purchase_order.create and the payment
+	// actions declare (ignored by the others).
+	msg.Metadata = map[string]any{"warden.action": action, "warden.amount": 100, "warden.currency": "EUR"}
 	b, _ := json.Marshal(map[string]any{"jsonrpc": "2.0", "id": "1", "method": "SendMessage", "params": map[string]any{"message": msg}})
 	return b
 }

@@ -18,7 +18,6 @@ import (
 	"time"
 
 	"github.com/warden-a2a/warden/internal/intent"
-	"github.com/warden-a2a/warden/internal/jcs"
 	"github.com/warden-a2a/warden/internal/policy"
 	"github.com/warden-a2a/warden/internal/telemetry"
 	"github.com/warden-a2a/warden/internal/truststate"
@@ -261,12 +260,14 @@ func (g *Gate) isRead(action string) bool {
 
 // resource builds the Cedar resource of a call. The type comes from the action (each
 // action of the schema applies to one resource type); the id is res, with an optional
-// "Type/" or `Type::"…"` prefix removed. Status comes from the call's metadata
-// ("warden.resource_status", default "open"), bound to the intent by the body digest.
-func (g *Gate) resource(action, res string, amount int64, meta jcs.Value) policy.Resource {
-	r := policy.Resource{ID: res, Amount: amount, Status: metaString(meta, "warden.resource_status")}
-	if r.Status == "" {
-		r.Status = "open"
+// "Type/" or `Type::"…"` prefix removed. Status and amount are the call's parameters
+// resource_status and amount where the action declares them (bound to the intent by the
+// body digest), else "open" and 0.
+func (g *Gate) resource(action, res string, params map[string]any) policy.Resource {
+	r := policy.Resource{ID: res, Status: "open"}
+	r.Amount, _ = params["amount"].(int64)
+	if s, ok := params["resource_status"].(string); ok {
+		r.Status = s
 	}
 	if a, ok := g.action(action); ok && len(a.ResourceTypes) > 0 {
 		r.Type = a.ResourceTypes[0]

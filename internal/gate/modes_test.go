@@ -28,7 +28,7 @@ type erp struct {
 	url     string
 	mu      sync.Mutex
 	calls   []*legacy.Claims
-	headers []http.Header // of each call the verifier let through
+	headers []http.Header     // of each call the verifier let through
 	refused map[string]string // decision id -> reason, from Verifier.OnRefuse
 }
 
@@ -304,7 +304,7 @@ func TestApprovalFlow(t *testing.T) {
 	c := e.caller(t, startGate(t, g, "tcp"), e.svid("/agent/procurement"))
 	mk := func(amount int) []byte {
 		return []byte(`{"jsonrpc":"2.0","id":"1","method":"SendMessage","params":{"message":{"role":"ROLE_USER","messageId":"m` +
-			time.Now().Format("150405.000000000") + `","parts":[{"text":"approve"}],"metadata":{"warden.amount":` + itoa(amount) + `}}}}`)
+			time.Now().Format("150405.000000000") + `","parts":[{"text":"approve"}],"metadata":{"warden.amount":` + itoa(amount) + `,"warden.currency":"EUR"}}}}`)
 	}
 	in := poIntent()
 	in.Action, in.Resource = "purchase_order.approve", "Order/PO-9"
@@ -339,7 +339,7 @@ func TestNoApprovalsRefuses(t *testing.T) {
 	c := e.caller(t, startGate(t, g, "tcp"), e.svid("/agent/procurement"))
 	in := poIntent()
 	in.Action, in.Resource = "purchase_order.approve", "Order/PO-9"
-	body := []byte(`{"jsonrpc":"2.0","id":"1","method":"SendMessage","params":{"message":{"role":"ROLE_USER","messageId":"x","parts":[{"text":"a"}],"metadata":{"warden.amount":90000}}}}`)
+	body := []byte(`{"jsonrpc":"2.0","id":"1","method":"SendMessage","params":{"message":{"role":"ROLE_USER","messageId":"x","parts":[{"text":"a"}],"metadata":{"warden.amount":90000,"warden.currency":"EUR"}}}}`)
 	if _, a := c.do(body, c.sign(in, body)); a.Error == nil || a.Error.reason() != gate.ReasonApprovalsDown {
 		t.Errorf("got %+v", a.Error)
 	}

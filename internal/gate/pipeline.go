@@ -34,6 +34,7 @@ var inboundStages = []stage{
 	{"parseCall", (*Gate).parseCall},         // A2A method and parameters
 	{"checkStanding", (*Gate).checkStanding}, // trust state: revoked, suspended
 	{"verifyIntent", (*Gate).verifyIntent},   // signature, binding, window, body, replay
+	{"parseParams", (*Gate).parseParams},     // the action's typed business parameters
 	{"buildContext", (*Gate).buildContext},   // caller entry, staleness, policy request
 	{"checkApproval", (*Gate).checkApproval}, // an apr the call carries
 	{"decide", (*Gate).decide},               // Cedar, filing an approval when asked
@@ -58,6 +59,7 @@ type inboundCall struct {
 	doc    *truststate.Document
 	age    time.Duration // of doc
 	claims *intent.Claims
+	params map[string]any // business parameters as decided on (parseParams)
 	req    policy.Request // what Cedar is asked (buildContext)
 	areq   ApprovalRequest
 	dec    policy.Decision

@@ -191,6 +191,25 @@ func (g *Gate) verifyIntent(c *inboundCall) *Refusal {
 	return nil
 }
 
+// parseParams reads the business parameters the action declares in the policy schema
+// (policy.ParseParams) from the call's metadata: a value of the wrong type, out of
+// range, not one of its values, or a required one missing is refused, naming it. The
+// decision event records amount, currency and resource status as decided on.
+func (g *Gate) parseParams(c *inboundCall) *Refusal {
+	a, _ := g.action(c.claims.Action) // an action outside the schema has none; Cedar denies it
+	params, err := policy.ParseParams(a.Params, c.call.Metadata)
+	if err != nil {
+		return refusal(http.StatusBadRequest, ReasonInvalidRequest, "business parameter "+err.Error())
+	}
+	c.params = params
+	if n, ok := params["amount"].(int64); ok {
+		c.ev.Amount = &n
+	}
+	c.ev.Currency, _ = params["currency"].(string)
+	c.ev.ResourceStatus, _ = params["resource_status"].(string)
+	return nil
+}
+
 // buildContext: the caller's entry, staleness, attestation, the call's parameters; the
 // policy request and the approval request bound to this call.
 func (g *Gate) buildContext(c *inboundCall) *Refusal {
@@ -209,28 +228,27 @@ func (g *Gate) buildContext(c *inboundCall) *Refusal {
 			return refusal(http.StatusServiceUnavailable, ReasonTrustStale, "trust state older than the zone's max_staleness; only reads go on")
 		}
 	}
-	meta := c.call.Metadata
-	amount := metaInt(meta, "warden.amount")
+	amount, _ := c.params["amount"].(int64)
+	currency, _ := c.params["currency"].(string)
+	sensitivity, _ := c.params["data_sensitivity"].(string)
 	c.req = policy.Request{
 		Agent:    agent,
 		Action:   claims.Action,
 		Workflow: claims.Workflow,
-		Resource: g.resource(claims.Action, claims.Resource, amount, meta),
+		Resource: g.resource(claims.Action, claims.Resource, c.params),
 		Context: policy.CallContext{
 			Purpose:         claims.Purpose,
-			DataSensitivity: metaString(meta, "warden.data_sensitivity"),
+			DataSensitivity: sensitivity,
 			Amount:          amount,
-			Currency:        metaString(meta, "warden.currency"),
+			Currency:        currency,
+			Params:          c.params,
 			Attestation:     attestationOf(c.doc, c.ev.Peer, c.now),
 		},
 		Trust: g.trustViewOf(c.doc),
 	}
-	if c.req.Context.DataSensitivity == "" {
-		c.req.Context.DataSensitivity = "internal"
-	}
 	c.areq = ApprovalRequest{
 		ID: claims.Approval, Requester: c.ev.Peer, Audience: g.cfg.Self.String(), Action: claims.Action,
-		Resource: claims.Resource, Workflow: claims.Workflow, Amount: amount, Currency: c.req.Context.Currency,
+		Resource: claims.Resource, Workflow: claims.Workflow, Amount: amount, Currency: currency,
 		DecisionID: c.ev.DecisionID,
 	}
 	c.ev.AttestationTier, c.ev.AttestationAgeS = c.req.Context.Attestation.Tier, c.req.Context.Attestation.AgeSeconds

@@ -87,11 +87,8 @@ func (e *Engine) build(req *Request, now time.Time) (cedar.Request, types.Entity
 		}
 		kills = strings.Join(ks, "\x00")
 	}
-	ctx := types.NewRecord(types.RecordMap{
+	rm := types.RecordMap{
 		cPurpose:   types.String(c.Purpose),
-		cSens:      types.String(c.DataSensitivity),
-		aAmount:    types.Long(c.Amount),
-		cCurrency:  types.String(c.Currency),
 		cTime:      types.Long(now.Unix()),
 		cAtt:       e.attestations.get(Attestation{tier, c.Attestation.AgeSeconds}, attestationRecord),
 		cApprovals: approvals,
@@ -99,7 +96,13 @@ func (e *Engine) build(req *Request, now time.Time) (cedar.Request, types.Entity
 			incident: tv.IncidentMode && (tv.IncidentZone == "" || tv.IncidentZone == a.Zone), responder: isResponder(tv.Responders, a),
 			zoneState: zoneState, agentState: agentState, kills: kills,
 		}, trustRecord),
-	})
+	}
+	if c.Params != nil {
+		paramRecord(rm, c.Params)
+	} else {
+		rm[cSens], rm[aAmount], rm[cCurrency] = types.String(c.DataSensitivity), types.Long(c.Amount), types.String(c.Currency)
+	}
+	ctx := types.NewRecord(rm)
 	return cedar.Request{
 			Principal: pUID,
 			Action:    types.NewEntityUID("Action", types.String(req.Action)),

@@ -193,6 +193,18 @@ func compile(src source) (*Engine, []Problem) {
 		src:     src,
 	}
 	e.actionInfo, e.resourceTypes = catalog(rs)
+	for uid, a := range rs.Actions {
+		if a.AppliesTo == nil {
+			continue
+		}
+		ps, pp := declaredParams(string(uid.ID), a.AppliesTo.Context)
+		for _, m := range pp {
+			probs = append(probs, Problem{File: SchemaFile, Msg: m})
+		}
+		ai := e.actionInfo[string(uid.ID)]
+		ai.Params = ps
+		e.actionInfo[string(uid.ID)] = ai
+	}
 
 	add := func(file string, p *cedar.Policy, exc *Exception) {
 		pos := p.Position()
@@ -356,6 +368,7 @@ type ActionInfo struct {
 	Name          string   // "purchase_order.create"
 	Groups        []string // action groups it belongs to, e.g. "read", "spend"
 	ResourceTypes []string // resource entity types it applies to
+	Params        []Param  // business parameters its context type declares, by name
 }
 
 func catalog(rs *resolved.Schema) (map[string]ActionInfo, []string) {

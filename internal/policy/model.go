@@ -38,6 +38,12 @@ type CallContext struct {
 	Amount          int64  // whole currency units
 	Currency        string
 	Attestation     Attestation
+	// Params are the call's business parameters as ParseParams read them against the
+	// action's declaration (int64 or string by name). When set they are the context's
+	// parameter attributes and DataSensitivity, Amount and Currency are not used: an
+	// optional parameter the call did not carry is then absent, not zero. Callers that
+	// leave Params nil (policy test cases) get the three fields as attributes.
+	Params map[string]any
 	// Approvers are the ids of the humans or agents that approved this step.
 	// context.approvals.count is the number of DISTINCT approvers other than
 	// the caller itself, so one approver twice, or a self-approval, counts once

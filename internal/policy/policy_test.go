@@ -137,15 +137,14 @@ func TestEvaluationErrorDenies(t *testing.T) {
 	dir := copyBundle(t, map[string]string{"overflow.cedar": `@id("overflowing-permit")
 @reason("amount arithmetic that overflows")
 permit (principal is Agent, action == Action::"invoice.read", resource)
-when { context.amount + 9223372036854775807 > 0 };`})
+when { resource.amount + 9223372036854775807 > 0 };`})
 	e := load(t, dir)
-	req := baseRequest("payments", "invoice.read", policy.Resource{Type: "Invoice", ID: "INV-1", Status: "approved"})
-	req.Context.Amount = 1
+	req := baseRequest("payments", "invoice.read", policy.Resource{Type: "Invoice", ID: "INV-1", Status: "approved", Amount: 1})
 	d := e.Decide(req, now)
 	if d.Allow || d.Code != policy.CodeEvaluationError || len(d.Errors) == 0 || !slices.Contains(d.PolicyIDs, "overflowing-permit") {
 		t.Fatalf("decision %+v, want evaluation_error deny naming overflowing-permit", d)
 	}
-	req.Context.Amount = 0
+	req.Resource.Amount = 0
 	if d := e.Decide(req, now); !d.Allow {
 		t.Fatalf("without the overflow the call must be allowed, got %+v", d)
 	}
