@@ -38,7 +38,7 @@ func TestDecisionCarriesEvidence(t *testing.T) {
 	out := e.outbound("https://"+startGate(t, in, "tcp"), &rotSVID{s: caller})
 	client := a2aClient(t, startGate(t, out, "unix"), a2a.TransportProtocolJSONRPC, "/")
 	msg := a2a.NewMessage(a2a.MessageRoleUser, a2a.NewTextPart("create PO-1"))
-	msg.Metadata = map[string]any{"warden.action": "purchase_order.create", "warden.resource": "Order/PO-1", "warden.amount": 1200}
+	msg.Metadata = map[string]any{"warden.action": "purchase_order.create", "warden.resource": "Order/PO-1", "warden.amount": 1200, "warden.currency": "EUR"}
 	if _, err := client.SendMessage(context.Background(), &a2a.SendMessageRequest{Message: msg}); err != nil {
 		t.Fatal(err)
 	}
