@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"slices"
 	"strings"
 	"time"
 	"unicode/utf8"
@@ -21,7 +22,11 @@ const MaxEventSize = 64 << 10
 // is a lifecycle event of the control plane.
 type Kind string
 
-// Event kinds. The list is closed: ParseEvent rejects any other value.
+// Event kinds. The list is closed: ParseEvent rejects any other value. Add a kind with the
+// code path that writes it and its row in docs/audit-events.md: tests fail on a kind that
+// is documented but not written (internal/server TestEveryDocumentedKindIsWritten,
+// internal/gate TestDocumentedDecisionFieldsAreWritten) or written but not documented
+// (TestDocumentedKindsAreTheKnownKinds).
 const (
 	KindDecision     Kind = "decision"      // one authorization decision at a gate
 	KindEnrollment   Kind = "enrollment"    // an agent enrolled (join token consumed, first SVID)
@@ -29,10 +34,8 @@ const (
 	KindRevocation   Kind = "revocation"    // an SVID or identity revoked
 	KindQuarantine   Kind = "quarantine"    // an agent quarantined (or released: Outcome)
 	KindSuspension   Kind = "suspension"    // an agent suspended (or reinstated: Outcome)
-	KindAttestation  Kind = "attestation"   // an attestation result appraised
+	KindAttestation  Kind = "attestation"   // an attestation result appraised, or a challenge pushed
 	KindApproval     Kind = "approval"      // a human approval granted or refused
-	KindException    Kind = "exception"     // a policy exception created, used or expired
-	KindPolicyBundle Kind = "policy_bundle" // a policy bundle revision activated
 	KindKillSwitch   Kind = "kill_switch"   // a kill switch engaged or released
 	KindIncidentMode Kind = "incident_mode" // incident mode entered or left
 	KindZone         Kind = "zone"          // a zone's state or max_staleness set by an operator
@@ -47,9 +50,19 @@ const (
 var knownKinds = map[Kind]bool{
 	KindDecision: true, KindEnrollment: true, KindRenewal: true, KindRevocation: true,
 	KindQuarantine: true, KindSuspension: true, KindAttestation: true, KindApproval: true,
-	KindException: true, KindPolicyBundle: true, KindKillSwitch: true,
-	KindIncidentMode: true, KindZone: true, KindAnomaly: true, KindAccess: true, KindCARotation: true,
-	KindEntry: true, KindJoinToken: true, KindApprover: true,
+	KindKillSwitch: true, KindIncidentMode: true, KindZone: true, KindAnomaly: true, KindAccess: true,
+	KindCARotation: true, KindEntry: true, KindJoinToken: true, KindApprover: true,
+}
+
+// Kinds returns every kind an event may have, sorted (docs/audit-events.md lists each,
+// and a test holds the two together).
+func Kinds() []Kind {
+	out := make([]Kind, 0, len(knownKinds))
+	for k := range knownKinds {
+		out = append(out, k)
+	}
+	slices.Sort(out)
+	return out
 }
 
 // Decision values of a decision event.

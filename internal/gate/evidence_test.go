@@ -3,14 +3,19 @@ package gate_test
 import (
 	"bytes"
 	"context"
+	"encoding/json"
+	"net/http"
 	"slices"
 	"testing"
 
 	"github.com/a2aproject/a2a-go/v2/a2a"
 
+	"github.com/warden-a2a/warden/internal/audit/auditdoc"
 	"github.com/warden-a2a/warden/internal/gate"
 	"github.com/warden-a2a/warden/internal/intent"
 	"github.com/warden-a2a/warden/internal/inventory"
+	"github.com/warden-a2a/warden/internal/truststate"
+	"github.com/warden-a2a/warden/sdk"
 )
 
 const evidenceCatalog = `
@@ -83,5 +88,71 @@ func TestDecisionCarriesEvidence(t *testing.T) {
 	ref := e.events.last()
 	if ref.Allow || ref.Reason == "" || ref.Intent != "" || ref.Revision != ev.Revision {
 		t.Errorf("refusal recorded %+v: want no intent and policy revision %q", ref, ev.Revision)
+	}
+}
+
+// TestDocumentedDecisionFieldsAreWritten: every kind docs/audit-events.md says a gate
+// writes, and every field it documents for decisions (and for all events), is in the
+// audit event of some real decision of an inbound gate: an allow with workflow, purpose
+// and a caller's traceparent, and a denial with an obligation.
+func TestDocumentedDecisionFieldsAreWritten(t *testing.T) {
+	doc, err := auditdoc.Load("../../docs/audit-events.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := newEnv(t)
+	cat, err := inventory.Parse("catalog.yaml", []byte(evidenceCatalog))
+	if err != nil {
+		t.Fatal(err)
+	}
+	in, _ := e.inbound(startAgent(t).url, func(c *gate.Config) { c.Catalog = inventory.NewIndex(cat) })
+	cl := e.caller(t, startGate(t, in, "tcp"), e.svid("/agent/procurement"))
+	call := func() {
+		body := rpcBody("purchase_order.create", "Order/PO-1")
+		in := poIntent()
+		in.Workflow, in.Purpose = "wf-fields", "restock"
+		req, _ := http.NewRequest(http.MethodPost, cl.url+"/", bytes.NewReader(body))
+		req.Header.Set("Content-Type", "application/json")
+		req.Header.Set(sdk.IntentHeader, cl.sign(in, body))
+		req.Header.Set("traceparent", "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01")
+		res, err := cl.client.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		res.Body.Close()
+	}
+	call() // allowed
+	e.publish(func(d *truststate.Document) { delete(d.Attestations, agentID("procurement").String()) })
+	call() // denied: attestation_required, obligation reattest
+
+	written := map[string]bool{}
+	kinds := map[string]bool{}
+	evs := e.events.all()
+	if len(evs) != 2 || !evs[0].Allow || evs[1].Allow || len(evs[1].Obligations) == 0 {
+		t.Fatalf("%d decisions; want an allow and a denial with an obligation", len(evs))
+	}
+	for _, ev := range evs {
+		b, err := gate.ToAuditEvent(ev, "cloud").Canonical()
+		if err != nil {
+			t.Fatal(err)
+		}
+		var m map[string]any
+		if err := json.Unmarshal(b, &m); err != nil {
+			t.Fatal(err)
+		}
+		for k := range m {
+			written[k] = true
+		}
+		kinds[m["kind"].(string)] = true
+	}
+	for _, k := range doc.KindsWrittenBy("gate") {
+		if !kinds[k] {
+			t.Errorf("docs/audit-events.md: kind %q is written by a gate, but no gate decision wrote it", k)
+		}
+	}
+	for _, f := range doc.FieldsIn("decision", "all") {
+		if !written[f] {
+			t.Errorf("docs/audit-events.md: field %q is documented for decisions, but no decision event carries it", f)
+		}
 	}
 }
