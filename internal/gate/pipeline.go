@@ -34,6 +34,7 @@ var inboundStages = []stage{
 	{"parseCall", (*Gate).parseCall},         // A2A method and parameters
 	{"checkStanding", (*Gate).checkStanding}, // trust state: revoked, suspended
 	{"verifyIntent", (*Gate).verifyIntent},   // signature, binding, window, body, replay
+	{"checkHold", (*Gate).checkHold},         // an agent under review keeps reads only
 	{"parseParams", (*Gate).parseParams},     // the action's typed business parameters
 	{"buildContext", (*Gate).buildContext},   // caller entry, staleness, policy request
 	{"checkApproval", (*Gate).checkApproval}, // an apr the call carries

@@ -18,6 +18,7 @@ const (
 	ReasonUntrustedCert    = "untrusted_certificate" // handshake refused: the certificate is no X509-SVID of the bundle
 	ReasonIdentityRevoked  = "identity_revoked"      // SPIFFE ID or serial revoked in the trust state
 	ReasonAgentSuspended   = "agent_suspended"       // suspended in the trust state
+	ReasonAgentUnderReview = "agent_under_review"    // held for review in the trust state; the action is not a read
 	ReasonNoTrustState     = "no_trust_state"        // the gate holds no verified trust state yet
 	ReasonTrustStale       = "trust_state_stale"     // older than the zone's max_staleness, action not a read
 	ReasonUnknownPeer      = "unknown_peer"          // caller not in the gate's peer directory

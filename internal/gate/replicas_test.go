@@ -69,3 +69,40 @@ func TestQuarantinedCallerReadsOnly(t *testing.T) {
 		t.Errorf("quarantined read refused: %+v", a.Error)
 	}
 }
+
+// TestReviewHoldsAtTheGate: a caller the trust state holds for review keeps its reads
+// and is refused every other action (agent_under_review), audited, even with a fresh
+// affirming attestation and whatever the policies permit; restored, it writes again.
+func TestReviewHoldsAtTheGate(t *testing.T) {
+	e := newEnv(t)
+	ag := startAgent(t)
+	g, _ := e.inbound(ag.url, nil)
+	proc := e.svid("/agent/procurement")
+	c := e.caller(t, startGate(t, g, "tcp"), proc)
+	hold := func(d *truststate.Document) {
+		d.Agents = map[string]truststate.AgentState{proc.ID.String(): {Status: truststate.StatusReview, Reason: "attestation tampered_binary"}}
+	}
+	e.publish(hold) // the attestation stays affirming (publish's default)
+	write := rpcBody("purchase_order.create", "Order/PO-1")
+	seen := len(ag.seen)
+	_, a := c.do(write, c.sign(poIntent(), write))
+	if a.Error == nil || a.Error.reason() != gate.ReasonAgentUnderReview {
+		t.Fatalf("write under review: %+v", a.Error)
+	}
+	if ev := e.events.last(); ev.Allow || ev.Reason != gate.ReasonAgentUnderReview || ev.Action != "purchase_order.create" {
+		t.Errorf("audit event %+v", ev)
+	}
+	if len(ag.seen) != seen {
+		t.Errorf("the agent received the held write")
+	}
+	read := rpcBody("purchase_order.read", "Order/PO-1")
+	in := poIntent()
+	in.Action = "purchase_order.read"
+	if _, a := c.do(read, c.sign(in, read)); a.Error != nil {
+		t.Errorf("read under review refused: %+v", a.Error)
+	}
+	e.publish(func(*truststate.Document) {}) // an operator restored it
+	if _, a := c.do(write, c.sign(poIntent(), write)); a.Error != nil {
+		t.Errorf("write after restore: %+v", a.Error)
+	}
+}

@@ -191,6 +191,17 @@ func (g *Gate) verifyIntent(c *inboundCall) *Refusal {
 	return nil
 }
 
+// checkHold: an agent the control plane holds for review (a failed or stale attestation
+// of a transactional agent, truststate.StatusReview) keeps its reads and is refused
+// every other action until an operator restores it or an affirming quote lifts the
+// hold. Enforced here, whatever the policy bundle says.
+func (g *Gate) checkHold(c *inboundCall) *Refusal {
+	if c.doc.Status(c.ev.Peer) != truststate.StatusReview || g.isRead(c.claims.Action) {
+		return nil
+	}
+	return refusal(http.StatusForbidden, ReasonAgentUnderReview, "the caller is held for review ("+c.doc.Agents[c.ev.Peer].Reason+"); only reads go on")
+}
+
 // parseParams reads the business parameters the action declares in the policy schema
 // (policy.ParseParams) from the call's metadata: a value of the wrong type, out of
 // range, not one of its values, or a required one missing is refused, naming it. The

@@ -310,8 +310,22 @@ func (s *Server) recordResultIf(ctx context.Context, entry store.Entry, res atte
 		if cond != nil && !cond(doc) {
 			return nil, errSkip
 		}
-		doc.Attestations = setKey(doc.Attestations, entry.SPIFFEID, rec)
+		// A weaker negative result never replaces a stronger one: stale_evidence (tier
+		// none) after a tampered binary (contraindicated) would otherwise wipe the
+		// reason the agent is held. The result is still audited; the record keeps the
+		// stronger one until an affirming result replaces it.
+		if prev, ok := doc.Attestations[entry.SPIFFEID]; ok && weakerNegative(rec.Tier, prev.Tier) {
+			ev.Detail["kept_result_id"] = prev.ResultID
+			ev.Detail["kept_tier"] = prev.Tier
+		} else {
+			doc.Attestations = setKey(doc.Attestations, entry.SPIFFEID, rec)
+		}
 		delete(doc.Challenges, entry.SPIFFEID)
+		// An affirming quote lifts a review hold (an operator's restore is the other way).
+		if res.Tier == attest.TierAffirming && d.Action == attest.ActionAllow && doc.Status(entry.SPIFFEID) == truststate.StatusReview {
+			delete(doc.Agents, entry.SPIFFEID)
+			ev.Detail["released"] = truststate.StatusReview
+		}
 		if d.Action == attest.ActionAllow || !applyAction {
 			return []audit.Event{ev}, nil
 		}
@@ -332,6 +346,27 @@ func (s *Server) recordResultIf(ctx context.Context, entry store.Entry, res atte
 	s.log.Info("attestation result", "spiffe_id", entry.SPIFFEID, "tier", rec.Tier, "reason", rec.Reason,
 		"action", rec.Action, "rule", d.Rule, "result_id", rec.ResultID, "evidence_digest", rec.EvidenceDigest, "detail", res.Detail)
 	return d, err
+}
+
+// negativeRank orders the tiers that are not affirming by how much they say against an
+// agent: contraindicated > warning > none. Affirming ranks 0.
+func negativeRank(tier string) int {
+	switch tier {
+	case attest.TierNone.String():
+		return 1
+	case attest.TierWarning.String():
+		return 2
+	case attest.TierContraindicated.String():
+		return 3
+	}
+	return 0
+}
+
+// weakerNegative reports whether a new result of tier next says less against the agent
+// than the recorded one of tier prev, both negative: it must not replace it.
+func weakerNegative(next, prev string) bool {
+	n := negativeRank(next)
+	return n > 0 && n < negativeRank(prev)
 }
 
 func statusRank(s string) int {

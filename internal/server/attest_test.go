@@ -145,7 +145,7 @@ func TestAttestedLifecycle(t *testing.T) {
 		t.Fatalf("renewal: %v", err)
 	}
 	rec.replay = true
-	for _, tc := range []struct {
+	for i, tc := range []struct {
 		defect string
 		src    func() *sdk.Source
 		want   attest.Reason
@@ -161,20 +161,36 @@ func TestAttestedLifecycle(t *testing.T) {
 			return s
 		}, attest.ReasonWrongAK},
 	} {
+
 		err := tc.src().Renew(ctx)
 		if sdk.Reason(err) != api.ReasonAttestation || sdk.AttestationReason(err) != string(tc.want) {
 			t.Errorf("%s: %v, want attestation_failed/%s", tc.defect, err, tc.want)
 		}
-		// The refusal put the transactional agent under review: no renewal, even with
-		// genuine evidence, until an operator restores it.
+		// The refusal put the transactional agent under review: no renewal without
+		// evidence; the hold ends with an operator's restore or an affirming quote.
 		if st := trustDoc(t, f, a.src).Status(sv.ID.String()); st != truststate.StatusReview {
 			t.Errorf("%s: status = %q, want review", tc.defect, st)
 		}
-		if err := a.src.Renew(ctx); sdk.Reason(err) != api.ReasonIdentityReview {
-			t.Errorf("%s: renewal under review: %v, want identity_under_review", tc.defect, err)
+		bare, _ := sdk.NewSource(sdk.SourceConfig{ServerURL: f.url, SVID: mustSVID(a.src), Bundle: a.tpm2bundle(a.src)})
+		if err := bare.Renew(ctx); sdk.Reason(err) != api.ReasonIdentityReview {
+			t.Errorf("%s: renewal under review without evidence: %v, want identity_under_review", tc.defect, err)
+		}
+		bare.HTTPClient().CloseIdleConnections()
+		if i == 0 {
+			if err := a.src.Renew(ctx); err != nil {
+				t.Errorf("%s: renewal under review with an affirming quote: %v", tc.defect, err)
+			}
+			d := trustDoc(t, f, a.src)
+			if st := d.Status(sv.ID.String()); st != "active" || d.Attestations[sv.ID.String()].Tier != "affirming" {
+				t.Errorf("%s: after an affirming quote: status %q, attestation %+v", tc.defect, st, d.Attestations[sv.ID.String()])
+			}
+			continue
 		}
 		if _, err := f.admin.ChangeTrust(ctx, "restore", api.TrustChange{ID: sv.ID.String(), Reason: "checked"}); err != nil {
 			t.Fatal(err)
+		}
+		if st := trustDoc(t, f, a.src).Status(sv.ID.String()); st != "active" {
+			t.Errorf("%s: after restore: %q", tc.defect, st)
 		}
 	}
 	bare, _ := sdk.NewSource(sdk.SourceConfig{ServerURL: f.url, SVID: mustSVID(a.src), Bundle: a.tpm2bundle(a.src)})

@@ -1,6 +1,7 @@
 package server
 
 import (
+	"bytes"
 	"context"
 	"crypto"
 	"crypto/subtle"
@@ -117,8 +118,12 @@ func (s *Server) issueFor(w http.ResponseWriter, r *http.Request, entry store.En
 		s.fail(w, r, http.StatusForbidden, api.ReasonIdentitySuspend, entry.SPIFFEID+" is suspended: "+doc.Agents[entry.SPIFFEID].Reason)
 		return
 	}
-	if doc.Status(entry.SPIFFEID) == truststate.StatusReview {
-		s.fail(w, r, http.StatusForbidden, api.ReasonIdentityReview, entry.SPIFFEID+" is held for manual review: "+doc.Agents[entry.SPIFFEID].Reason)
+	// A review hold ends when an operator restores the agent or when it renews with
+	// evidence that appraises affirming (recordResultIf lifts the hold); without
+	// evidence to appraise it is refused.
+	if doc.Status(entry.SPIFFEID) == truststate.StatusReview && (s.att == nil || len(bytes.TrimSpace(evidence)) == 0 || string(bytes.TrimSpace(evidence)) == "null") {
+		s.fail(w, r, http.StatusForbidden, api.ReasonIdentityReview, entry.SPIFFEID+" is held for manual review: "+doc.Agents[entry.SPIFFEID].Reason+
+			"; renew with fresh evidence or ask an operator to restore it")
 		return
 	}
 	pub, err := enroll.CheckCSR(csr, id)
