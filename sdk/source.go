@@ -15,7 +15,6 @@ import (
 
 	"github.com/spiffe/go-spiffe/v2/bundle/x509bundle"
 	"github.com/spiffe/go-spiffe/v2/spiffeid"
-	"github.com/spiffe/go-spiffe/v2/spiffetls/tlsconfig"
 	"github.com/spiffe/go-spiffe/v2/svid/x509svid"
 
 	"github.com/warden-a2a/warden/internal/api"
@@ -78,11 +77,7 @@ func NewSource(cfg SourceConfig) (*Source, error) {
 		kick: make(chan struct{}, 1)}
 	// Renewal authenticates with this very source: keep-alive connections are reused
 	// across renewals, and new ones present the newest SVID.
-	s.client = &http.Client{Timeout: cfg.Timeout, Transport: &http.Transport{
-		TLSClientConfig:     tlsconfig.MTLSClientConfig(s, s, tlsconfig.AuthorizeID(serverID(s.td))),
-		MaxIdleConnsPerHost: 2,
-		IdleConnTimeout:     90 * time.Second,
-	}}
+	s.client = controlPlaneClient(s, s, s.td, cfg.Timeout)
 	return s, nil
 }
 
@@ -132,8 +127,17 @@ func (s *Source) Renew(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	if err := s.install(svid, bundle); err != nil {
+		return err
+	}
+	s.log.Info("svid rotated", "spiffe_id", svid.ID.String(), "expires_at", svid.Certificates[0].NotAfter)
+	return nil
+}
+
+// install makes a new SVID current: written to Dir (if set), then held, then OnRotate.
+func (s *Source) install(svid *x509svid.SVID, bundle *x509bundle.Bundle) error {
 	if svid.ID != s.cfg.SVID.ID {
-		return fmt.Errorf("sdk: renewal returned %s, expected %s", svid.ID, s.cfg.SVID.ID)
+		return fmt.Errorf("sdk: the control plane returned %s, expected %s", svid.ID, s.cfg.SVID.ID)
 	}
 	if s.cfg.Dir != "" {
 		if err := WriteFiles(s.cfg.Dir, svid, bundle); err != nil {
@@ -146,7 +150,6 @@ func (s *Source) Renew(ctx context.Context) error {
 	if s.cfg.OnRotate != nil {
 		s.cfg.OnRotate(svid)
 	}
-	s.log.Info("svid rotated", "spiffe_id", svid.ID.String(), "expires_at", svid.Certificates[0].NotAfter)
 	return nil
 }
 
@@ -165,9 +168,18 @@ func (s *Source) NextRenewal() time.Time {
 	return leaf.NotBefore.Add(life/2 + jitter)
 }
 
-// Run renews at NextRenewal until ctx ends. Failed renewals are retried with backoff
-// while the current SVID is still valid; a refusal (revoked, suspended, unknown identity)
-// stops Run with that error, since retrying cannot help.
+// Run renews at NextRenewal until ctx ends.
+//
+// Failed renewals are retried on a schedule set by the SVID's NotAfter: the delay doubles
+// from one second up to a minute, but is never more than a third of the time left (at
+// least 250 ms) and never runs past NotAfter, so retries come faster as expiry nears. A
+// refusal (revoked, suspended, unknown identity, attestation failed: any 4xx but 408 and
+// 429) stops Run with that error, since retrying cannot help.
+//
+// Once the SVID has expired (a control-plane outage longer than the time left), Run tries
+// a renewal (the server's clock may lag) and then Recover: an agent with an Attester
+// re-bootstraps with fresh TPM evidence, retried every few seconds until the control
+// plane answers; an agent without one stops with an error wrapping ErrExpiredNoTPM.
 //
 // With an Attester, Run also follows the trust state (verified, pushed over the watch
 // stream) and renews — re-attests — at once when a challenge for this agent appears.
@@ -178,9 +190,12 @@ func (s *Source) Run(ctx context.Context) error {
 		go func() { defer close(done); s.followChallenges(fctx) }()
 		defer func() { stop(); <-done }()
 	}
-	backoff := time.Second
+	var retry time.Duration // 0: on schedule; else the delay before the next attempt
 	for {
-		wait := time.Until(s.NextRenewal())
+		wait := retry
+		if retry == 0 {
+			wait = time.Until(s.NextRenewal())
+		}
 		timer := time.NewTimer(max(wait, 0))
 		select {
 		case <-ctx.Done():
@@ -191,27 +206,60 @@ func (s *Source) Run(ctx context.Context) error {
 			timer.Stop()
 			s.log.Info("attestation challenge: re-attesting now")
 		}
-		err := s.Renew(ctx)
+		svid, _ := s.GetX509SVID()
+		var err error
+		// Past NotAfter a renewal can only work while the server's clock lags ours; after
+		// a grace period it would only be another refused handshake in the server's log.
+		if time.Since(svid.Certificates[0].NotAfter) < renewGrace {
+			err = s.Renew(ctx)
+		} else {
+			err = errors.New("sdk: the SVID expired")
+		}
+		if err != nil && !permanent(err) && ctx.Err() == nil && expired(svid, time.Now()) {
+			if err = s.Recover(ctx); errors.Is(err, ErrExpiredNoTPM) {
+				s.log.Error("svid expired; cannot recover without a TPM", "spiffe_id", svid.ID.String(),
+					"expired_at", svid.Certificates[0].NotAfter, "fix", "warden token create --entry NAME, then enrol again")
+				return fmt.Errorf("sdk: the SVID of %s expired at %s: %w", svid.ID, svid.Certificates[0].NotAfter.UTC().Format(time.RFC3339), err)
+			}
+		}
 		switch {
 		case err == nil:
-			backoff = time.Second
+			retry = 0
 			continue
 		case ctx.Err() != nil:
 			return nil
 		}
 		var re *RefusedError
-		if errors.As(err, &re) && re.Status/100 == 4 {
+		if errors.As(err, &re) && permanent(err) {
 			s.log.Error("svid renewal refused", "reason", re.Code, "message", re.Message)
 			return err
 		}
-		s.log.Warn("svid renewal failed; retrying", "err", err, "in", backoff)
-		select {
-		case <-ctx.Done():
-			return nil
-		case <-time.After(backoff):
-		}
-		backoff = min(backoff*2, time.Minute)
+		retry = retryDelay(retry, svid.Certificates[0].NotAfter, time.Now())
+		s.log.Warn("svid renewal failed; retrying", "err", err, "in", retry, "expires_at", svid.Certificates[0].NotAfter)
 	}
+}
+
+// renewGrace is how long after NotAfter Run still tries a renewal before recovering.
+const renewGrace = 30 * time.Second
+
+// permanent reports whether err is a refusal that retrying cannot change: a 4xx answer
+// other than 408 (timeout) and 429 (busy).
+func permanent(err error) bool {
+	var re *RefusedError
+	return errors.As(err, &re) && re.Status/100 == 4 && re.Status != 408 && re.Status != 429
+}
+
+// retryDelay is the delay after a failed attempt whose previous delay was prev (0: the
+// first failure): doubling from 1 s up to 1 min, at most a third of the time left before
+// notAfter (at least 250 ms), never past notAfter; once expired, doubling up to 15 s.
+func retryDelay(prev time.Duration, notAfter, now time.Time) time.Duration {
+	d := min(max(2*prev, time.Second), time.Minute)
+	left := notAfter.Sub(now)
+	if left <= 0 {
+		return min(d, 15*time.Second)
+	}
+	d = min(d, max(left/3, 250*time.Millisecond))
+	return min(d, left)
 }
 
 // followChallenges watches the trust state and kicks Run when a new challenge for this

@@ -28,6 +28,12 @@ const (
 	PathAdminAttestChallenge = "/v1/admin/attest/challenge"
 	// PathAdminCARotate replaces the intermediate CA now (POST, body {"reason": ...}).
 	PathAdminCARotate = "/v1/admin/ca/rotate"
+	// PathRecoverChallenge and PathRecover re-bootstrap a TPM-attested agent whose SVID
+	// expired (docs/identity.md, "Recovery"): server-authenticated TLS, no client
+	// certificate; the expired SVID, a proof by its key and a fresh quote by the enrolled
+	// AK stand in for the join token.
+	PathRecoverChallenge = "/v1/recover/challenge"
+	PathRecover          = "/v1/recover"
 )
 
 // MaxBodyBytes bounds every request body the control plane reads.
@@ -59,6 +65,13 @@ const (
 	ReasonInternal         = "internal"
 	// ReasonAuditUnavailable: the control plane keeps no audit log (POST /v1/audit/events).
 	ReasonAuditUnavailable = "audit_unavailable"
+	// ReasonRecoveryImpossible: an expired SVID cannot be recovered (no TPM bound to the
+	// entry, expired too long ago, not the newest SVID, attestation off); the agent needs
+	// a new join token (warden token create).
+	ReasonRecoveryImpossible = "recovery_not_possible"
+	// ReasonRecoveryProof: the proof by the expired SVID's key is missing, malformed,
+	// stale or does not verify.
+	ReasonRecoveryProof = "recovery_proof_invalid"
 )
 
 // Error is the body of every 4xx/5xx answer.
@@ -133,6 +146,47 @@ type AdminChallengeResponse struct {
 	Deadline time.Time `json:"deadline"`
 }
 
+// RecoverPayloadType is the DSSE payload type of a RecoverStatement.
+const RecoverPayloadType = "application/vnd.warden.recover+json"
+
+// Purposes of a RecoverStatement.
+const (
+	RecoverPurposeChallenge = "recover-challenge"
+	RecoverPurposeIssue     = "recover"
+)
+
+// RecoverStatement is what the expired SVID's key signs (a DSSE envelope, payload type
+// RecoverPayloadType): for a challenge, the identity, purpose and the time (within two
+// minutes of the server's clock); for the recovery itself, also the nonce of the
+// challenge and the SHA-256 of the CSR, so the proof binds the new key to the old one
+// and to the fresh quote.
+type RecoverStatement struct {
+	SPIFFEID  string    `json:"spiffe_id"`
+	Purpose   string    `json:"purpose"`
+	Time      time.Time `json:"time"`
+	Nonce     []byte    `json:"nonce,omitempty"`
+	CSRSHA256 []byte    `json:"csr_sha256,omitempty"`
+}
+
+// RecoverChallengeRequest is the body of POST /v1/recover/challenge: the expired SVID
+// chain (leaf first, DER) and a DSSE envelope (JSON) over a RecoverStatement with
+// purpose recover-challenge, signed by the SVID's key.
+type RecoverChallengeRequest struct {
+	SVID  [][]byte        `json:"svid"`
+	Proof json.RawMessage `json:"proof"`
+}
+
+// RecoverRequest is the body of POST /v1/recover: the expired SVID chain, a CSR for the
+// same SPIFFE ID with a new key, the evidence slot (a quote by the enrolled AK over the
+// challenge's nonce) and the proof (purpose recover, with that nonce and the CSR's
+// hash). The answer is an SVIDResponse.
+type RecoverRequest struct {
+	SVID     [][]byte        `json:"svid"`
+	CSR      []byte          `json:"csr"`
+	Evidence json.RawMessage `json:"evidence"`
+	Proof    json.RawMessage `json:"proof"`
+}
+
 // RenewRequest is the body of POST /v1/renew.
 type RenewRequest struct {
 	CSR      []byte          `json:"csr"`
@@ -161,12 +215,16 @@ type JWTSVIDResponse struct {
 
 // Entry is a registration entry on the admin API.
 type Entry struct {
-	Name      string          `json:"name"`
-	Kind      string          `json:"kind,omitempty"` // "agent" (default): spiffe://TD/agent/NAME; "gate": spiffe://TD/gate/NAME
-	SPIFFEID  string          `json:"spiffe_id,omitempty"`
-	Role      string          `json:"role"`
-	Class     string          `json:"class"`
-	Zone      string          `json:"zone"`
+	Name     string `json:"name"`
+	Kind     string `json:"kind,omitempty"` // "agent" (default): spiffe://TD/agent/NAME; "gate": spiffe://TD/gate/NAME
+	SPIFFEID string `json:"spiffe_id,omitempty"`
+	Role     string `json:"role"`
+	Class    string `json:"class"`
+	Zone     string `json:"zone"`
+	// Guards (kind gate): the agent (entry name or SPIFFE ID) this gate stands in front
+	// of; answered as its SPIFFE ID. Class, role and zone default to the agent's, and the
+	// class must be the agent's.
+	Guards    string          `json:"guards,omitempty"`
 	Attrs     json.RawMessage `json:"attrs,omitempty"`
 	CreatedAt time.Time       `json:"created_at,omitzero"`
 	Status    string          `json:"status,omitempty"` // from the trust state: active | quarantined | suspended | revoked

@@ -1,13 +1,13 @@
 package audit
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
-	"io"
 	"net/http"
 	"strings"
+
+	"github.com/warden-a2a/warden/internal/api"
 )
 
 // HTTPSink ships spooled events to the control plane: POST URL/v1/audit/events with
@@ -20,31 +20,18 @@ type HTTPSink struct {
 
 var _ Sink = HTTPSink{}
 
-// Ship implements Sink.
+// Ship implements Sink. A refusal by the control plane comes back as *api.Error with
+// its reason code and HTTP status; a failure to reach it, as the transport's error.
 func (h HTTPSink) Ship(ctx context.Context, batch [][]byte) error {
 	raw := make([]json.RawMessage, len(batch))
 	for i, b := range batch {
 		raw[i] = b
 	}
-	body, err := json.Marshal(struct {
+	in := struct {
 		Events []json.RawMessage `json:"events"`
-	}{raw})
-	if err != nil {
-		return err
-	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, strings.TrimRight(h.URL, "/")+"/v1/audit/events", bytes.NewReader(body))
-	if err != nil {
-		return err
-	}
-	req.Header.Set("Content-Type", "application/json")
-	res, err := h.Client.Do(req)
-	if err != nil {
+	}{raw}
+	if err := api.Do(ctx, h.Client, http.MethodPost, strings.TrimRight(h.URL, "/")+api.PathAuditEvents, in, nil); err != nil {
 		return fmt.Errorf("audit: ship: %w", err)
-	}
-	defer res.Body.Close()
-	msg, _ := io.ReadAll(io.LimitReader(res.Body, 4096))
-	if res.StatusCode != http.StatusOK {
-		return fmt.Errorf("audit: ship: control plane answered %d: %s", res.StatusCode, bytes.TrimSpace(msg))
 	}
 	return nil
 }

@@ -38,7 +38,7 @@ func newEntryCreateCmd() *cobra.Command {
 	var e api.Entry
 	var attrsFile, refsFile string
 	cmd := &cobra.Command{
-		Use:   "create --name NAME --role ROLE --class CLASS --zone ZONE",
+		Use:   "create --name NAME --role ROLE --class CLASS --zone ZONE  |  create --kind gate --name NAME --guards AGENT",
 		Short: "Register an agent as spiffe://TRUST_DOMAIN/agent/NAME (or a gate as /gate/NAME)",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
@@ -59,6 +59,12 @@ func newEntryCreateCmd() *cobra.Command {
 				}
 				e.Attrs = attrs
 			}
+			if e.Guards == "" && (e.Role == "" || e.Class == "") {
+				return exitCode(2, fmt.Errorf("--role and --class are required (a gate with --guards takes its agent's)"))
+			}
+			if e.Guards != "" && !cmd.Flags().Changed("zone") {
+				e.Zone = "" // the guarded agent's
+			}
 			c, err := af.client()
 			if err != nil {
 				return err
@@ -77,12 +83,11 @@ func newEntryCreateCmd() *cobra.Command {
 	f.StringVar(&e.Role, "role", "", "role (forecasting, procurement, shipping, ...)")
 	f.StringVar(&e.Class, "class", "", "class: read-only | advisory | transactional | regulated")
 	f.StringVar(&e.Zone, "zone", "default", "zone")
-	f.StringVar(&e.Kind, "kind", "agent", "agent (spiffe://TD/agent/NAME) or gate (spiffe://TD/gate/NAME, for a gate that files approvals for the agents behind it)")
+	f.StringVar(&e.Kind, "kind", "agent", "agent (spiffe://TD/agent/NAME) or gate (spiffe://TD/gate/NAME: a gate with its own identity)")
+	f.StringVar(&e.Guards, "guards", "", "kind gate: the agent (name or SPIFFE ID) this gate stands in front of; its class, role and zone default to the agent's")
 	f.StringVar(&attrsFile, "attrs", "", "JSON file of further attributes (owner, ...)")
 	f.StringVar(&refsFile, "refs", "", "attestation reference values file (YAML or JSON, as written by warden attest refs)")
-	for _, n := range []string{"name", "role", "class"} {
-		_ = cmd.MarkFlagRequired(n)
-	}
+	_ = cmd.MarkFlagRequired("name")
 	return cmd
 }
 

@@ -2,11 +2,12 @@ package cli
 
 import (
 	"fmt"
-	"log/slog"
 	"os"
 	"strings"
 
 	"github.com/spf13/cobra"
+	"github.com/spiffe/go-spiffe/v2/bundle/x509bundle"
+	"github.com/spiffe/go-spiffe/v2/svid/x509svid"
 
 	"github.com/warden-a2a/warden/sdk"
 )
@@ -16,6 +17,7 @@ func newEnrollCmd() *cobra.Command {
 		serverURL, token, out, keyType string
 		watch                          bool
 		tf                             enrollTPMFlags
+		lf                             logFlags
 	)
 	cmd := &cobra.Command{
 		Use:   "enroll --server URL --token TOKEN --out DIR [--watch]",
@@ -24,11 +26,18 @@ func newEnrollCmd() *cobra.Command {
 
 The key pair is generated here and never leaves this process; the join token also pins the
 server's root CA, so the first connection is authenticated. Writes DIR/svid.pem (leaf, then
-intermediates), DIR/svid_key.pem (0600) and DIR/bundle.pem. With --watch it keeps running
-and renews at half-life (with jitter) over mTLS with the current SVID, replacing the files
-atomically; it exits non-zero when renewal is refused (revoked, suspended, unknown).
-The token may also come from the WARDEN_JOIN_TOKEN environment variable, which keeps it
-out of the process list.
+intermediates), DIR/svid_key.pem (0600) and DIR/bundle.pem. The token may also come from
+the WARDEN_JOIN_TOKEN environment variable, which keeps it out of the process list.
+
+With --watch it keeps running and renews at half-life (with jitter) over mTLS with the
+current SVID, replacing the files atomically; failed renewals are retried faster as the
+SVID's expiry nears. Started with --watch on a DIR that already holds an SVID, it resumes
+from those files and does not use the token (remove DIR to enrol anew). If the SVID expired
+(a control-plane outage longer than its lifetime), an agent enrolled with --tpm recovers it
+with a fresh quote by its enrolled TPM, without a new token; any other agent stops.
+--watch exits non-zero, with the reason, when it cannot go on: renewal or recovery refused
+(revoked, suspended, unknown, attestation failed), or the SVID expired without a TPM to
+recover it (then: warden token create --entry NAME, and enrol again). SIGHUP renews at once.
 
 With --tpm the agent attests: its EK and AK are proven to share one TPM (credential
 activation), --binary (and --config, --manifest) are measured into PCR 23 and quoted over
@@ -38,37 +47,53 @@ re-attest at once.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			ctx := cmd.Context()
+			log, err := lf.logger(cmd.ErrOrStderr())
+			if err != nil {
+				return err
+			}
 			if token == "" {
 				token = os.Getenv("WARDEN_JOIN_TOKEN")
 			}
-			if token == "" {
-				return exitCode(2, fmt.Errorf("--token (or WARDEN_JOIN_TOKEN) is required"))
+			var resume *x509svid.SVID
+			var resumeBundle *x509bundle.Bundle
+			if watch {
+				resume, resumeBundle, _ = sdk.LoadFiles(out)
 			}
-			ecfg := sdk.EnrollConfig{ServerURL: serverURL, Token: strings.TrimSpace(token), KeyType: sdk.KeyType(keyType)}
+			if resume == nil && token == "" {
+				return exitCode(2, fmt.Errorf("--token (or WARDEN_JOIN_TOKEN) is required, unless --watch resumes from an SVID in --out"))
+			}
 			tpm, err := tf.open()
 			if err != nil {
 				return err
 			}
 			if tpm != nil {
 				defer tpm.Close()
-				ecfg.Attester = tpm
 			}
-			svid, bundle, err := sdk.Enroll(ctx, ecfg)
-			if err != nil {
-				if r := sdk.AttestationReason(err); r != "" {
-					return exitCode(1, fmt.Errorf("enrolment refused: attestation %s: %w", r, err))
+			svid, bundle := resume, resumeBundle
+			if resume != nil {
+				leaf := svid.Certificates[0]
+				log.Info("resuming from the SVID in --out; the join token is not used (remove the directory to enrol anew)",
+					"dir", out, "spiffe_id", svid.ID.String(), "expires_at", leaf.NotAfter)
+			} else {
+				ecfg := sdk.EnrollConfig{ServerURL: serverURL, Token: strings.TrimSpace(token), KeyType: sdk.KeyType(keyType)}
+				if tpm != nil {
+					ecfg.Attester = tpm
 				}
-				return err
+				if svid, bundle, err = sdk.Enroll(ctx, ecfg); err != nil {
+					if r := sdk.AttestationReason(err); r != "" {
+						return exitCode(1, fmt.Errorf("enrolment refused: attestation %s: %w", r, err))
+					}
+					return exitCode(1, fmt.Errorf("enrolment failed: %w", err))
+				}
+				if err := sdk.WriteFiles(out, svid, bundle); err != nil {
+					return err
+				}
+				leaf := svid.Certificates[0]
+				fmt.Fprintf(cmd.OutOrStdout(), "enrolled %s, SVID valid until %s, files in %s\n", svid.ID, leaf.NotAfter.Format("2006-01-02T15:04:05Z07:00"), out)
 			}
-			if err := sdk.WriteFiles(out, svid, bundle); err != nil {
-				return err
-			}
-			leaf := svid.Certificates[0]
-			fmt.Fprintf(cmd.OutOrStdout(), "enrolled %s, SVID valid until %s, files in %s\n", svid.ID, leaf.NotAfter.Format("2006-01-02T15:04:05Z07:00"), out)
 			if !watch {
 				return nil
 			}
-			log := slog.New(slog.NewTextHandler(cmd.ErrOrStderr(), nil))
 			scfg := sdk.SourceConfig{ServerURL: serverURL, SVID: svid, Bundle: bundle, Dir: out, KeyType: sdk.KeyType(keyType), Logger: log}
 			if tpm != nil {
 				scfg.Attester = tpm
@@ -77,7 +102,19 @@ re-attest at once.`,
 			if err != nil {
 				return err
 			}
-			return src.Run(ctx)
+			onSIGHUP(ctx, func() {
+				log.Info("SIGHUP: renewing now")
+				if err := src.Renew(ctx); err != nil {
+					log.Warn("renewal on SIGHUP failed; the schedule goes on", "err", err)
+				}
+			})
+			if err := src.Run(ctx); err != nil {
+				if r := sdk.AttestationReason(err); r != "" {
+					err = fmt.Errorf("attestation %s: %w", r, err)
+				}
+				return exitCode(1, fmt.Errorf("enroll --watch cannot go on: %w", err))
+			}
+			return nil
 		},
 	}
 	f := cmd.Flags()
@@ -85,8 +122,9 @@ re-attest at once.`,
 	f.StringVar(&token, "token", "", "one-time join token")
 	f.StringVar(&out, "out", "", "directory for svid.pem, svid_key.pem, bundle.pem")
 	f.StringVar(&keyType, "key-type", string(sdk.KeyECDSAP256), "workload key: ecdsa-p256 | ed25519")
-	f.BoolVar(&watch, "watch", false, "keep running and renew at half-life")
+	f.BoolVar(&watch, "watch", false, "keep running: renew at half-life, recover with --tpm after an outage, exit non-zero when refused")
 	tf.register(cmd)
+	lf.register(cmd)
 	_ = cmd.MarkFlagRequired("server")
 	_ = cmd.MarkFlagRequired("out")
 	return cmd

@@ -2,7 +2,6 @@ package cli
 
 import (
 	"bytes"
-	"context"
 	"crypto/ecdsa"
 	"crypto/rand"
 	"crypto/x509"
@@ -12,36 +11,29 @@ import (
 	"log/slog"
 	"net"
 	"os"
-	"path/filepath"
 	"strings"
 	"time"
 
-	"github.com/a2aproject/a2a-go/v2/a2a"
-	"github.com/prometheus/client_golang/prometheus"
-	"github.com/redis/go-redis/v9"
 	"github.com/spf13/cobra"
 	"github.com/spiffe/go-spiffe/v2/spiffeid"
 	"gopkg.in/yaml.v3"
 
 	"github.com/warden-a2a/warden/internal/approval"
-	"github.com/warden-a2a/warden/internal/audit"
 	"github.com/warden-a2a/warden/internal/gate"
-	"github.com/warden-a2a/warden/internal/intent"
-	"github.com/warden-a2a/warden/internal/inventory"
 	"github.com/warden-a2a/warden/internal/policy"
-	"github.com/warden-a2a/warden/internal/telemetry"
-	"github.com/warden-a2a/warden/internal/truststate"
-	"github.com/warden-a2a/warden/sdk"
 )
 
 // gateFile is gate.yaml (docs/gate.md, "Configuration reference").
 type gateFile struct {
-	Mode     string `yaml:"mode"`
-	Listen   string `yaml:"listen"` // host:port, or unix:/path
-	Self     string `yaml:"self"`
-	SVIDDir  string `yaml:"svid_dir"`
-	Server   string `yaml:"server"`
-	Upstream string `yaml:"upstream"`
+	Mode    string `yaml:"mode"`
+	Listen  string `yaml:"listen"` // host:port, or unix:/path
+	Self    string `yaml:"self"`
+	SVIDDir string `yaml:"svid_dir"`
+	// Identity says where the SVID in svid_dir comes from and who renews it
+	// (docs/gate.md, "Identity").
+	Identity gateIdentity `yaml:"identity"`
+	Server   string       `yaml:"server"`
+	Upstream string       `yaml:"upstream"`
 	// A2A: where the agent serves each binding; the gate classifies calls by them.
 	A2A struct {
 		JSONRPCPath string `yaml:"jsonrpc_path"` // default "/"
@@ -105,8 +97,14 @@ type gateFile struct {
 	Audit struct {
 		SpoolDir string `yaml:"spool_dir"`
 	} `yaml:"audit"`
-	// MetricsListen serves Prometheus /metrics (plain HTTP) on this address.
+	// MetricsListen serves Prometheus /metrics, /healthz and /readyz (plain HTTP) here.
 	MetricsListen string `yaml:"metrics_listen"`
+	// Tracing: one span per decision, exported over OTLP/HTTP to otlp_endpoint (default
+	// $OTEL_EXPORTER_OTLP_ENDPOINT; none: not exported).
+	Tracing struct {
+		OTLPEndpoint string `yaml:"otlp_endpoint"`
+		ServiceName  string `yaml:"service_name"` // default warden-gate
+	} `yaml:"tracing"`
 	// Catalog is the workflow inventory (docs/catalog.md): calls on paths it does not
 	// declare are flagged as anomalies.
 	Catalog string `yaml:"catalog"`
@@ -151,6 +149,9 @@ func parseGateFile(b []byte) (*gateFile, error) {
 	if f.Listen == "" || f.Upstream == "" || f.SVIDDir == "" {
 		return nil, errors.New("gate config: listen, upstream and svid_dir are required")
 	}
+	if err := f.Identity.check(&f); err != nil {
+		return nil, fmt.Errorf("gate config: identity: %w", err)
+	}
 	if f.Mode != gate.ModeOutbound && f.Policy.Dir == "" && f.Policy.Bundle == "" {
 		return nil, errors.New("gate config: policy.dir or policy.bundle is required")
 	}
@@ -189,27 +190,31 @@ func parseGateFile(b []byte) (*gateFile, error) {
 
 func newGateCmd() *cobra.Command {
 	var configPath string
-	var verbose bool
+	var lf logFlags
 	cmd := &cobra.Command{
 		Use:   "gate --config gate.yaml",
 		Short: "Run an enforcement gate: inbound (beside an A2A agent), outbound (signing for it) or legacy",
 		Long: `Run a Warden gate (docs/gate.md).
 
-inbound:  TLS 1.3 mTLS with the gate's rotating SVID; every call goes through the pipeline
-          (SVID, trust state, intent, replay, attestation, Cedar, audit) before it reaches
-          the local agent with Warden-Peer-Id and Warden-Decision-Id.
+inbound:  TLS 1.3 mTLS with the gate's SVID; every call goes through the pipeline (SVID,
+          trust state, intent, replay, attestation, Cedar, audit) before it reaches the
+          local agent with Warden-Peer-Id and Warden-Decision-Id.
 outbound: the local agent speaks plain HTTP on a unix socket (SO_PEERCRED uid check) or
           loopback (per-process secret); the gate signs the intent with the agent's SVID
           key and calls the remote gate over mTLS.
 legacy:   the inbound pipeline, then a plain-HTTP system is called with a per-request
-          ES256 JWT (aud = the system, one action, exp <= 60s, jti).`,
+          ES256 JWT (aud = the system, one action, exp <= 60s, jti).
+
+The SVID comes from svid_dir (identity.source: files, the default), kept current by
+` + "`warden enroll --watch`" + ` and reloaded on every change; or the gate renews its own /gate/
+identity itself (identity.source: renew). SIGHUP re-reads gate.yaml, the policy and the
+SVID files. Every decision is logged at info, every failure of the gate's own at warn.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			level := slog.LevelInfo
-			if verbose {
-				level = slog.LevelDebug
+			log, err := lf.logger(cmd.ErrOrStderr())
+			if err != nil {
+				return err
 			}
-			log := slog.New(slog.NewTextHandler(cmd.ErrOrStderr(), &slog.HandlerOptions{Level: level}))
 			b, err := os.ReadFile(configPath)
 			if err != nil {
 				return exitCode(1, err)
@@ -218,190 +223,22 @@ legacy:   the inbound pipeline, then a plain-HTTP system is called with a per-re
 			if err != nil {
 				return exitCode(1, err)
 			}
-			if err := runGate(cmd.Context(), f, log); err != nil {
+			p := &gateProc{path: configPath, f: f, log: log}
+			onSIGHUP(cmd.Context(), func() {
+				if err := p.reload(cmd.Context()); err != nil {
+					log.Warn("gate: reload failed; the running configuration stays", "err", err)
+				}
+			})
+			if err := p.run(cmd.Context()); err != nil {
+				log.Error("gate: stopped", "err", err)
 				return exitCode(1, err)
 			}
 			return nil
 		},
 	}
 	cmd.Flags().StringVar(&configPath, "config", "gate.yaml", "gate configuration file")
-	cmd.Flags().BoolVarP(&verbose, "verbose", "v", false, "debug logging")
+	lf.register(cmd)
 	return cmd
-}
-
-func runGate(ctx context.Context, f *gateFile, log *slog.Logger) error {
-	svid, bundle, err := sdk.LoadFiles(f.SVIDDir)
-	if err != nil {
-		return err
-	}
-	src, err := sdk.NewSource(sdk.SourceConfig{ServerURL: f.Server, SVID: svid, Bundle: bundle, Dir: f.SVIDDir, Logger: log})
-	if err != nil {
-		return err
-	}
-	self := spiffeid.RequireFromString(f.Self)
-	cfg := gate.Config{
-		Mode: f.Mode, Self: self, SVID: src, Bundle: src, Upstream: f.Upstream, Zone: f.Zone,
-		Routes:       gate.Routes{JSONRPCPath: f.A2A.JSONRPCPath, RESTPath: f.A2A.RESTPath},
-		MaxStaleness: f.MaxStaleness, MaxIntentTTL: f.MaxIntentTTL, AllowPushConfig: f.AllowPushConfig,
-		Logger: log,
-		Limits: gate.Limits{MaxBody: f.Limits.MaxBody, MaxHeaderBytes: f.Limits.MaxHeaderBytes,
-			ReadHeaderTimeout: f.Limits.ReadHeaderTimeout, BodyTimeout: f.Limits.BodyTimeout,
-			IdleTimeout: f.Limits.IdleTimeout, MaxConnsPerPeer: f.Limits.MaxConnsPerPeer, MaxConns: f.Limits.MaxConns},
-	}
-	var wait []func()
-	runCtx, cancel := context.WithCancel(ctx)
-	defer func() {
-		cancel()
-		for _, w := range wait {
-			w()
-		}
-	}()
-	goRun := func(fn func()) {
-		done := make(chan struct{})
-		go func() { fn(); close(done) }()
-		wait = append(wait, func() { <-done })
-	}
-	if f.Server != "" {
-		goRun(func() {
-			if err := src.Run(runCtx); err != nil {
-				log.Error("gate: SVID renewal stopped", "err", err)
-			}
-		})
-	}
-	spoolDir := f.Audit.SpoolDir
-	if spoolDir == "" {
-		spoolDir = filepath.Join(f.SVIDDir, "audit-spool")
-	}
-	spool, err := audit.OpenSpool(audit.SpoolConfig{Dir: spoolDir})
-	if err != nil {
-		return fmt.Errorf("audit spool: %w", err)
-	}
-	cfg.Audit = gate.SpoolSink{Spool: spool, Zone: f.Zone}
-	if f.Server != "" {
-		goRun(func() {
-			if err := spool.Run(runCtx, audit.HTTPSink{URL: f.Server, Client: src.HTTPClient()}); err != nil && runCtx.Err() == nil {
-				log.Error("gate: audit shipping stopped", "err", err)
-			}
-		})
-	}
-	if f.Catalog != "" {
-		if cfg.Catalog, err = inventory.LoadIndex(f.Catalog); err != nil {
-			return fmt.Errorf("catalog: %w", err)
-		}
-	}
-	if f.MetricsListen != "" {
-		reg := prometheus.NewRegistry()
-		m := telemetry.NewMetrics(reg)
-		cfg.Audit = gate.MetricsSink{Metrics: m, Next: cfg.Audit}
-		stopMetrics, err := serveMetrics(runCtx, f.MetricsListen, reg, log)
-		if err != nil {
-			return err
-		}
-		wait = append(wait, stopMetrics)
-		goRun(func() {
-			t := time.NewTicker(time.Second)
-			defer t.Stop()
-			for {
-				select {
-				case <-runCtx.Done():
-					return
-				case <-t.C:
-					m.SpoolDepth(spool.Depth())
-				}
-			}
-		})
-	}
-	wait = append(wait, func() { _ = spool.Close() }) // after the shipper and the gauge have stopped
-	if f.Mode == gate.ModeOutbound {
-		cfg.Audience, cfg.AllowedUIDs, cfg.OutboundTTL = f.Outbound.Audience, f.Outbound.AllowedUIDs, f.Outbound.TTL
-		if f.Outbound.UpstreamID != "" {
-			cfg.UpstreamID = spiffeid.RequireFromString(f.Outbound.UpstreamID)
-		}
-		if f.Outbound.SecretFile != "" {
-			if cfg.LocalSecret, err = localSecret(f.Outbound.SecretFile); err != nil {
-				return err
-			}
-		}
-		cfg.Defaults = map[string]gate.ActionDefault{}
-		for m, d := range f.Outbound.Defaults {
-			cfg.Defaults[m] = gate.ActionDefault{Action: d.Action, Resource: d.Resource}
-		}
-	} else {
-		if cfg.Policy, err = loadGatePolicy(f, log); err != nil {
-			return err
-		}
-		cfg.Peers = map[string]policy.Agent{}
-		for _, p := range f.Peers {
-			cfg.Peers[p.SPIFFEID] = policy.Agent{Role: p.Role, Class: p.Class, Zone: p.Zone, Partner: p.Partner}
-		}
-		cachePath := f.TrustCache
-		if cachePath == "" {
-			cachePath = filepath.Join(f.SVIDDir, "trust-state.json")
-		}
-		cache, err := gate.OpenTrustCache(cachePath, src, self.TrustDomain(), nil)
-		if err != nil {
-			return err
-		}
-		if doc, _ := cache.Current(); doc != nil {
-			log.Info("gate: enforcing the cached trust state until the control plane answers", "version", doc.Version)
-		}
-		if f.Server != "" {
-			fol := truststate.NewFollower(truststate.FollowerConfig{URL: f.Server, Client: src.HTTPClient(), Bundle: src,
-				TrustDomain: self.TrustDomain(), OnAccept: cache.Store})
-			cache.Follow(fol)
-			goRun(func() { _ = fol.Run(runCtx, nil) })
-			// The stream pushes only changes: confirm an unchanged state regularly.
-			every := 30 * time.Second
-			if f.MaxStaleness > 0 && f.MaxStaleness/4 < every {
-				every = max(f.MaxStaleness/4, time.Second)
-			}
-			goRun(func() { gate.KeepConfirmed(runCtx, fol, f.Server, src.HTTPClient(), every) })
-		}
-		cfg.Trust = cache
-		if f.Replay.Redis != "" {
-			opt, err := redis.ParseURL(f.Replay.Redis)
-			if err != nil {
-				return fmt.Errorf("replay.redis: %w", err)
-			}
-			cfg.Replay = intent.NewRedisCache(redis.NewClient(opt), "warden:replay:"+self.String()+":")
-		} else {
-			capacity := f.Replay.Capacity
-			if capacity == 0 {
-				capacity = 1_000_000
-			}
-			cfg.Replay = intent.NewMemoryCache(capacity)
-		}
-		if f.Card != nil {
-			binding := a2a.TransportProtocolJSONRPC
-			if strings.EqualFold(f.Card.Binding, "HTTP+JSON") {
-				binding = a2a.TransportProtocolHTTPJSON
-			}
-			cfg.Card = &a2a.AgentCard{Name: f.Card.Name, Description: f.Card.Description, Version: f.Card.Version,
-				SupportedInterfaces: []*a2a.AgentInterface{a2a.NewAgentInterface(f.Card.URL, binding)},
-				DefaultInputModes:   []string{"text"}, DefaultOutputModes: []string{"text"},
-				Capabilities: a2a.AgentCapabilities{Streaming: f.Card.Streaming}, Skills: []a2a.AgentSkill{}}
-		}
-		if f.Approvals.ControlPlane {
-			cfg.Approvals = &gate.ApprovalClient{Client: approval.NewClient(f.Server, src, src, self.TrustDomain()),
-				Required: f.Approvals.Required, TTL: f.Approvals.TTL}
-		}
-		if f.Mode == gate.ModeLegacy {
-			cfg.LegacyAudience, cfg.LegacyTTL = f.Legacy.Audience, f.Legacy.TTL
-			if cfg.LegacyKey, err = readECKey(f.Legacy.KeyFile); err != nil {
-				return fmt.Errorf("legacy.key_file: %w", err)
-			}
-		}
-	}
-	g, err := gate.New(cfg)
-	if err != nil {
-		return err
-	}
-	ln, err := listen(f.Listen)
-	if err != nil {
-		return err
-	}
-	log.Info("gate: serving", "mode", f.Mode, "listen", f.Listen, "self", f.Self, "upstream", f.Upstream)
-	return g.Serve(runCtx, ln)
 }
 
 func listen(addr string) (net.Listener, error) {
@@ -416,7 +253,9 @@ func listen(addr string) (net.Listener, error) {
 	return net.Listen("tcp", addr)
 }
 
-func loadGatePolicy(f *gateFile, log *slog.Logger) (*policy.Holder, error) {
+// loadGatePolicy loads the policy gate.yaml names: a signed bundle verified with its
+// public key, or a directory.
+func loadGatePolicy(f *gateFile, log *slog.Logger) (*policy.Engine, error) {
 	if f.Policy.Bundle != "" {
 		pubPEM, err := os.ReadFile(f.Policy.PublicKey)
 		if err != nil {
@@ -430,17 +269,9 @@ func loadGatePolicy(f *gateFile, log *slog.Logger) (*policy.Holder, error) {
 		if err != nil {
 			return nil, err
 		}
-		e, err := policy.ReadBundle(b, pub, policy.Options{Logger: log})
-		if err != nil {
-			return nil, err
-		}
-		return policy.NewHolder(e), nil
+		return policy.ReadBundle(b, pub, policy.Options{Logger: log})
 	}
-	e, err := policy.Load(f.Policy.Dir, policy.Options{Logger: log})
-	if err != nil {
-		return nil, err
-	}
-	return policy.NewHolder(e), nil
+	return policy.Load(f.Policy.Dir, policy.Options{Logger: log})
 }
 
 // localSecret reads the per-process secret, creating a random one (mode 0600) if absent.

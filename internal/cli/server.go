@@ -1,11 +1,8 @@
 package cli
 
 import (
-	"context"
 	"fmt"
-	"log/slog"
 	"net"
-	"net/http"
 	"os"
 	"path/filepath"
 	"time"
@@ -40,8 +37,9 @@ func newServerCmd() *cobra.Command {
 		dataDir, listen, td, storeFlag string
 		ttl                            time.Duration
 		approvalRetention              time.Duration
+		recoverWindow                  time.Duration
 		dnsNames                       []string
-		verbose                        bool
+		lf                             logFlags
 		af                             serverAttestFlags
 		metricsListen                  string
 	)
@@ -66,11 +64,10 @@ the given TPM manufacturers' roots (hardware claim genuine_hw).`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			ctx := cmd.Context()
-			level := slog.LevelInfo
-			if verbose {
-				level = slog.LevelDebug
+			log, err := lf.logger(cmd.ErrOrStderr())
+			if err != nil {
+				return err
 			}
-			log := slog.New(slog.NewTextHandler(cmd.ErrOrStderr(), &slog.HandlerOptions{Level: level}))
 			if err := os.MkdirAll(dataDir, 0o700); err != nil {
 				return err
 			}
@@ -88,15 +85,11 @@ the given TPM manufacturers' roots (hardware claim genuine_hw).`,
 				return err
 			}
 			defer auditLog.Close()
-			cfg := server.Config{TrustDomain: td, DataDir: dataDir, Store: st, SVIDTTL: ttl, Logger: log, Attestation: attCfg, Audit: auditLog, ApprovalRetention: approvalRetention}
+			cfg := server.Config{TrustDomain: td, DataDir: dataDir, Store: st, SVIDTTL: ttl, Logger: log, Attestation: attCfg, Audit: auditLog, ApprovalRetention: approvalRetention, RecoverWindow: recoverWindow}
+			var reg *prometheus.Registry
 			if metricsListen != "" {
-				reg := prometheus.NewRegistry()
+				reg = prometheus.NewRegistry()
 				cfg.Metrics = telemetry.NewMetrics(reg)
-				stop, err := serveMetrics(ctx, metricsListen, reg, log)
-				if err != nil {
-					return err
-				}
-				defer stop()
 			}
 			for _, n := range dnsNames {
 				if ip := net.ParseIP(n); ip != nil {
@@ -109,6 +102,16 @@ the given TPM manufacturers' roots (hardware claim genuine_hw).`,
 			if err != nil {
 				return err
 			}
+			if reg != nil {
+				stop, err := serveObservability(ctx, metricsListen, reg, func() error { return srv.Ready(ctx) }, log)
+				if err != nil {
+					return err
+				}
+				defer stop()
+			}
+			onSIGHUP(ctx, func() {
+				log.Info("SIGHUP: the server has no configuration file to reload; flags take effect at restart")
+			})
 			ln, err := net.Listen("tcp", listen)
 			if err != nil {
 				return err
@@ -124,24 +127,11 @@ the given TPM manufacturers' roots (hardware claim genuine_hw).`,
 	f.StringVar(&storeFlag, "store", os.Getenv("WARDEN_STORE"), "store: a SQLite path or postgres://... (default DATA_DIR/warden.db)")
 	f.DurationVar(&ttl, "svid-ttl", 15*time.Minute, "lifetime of agent X509-SVIDs (at most 24h)")
 	f.DurationVar(&approvalRetention, "approval-retention", 30*24*time.Hour, "delete approval requests this long after they expired (negative: keep them)")
+	f.DurationVar(&recoverWindow, "recover-window", server.DefaultRecoverWindow, "how long after expiry a TPM-attested agent may recover its SVID with fresh evidence (negative: off)")
 	f.StringSliceVar(&dnsNames, "san", nil, "extra DNS name or IP for the server certificate (default localhost, 127.0.0.1, ::1)")
-	f.BoolVarP(&verbose, "verbose", "v", false, "log every request")
+	lf.register(cmd)
 	f.StringVar(&metricsListen, "metrics-listen", os.Getenv("WARDEN_METRICS_LISTEN"), "serve Prometheus /metrics on this address (plain HTTP; keep it on a private interface)")
 	af.register(cmd)
 	return cmd
 }
 
-// serveMetrics serves Prometheus /metrics from reg on addr until ctx ends or stop is called.
-func serveMetrics(ctx context.Context, addr string, reg *prometheus.Registry, log *slog.Logger) (stop func(), err error) {
-	ln, err := net.Listen("tcp", addr)
-	if err != nil {
-		return nil, fmt.Errorf("metrics: %w", err)
-	}
-	mux := http.NewServeMux()
-	mux.Handle("GET /metrics", telemetry.Handler(reg))
-	hs := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
-	go func() { _ = hs.Serve(ln) }()
-	go func() { <-ctx.Done(); _ = hs.Close() }()
-	log.Info("metrics listening", "url", "http://"+ln.Addr().String()+"/metrics")
-	return func() { _ = hs.Close() }, nil
-}

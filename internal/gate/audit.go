@@ -64,23 +64,43 @@ type AuditSink interface {
 	Record(ctx context.Context, ev Event) error
 }
 
-// LogSink writes each event as one structured log line. It never fails.
-type LogSink struct{ Logger *slog.Logger }
+// LogSink writes each decision as one structured log line at info (a refused TLS
+// handshake too: its reason and message name the cause) and hands it on to Next, if set.
+// It fails only when Next does.
+type LogSink struct {
+	Logger *slog.Logger
+	Next   AuditSink
+}
 
 var _ AuditSink = LogSink{}
 
 // Record implements AuditSink.
 func (s LogSink) Record(ctx context.Context, ev Event) error {
-	l := s.Logger
-	if l == nil {
-		return nil
+	if l := s.Logger; l != nil {
+		decision := "deny"
+		if ev.Allow {
+			decision = "allow"
+		}
+		attrs := []slog.Attr{slog.String("decision_id", ev.DecisionID), slog.String("mode", ev.Mode),
+			slog.String("caller", ev.Peer), slog.String("method", ev.Method),
+			slog.String("action", ev.Action), slog.String("resource", ev.Resource),
+			slog.String("decision", decision), slog.String("reason", ev.Reason)}
+		if ev.Message != "" && !ev.Allow {
+			attrs = append(attrs, slog.String("message", ev.Message))
+		}
+		if len(ev.PolicyIDs) > 0 {
+			attrs = append(attrs, slog.Any("policy_ids", ev.PolicyIDs))
+		}
+		if ev.Stale {
+			attrs = append(attrs, slog.Bool("stale", true))
+		}
+		if ev.TrustVer != 0 {
+			attrs = append(attrs, slog.Int64("trust_state_version", ev.TrustVer))
+		}
+		l.LogAttrs(ctx, slog.LevelInfo, "gate decision", attrs...)
 	}
-	l.LogAttrs(ctx, slog.LevelInfo, "gate decision",
-		slog.String("decision_id", ev.DecisionID), slog.String("mode", ev.Mode),
-		slog.String("peer", ev.Peer), slog.String("method", ev.Method),
-		slog.String("action", ev.Action), slog.String("resource", ev.Resource),
-		slog.Bool("allow", ev.Allow), slog.String("reason", ev.Reason),
-		slog.Any("policy_ids", ev.PolicyIDs), slog.Bool("stale", ev.Stale),
-		slog.Int64("trust_state_version", ev.TrustVer))
+	if s.Next != nil {
+		return s.Next.Record(ctx, ev)
+	}
 	return nil
 }

@@ -18,13 +18,22 @@ import (
 type SpoolSink struct {
 	Spool *audit.Spool
 	Zone  string
+	// GateID is the SPIFFE ID the gate ships with (its SVID's): the agent's own for a
+	// gate that presents its agent's SVID, else its /gate/ identity. Empty: the protected
+	// agent's (Event.Gate). The control plane accepts only events whose gate_id is the
+	// shipping identity (docs/audit-events.md).
+	GateID string
 }
 
 var _ AuditSink = SpoolSink{}
 
 // Record implements AuditSink.
 func (s SpoolSink) Record(ctx context.Context, ev Event) error {
-	return s.Spool.Append(ctx, ToAuditEvent(ev, s.Zone), durability(ev.Action))
+	a := ToAuditEvent(ev, s.Zone)
+	if s.GateID != "" {
+		a.GateID = s.GateID
+	}
+	return s.Spool.Append(ctx, a, durability(ev.Action))
 }
 
 func durability(action string) audit.Durability {
@@ -35,8 +44,9 @@ func durability(action string) audit.Durability {
 }
 
 // ToAuditEvent maps a gate decision to the audit log's decision event
-// (docs/audit-events.md). gate_id is the gate's own SPIFFE ID, which the control plane
-// checks against the identity that ships the event.
+// (docs/audit-events.md). gate_id is the protected agent's SPIFFE ID; SpoolSink replaces
+// it with the shipping identity when the gate has one of its own. The protected agent is
+// always the callee (inbound, legacy) or the caller (outbound).
 func ToAuditEvent(ev Event, zone string) audit.Event {
 	out := audit.Event{
 		V: audit.SchemaVersion, ID: ev.DecisionID, Kind: audit.KindDecision, Time: ev.Time.UTC(),

@@ -16,6 +16,7 @@ import (
 	"github.com/warden-a2a/warden/internal/intent"
 	"github.com/warden-a2a/warden/internal/inventory"
 	"github.com/warden-a2a/warden/internal/policy"
+	"github.com/warden-a2a/warden/internal/telemetry"
 	"go.opentelemetry.io/otel"
 	"go.opentelemetry.io/otel/trace"
 )
@@ -63,6 +64,9 @@ type Config struct {
 	// Tracer makes one span per decision (OpenTelemetry); nil uses the global provider,
 	// which is a no-op unless one is installed (telemetry.NewTracerProvider).
 	Tracer trace.Tracer
+	// Metrics, when set, receives the latency of each inbound pipeline stage
+	// (warden_decision_stage_seconds{stage}); decisions are counted by MetricsSink.
+	Metrics *telemetry.Metrics
 	// Card is the agent card served at /.well-known/agent-card.json, signed by the gate
 	// (inbound); nil serves none.
 	Card *a2a.AgentCard

@@ -191,8 +191,9 @@ func (g *Gate) newProxy() (*httputil.ReverseProxy, error) {
 		BufferPool: copyBuffers,
 		ErrorHandler: func(w http.ResponseWriter, r *http.Request, err error) {
 			st := stateOf(r)
-			g.cfg.Logger.Warn("gate: upstream failed", "decision_id", st.decisionID, "err", err)
-			writeRefusal(w, st.call, Refusal{Status: http.StatusBadGateway, Reason: ReasonUpstream, Message: "the upstream did not answer", DecisionID: st.decisionID})
+			reason, msg := upstreamFailure(err)
+			g.cfg.Logger.Warn("gate: upstream failed", "decision_id", st.decisionID, "reason", reason, "err", err)
+			writeRefusal(w, st.call, Refusal{Status: http.StatusBadGateway, Reason: reason, Message: msg, DecisionID: st.decisionID})
 		},
 	}
 	return p, nil

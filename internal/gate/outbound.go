@@ -67,17 +67,28 @@ func ConnContext(ctx context.Context, c net.Conn) context.Context {
 	return context.WithValue(ctx, credKey{}, peerCred{ok: true, uid: int(cred.Uid), pid: int(cred.Pid)})
 }
 
-// localCallerOK: a unix-socket caller whose uid is allowed, or a caller presenting the
-// per-process secret (constant-time compare). Never "anyone on localhost".
-func (g *Gate) localCallerOK(r *http.Request) bool {
+// localCallerRefusal is "" for an authenticated local caller — a unix-socket caller whose
+// uid is allowed, or a caller presenting the per-process secret (constant-time compare);
+// never "anyone on localhost" — else why it is not (the message of
+// local_caller_refused; never the secret).
+func (g *Gate) localCallerRefusal(r *http.Request) string {
 	if pc, ok := r.Context().Value(credKey{}).(peerCred); ok && pc.ok {
-		return slices.Contains(g.cfg.AllowedUIDs, pc.uid)
+		if slices.Contains(g.cfg.AllowedUIDs, pc.uid) {
+			return ""
+		}
+		return "local caller uid " + strconv.Itoa(pc.uid) + " is not in outbound.allowed_uids"
 	}
-	if len(g.cfg.LocalSecret) >= 16 {
-		got := r.Header.Get(HeaderLocalSecret)
-		return subtle.ConstantTimeCompare([]byte(got), g.cfg.LocalSecret) == 1
+	if len(g.cfg.LocalSecret) < 16 {
+		return "loopback callers are not enabled (no outbound.secret_file): use the unix socket"
 	}
-	return false
+	got := r.Header.Get(HeaderLocalSecret)
+	if got == "" {
+		return "no " + HeaderLocalSecret + " header: a loopback caller sends the content of outbound.secret_file in it"
+	}
+	if subtle.ConstantTimeCompare([]byte(got), g.cfg.LocalSecret) != 1 {
+		return HeaderLocalSecret + " does not match outbound.secret_file"
+	}
+	return ""
 }
 
 // localCaller describes the local caller for the audit event (never the secret).
@@ -119,8 +130,8 @@ func (g *Gate) serveOutbound(w http.ResponseWriter, r *http.Request) {
 		writeRefusal(w, call, Refusal{Status: status, Reason: reason, Message: msg, DecisionID: ev.DecisionID})
 	}
 	ev.LocalCaller = localCaller(r)
-	if !g.localCallerOK(r) {
-		refuse(http.StatusUnauthorized, ReasonLocalAuth, "local caller not authenticated")
+	if why := g.localCallerRefusal(r); why != "" {
+		refuse(http.StatusUnauthorized, ReasonLocalAuth, why)
 		return
 	}
 	r.Header.Del(HeaderLocalSecret)
@@ -154,6 +165,12 @@ func (g *Gate) serveOutbound(w http.ResponseWriter, r *http.Request) {
 	svid, err := g.cfg.SVID.GetX509SVID()
 	if err != nil {
 		refuse(http.StatusServiceUnavailable, ReasonSigning, "no SVID")
+		return
+	}
+	if na := svid.Certificates[0].NotAfter; !now.Before(na) {
+		// The remote gate would refuse the handshake with a bare TLS alert: say why here.
+		refuse(http.StatusServiceUnavailable, ReasonSVIDExpired, "this gate's SVID ("+svid.ID.String()+") expired at "+
+			na.UTC().Format(time.RFC3339)+": the process that renews it (warden enroll --watch) has stopped or cannot reach the control plane")
 		return
 	}
 	tok, err := sdk.SignIntent(svid.Certificates[0], svid.PrivateKey, in, body, now)

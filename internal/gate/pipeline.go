@@ -83,11 +83,20 @@ func (g *Gate) serveInbound(w http.ResponseWriter, r *http.Request) {
 	ctx, c.span = telemetry.StartDecision(r.Context(), g.tracer(), r.Header, "", "", "", g.cfg.Self.String())
 	c.r = r.WithContext(ctx)
 	c.ev.TraceID, c.ev.SpanID = telemetry.IDs(ctx)
+	m := g.cfg.Metrics
 	for _, s := range inboundStages {
-		if rf := s.run(g, c); rf != nil {
-			g.refuse(c, rf)
-			return
+		t0 := time.Now()
+		rf := s.run(g, c)
+		if m != nil && s.name != "forward" { // forward is the agent's time, not the gate's
+			m.Stage(s.name, time.Since(t0))
 		}
+		if rf != nil {
+			g.refuse(c, rf)
+			break
+		}
+	}
+	if m != nil {
+		m.Stage(telemetry.StageTotal, time.Duration(c.ev.LatencyUS)*time.Microsecond)
 	}
 }
 

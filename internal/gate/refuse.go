@@ -2,10 +2,14 @@ package gate
 
 import (
 	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"net/http"
 	"strconv"
+	"strings"
 
 	"github.com/warden-a2a/warden/sdk"
 )
@@ -37,6 +41,8 @@ const (
 	ReasonApprovalExpired  = "approval_expired"      // apr names an expired approval
 	ReasonApprovalUsed     = "approval_used"         // apr names an approval already used (single use)
 	ReasonUpstream         = "upstream_unavailable"  // the protected agent or system did not answer
+	ReasonUpstreamTLS      = "upstream_tls_failed"   // outbound: the TLS handshake with the remote gate failed (message: why)
+	ReasonSVIDExpired      = "gate_svid_expired"     // outbound: this gate's own SVID has expired (its writer stopped renewing)
 	ReasonSigning          = "signing_failed"        // outbound: could not sign the intent
 	ReasonAuditFailed      = "audit_failed"          // the audit sink refused the event: fail closed
 )
@@ -149,4 +155,36 @@ func writeRefusal(w http.ResponseWriter, call *Call, rf Refusal) {
 	w.Header().Set("Content-Length", strconv.Itoa(len(b)))
 	w.WriteHeader(status)
 	_, _ = w.Write(b)
+}
+
+// upstreamFailure names why a forwarded call failed, for the caller: a TLS failure
+// with the remote gate (its certificate expired or not verifying, or it refusing this
+// gate's certificate) is upstream_tls_failed with the cause; anything else is
+// upstream_unavailable.
+func upstreamFailure(err error) (reason, msg string) {
+	var inv x509.CertificateInvalidError
+	var unk x509.UnknownAuthorityError
+	var rec tls.RecordHeaderError
+	switch {
+	case errors.As(err, &inv) && inv.Reason == x509.Expired:
+		return ReasonUpstreamTLS, "the remote gate's certificate has expired: " + inv.Error()
+	case errors.As(err, &inv), errors.As(err, &unk):
+		return ReasonUpstreamTLS, "the remote gate's certificate does not verify: " + err.Error()
+	case errors.As(err, &rec):
+		return ReasonUpstreamTLS, "the upstream does not speak TLS (an http:// address behind an https:// upstream?)"
+	case strings.Contains(err.Error(), "remote error: tls:"):
+		return ReasonUpstreamTLS, "the remote gate refused this gate's certificate (" + tlsAlert(err) + "): is this gate's SVID current and of the right trust domain?"
+	case strings.Contains(err.Error(), "x509svid:") || strings.Contains(err.Error(), "tls:"):
+		return ReasonUpstreamTLS, "TLS with the remote gate failed: " + err.Error()
+	}
+	return ReasonUpstream, "the upstream did not answer"
+}
+
+// tlsAlert extracts "remote error: tls: ..." from err's text.
+func tlsAlert(err error) string {
+	s := err.Error()
+	if i := strings.Index(s, "remote error: tls:"); i >= 0 {
+		return s[i:]
+	}
+	return s
 }

@@ -33,8 +33,8 @@ func (g *Gate) serveRemoteCard(w http.ResponseWriter, r *http.Request) {
 			Mode: ModeOutbound, Peer: g.cfg.Audience, Method: "agent-card", Reason: reason, Message: msg})
 		writeRefusal(w, nil, Refusal{Status: status, Reason: reason, Message: msg, DecisionID: decisionID})
 	}
-	if !g.localCallerOK(r) {
-		refuse(http.StatusUnauthorized, ReasonLocalAuth, "local caller not authenticated")
+	if why := g.localCallerRefusal(r); why != "" {
+		refuse(http.StatusUnauthorized, ReasonLocalAuth, why)
 		return
 	}
 	svid, err := g.cfg.SVID.GetX509SVID()

@@ -37,13 +37,22 @@ func (s *Server) handleCreateEntry(w http.ResponseWriter, r *http.Request) {
 	if !s.readJSON(w, r, &req) {
 		return
 	}
-	err := validateEntry(req)
+	guards, err := s.resolveGuards(r.Context(), &req)
+	if err == nil {
+		err = validateEntry(req)
+	}
 	if err == nil {
 		err = checkAttrs(req.Attrs)
 	}
 	if err != nil {
 		s.fail(w, r, http.StatusBadRequest, api.ReasonBadRequest, err.Error())
 		return
+	}
+	if guards != "" {
+		if req.Attrs, err = attrsWithGuards(req.Attrs, guards); err != nil {
+			s.internal(w, r, err)
+			return
+		}
 	}
 	// Agents are spiffe://TD/agent/NAME; gates that act for others (file approvals for
 	// the agents behind them, front legacy systems) are spiffe://TD/gate/NAME.
@@ -135,7 +144,7 @@ func (s *Server) apiEntry(e store.Entry) api.Entry {
 		kind = "gate"
 	}
 	return api.Entry{Name: e.Name, Kind: kind, SPIFFEID: e.SPIFFEID, Role: e.Role, Class: e.Class, Zone: e.Zone,
-		Attrs: e.Attrs, CreatedAt: e.CreatedAt, Status: status}
+		Guards: guardsOf(e.Attrs), Attrs: e.Attrs, CreatedAt: e.CreatedAt, Status: status}
 }
 
 func (s *Server) handleListEntries(w http.ResponseWriter, r *http.Request) {

@@ -118,6 +118,14 @@ func (s *Server) handleFileApproval(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, http.StatusForbidden, api.ReasonApprovalForbidden, "only a gate, or an agent for itself, may file an approval request")
 		return
 	}
+	// A gate registered for one agent files only for calls to that agent.
+	if guarded, err := s.guardedBy(r.Context(), caller); err != nil {
+		s.internal(w, r, err)
+		return
+	} else if guarded != "" && req.Audience != guarded {
+		s.fail(w, r, http.StatusForbidden, api.ReasonApprovalForbidden, caller.String()+" guards "+guarded+" and may not file approvals for calls to "+req.Audience)
+		return
+	}
 	rec, err := s.approvals.File(r.Context(), caller, req)
 	if err != nil {
 		s.approvalFail(w, r, err)

@@ -557,8 +557,10 @@ func checkAttrs(attrs []byte) error {
 	if err := json.Unmarshal(attrs, &m); err != nil {
 		return errors.New("attrs must be a JSON object")
 	}
-	if _, ok := m[keysAttr]; ok {
-		return errors.New("attrs." + keysAttr + " is managed by the control plane")
+	for _, k := range []string{keysAttr, guardsAttr} {
+		if _, ok := m[k]; ok {
+			return errors.New("attrs." + k + " is managed by the control plane")
+		}
 	}
 	if _, err := attest.RefsFromAttrs(attrs); err != nil && !errors.Is(err, attest.ErrNoReferenceValues) {
 		return err
@@ -567,7 +569,7 @@ func checkAttrs(attrs []byte) error {
 }
 
 // handleSetEntryAttrs replaces an entry's attributes (PUT /v1/admin/entries/{name}/attrs),
-// keeping the TPM binding the control plane recorded.
+// keeping the TPM binding and the guarded agent the control plane recorded.
 func (s *Server) handleSetEntryAttrs(w http.ResponseWriter, r *http.Request) {
 	name := r.PathValue("name")
 	var attrs json.RawMessage
@@ -589,6 +591,12 @@ func (s *Server) handleSetEntryAttrs(w http.ResponseWriter, r *http.Request) {
 	next := []byte(attrs)
 	if k, ok := keysFromAttrs(entry.Attrs); ok {
 		if next, err = attrsWithKeys(next, k); err != nil {
+			s.internal(w, r, err)
+			return
+		}
+	}
+	if g := guardsOf(entry.Attrs); g != "" {
+		if next, err = attrsWithGuards(next, g); err != nil {
 			s.internal(w, r, err)
 			return
 		}

@@ -58,7 +58,7 @@ func (s *Server) auditRequest(r *http.Request, sw *statusWriter) {
 	kind := audit.KindEnrollment
 	switch r.URL.Path {
 	case api.PathEnroll:
-	case api.PathRenew:
+	case api.PathRenew, api.PathRecover:
 		kind = audit.KindRenewal
 	default:
 		// Approvals refusals are approval events of their own (approval.refused).
@@ -80,6 +80,9 @@ func (s *Server) auditRequest(r *http.Request, sw *statusWriter) {
 	}
 	if ev.Reason == "" {
 		ev.Reason = string(kind) + "_granted"
+		if r.URL.Path == api.PathRecover {
+			ev.Reason = "recovered" // an expired SVID re-bootstrapped with TPM evidence
+		}
 	}
 	ev.Detail["remote"] = r.RemoteAddr
 	s.emit(r.Context(), ev)
@@ -144,9 +147,10 @@ func (s *Server) approvalEvent(e approval.Event) {
 }
 
 // handleAuditEvents takes a batch of events from a gate's spool: POST /v1/audit/events
-// with {"events": [event, ...]}. A gate ships with its own SVID (a sidecar gate uses its
-// agent's), and only decision and anomaly events whose gate_id is that SPIFFE ID: no
-// identity can record decisions in another's name. Every event is parsed as untrusted
+// with {"events": [event, ...]}. A gate ships with the SVID it holds — its agent's, or
+// its own /gate/ identity — and only decision and anomaly events whose gate_id is that
+// SPIFFE ID and, for decisions, about the agent it stands for (shipperMayRecord): no
+// identity can record decisions in another's name or about another agent. Every event is parsed as untrusted
 // input; the batch is appended durably or refused whole.
 func (s *Server) handleAuditEvents(w http.ResponseWriter, r *http.Request) {
 	if s.cfg.Audit == nil {
@@ -170,6 +174,11 @@ func (s *Server) handleAuditEvents(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, http.StatusBadRequest, api.ReasonBadRequest, "body must be {\"events\": [...]} with at least one event")
 		return
 	}
+	guarded, err := s.guardedBy(r.Context(), id)
+	if err != nil {
+		s.internal(w, r, err)
+		return
+	}
 	raw := make([][]byte, len(batch.Events))
 	parsed := make([]audit.Event, len(batch.Events))
 	for i, e := range batch.Events {
@@ -182,8 +191,8 @@ func (s *Server) handleAuditEvents(w http.ResponseWriter, r *http.Request) {
 			s.fail(w, r, http.StatusForbidden, api.ReasonForbidden, fmt.Sprintf("event %d: a gate may not record %s events", i, ev.Kind))
 			return
 		}
-		if ev.GateID != id.String() {
-			s.fail(w, r, http.StatusForbidden, api.ReasonForbidden, fmt.Sprintf("event %d: gate_id %q is not the shipping gate %s", i, ev.GateID, id))
+		if why := shipperMayRecord(&ev, id, guarded); why != "" {
+			s.fail(w, r, http.StatusForbidden, api.ReasonForbidden, fmt.Sprintf("event %d: %s", i, why))
 			return
 		}
 		raw[i], parsed[i] = e, ev

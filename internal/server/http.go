@@ -26,8 +26,12 @@ func (s *Server) Handler() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET "+api.PathBundle, s.handleBundle)
 	mux.HandleFunc("GET "+api.PathBundlePEM, s.handleBundlePEM)
+	mux.HandleFunc("GET /healthz", s.handleHealthz)
+	mux.HandleFunc("GET /readyz", s.handleReadyz)
 	mux.HandleFunc("POST "+api.PathEnroll, s.handleEnroll)
 	mux.HandleFunc("POST "+api.PathRenew, s.agent(s.handleRenew))
+	mux.HandleFunc("POST "+api.PathRecoverChallenge, s.handleRecoverChallenge)
+	mux.HandleFunc("POST "+api.PathRecover, s.handleRecover)
 	mux.HandleFunc("POST "+api.PathJWTSVID, s.agent(s.handleJWTSVID))
 	mux.HandleFunc("GET "+api.PathTrustState, s.agent(s.handleTrustState))
 	mux.HandleFunc("GET "+api.PathTrustStateWatch, s.agent(s.handleTrustWatch))
@@ -48,7 +52,8 @@ func (s *Server) Handler() http.Handler {
 	mux.HandleFunc("GET "+api.PathAdminStatus, s.admin(s.handleStatus))
 	s.approvalRoutes(mux)
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
-		s.fail(w, r, http.StatusNotFound, api.ReasonNotFound, "no such endpoint: "+r.Method+" "+r.URL.Path)
+		s.fail(w, r, http.StatusNotFound, api.ReasonNotFound, "no such endpoint: "+r.Method+" "+r.URL.Path+
+			" (the API is under /v1/ at the server's base URL: give --server / server: as https://host:port with no path)")
 	})
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		var b [8]byte

@@ -49,6 +49,10 @@ type Config struct {
 	DataDir     string        // CA keys (DataDir/ca) and admin credential (DataDir/admin); required
 	Store       store.Store   // required
 	SVIDTTL     time.Duration // lifetime of agent SVIDs; default 15m, at most 24h
+	// RecoverWindow is how long after its expiry a TPM-attested agent's SVID may be
+	// recovered with fresh evidence (POST /v1/recover); 0: DefaultRecoverWindow (72h),
+	// negative: recovery off.
+	RecoverWindow time.Duration
 	// DNSNames and IPs are put into the server's own certificate besides its SPIFFE ID
 	// (clients that dial by host name check them). Default: localhost, 127.0.0.1, ::1.
 	DNSNames []string

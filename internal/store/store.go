@@ -56,7 +56,7 @@ type SVID struct {
 	Serial    string // lower-case hex of the certificate serial number
 	SPIFFEID  string
 	EntryName string
-	Kind      string // "enroll" | "renew" | "server" | "admin"
+	Kind      string // "enroll" | "renew" | "recover" | "server" | "admin"
 	NotBefore time.Time
 	NotAfter  time.Time
 	IssuedAt  time.Time
@@ -111,6 +111,10 @@ type Store interface {
 	GetSVID(ctx context.Context, serial string) (SVID, error)
 	// CountSVIDs returns how many SVIDs were recorded for the SPIFFE ID.
 	CountSVIDs(ctx context.Context, spiffeID string) (int, error)
+	// LatestSVID returns the SVID recorded for the SPIFFE ID with the latest NotBefore
+	// (ties: latest IssuedAt, then highest serial), or ErrNotFound. Recovery of an expired
+	// SVID accepts only that one (docs/identity.md, "Recovery").
+	LatestSVID(ctx context.Context, spiffeID string) (SVID, error)
 
 	// LatestTrustState returns the highest version, or ErrNotFound when none exists.
 	LatestTrustState(ctx context.Context) (TrustState, error)

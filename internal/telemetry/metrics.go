@@ -7,22 +7,22 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 )
 
-// Pipeline stages of a gate decision (ARCHITECTURE.md, "One call, end to end").
-const (
-	StageTLS     = "tls"
-	StageIntent  = "intent"
-	StageContext = "context"
-	StagePolicy  = "policy"
-	StageAudit   = "audit"
-	StageForward = "forward"
-	StageTotal   = "total"
-)
+// StageTotal labels the whole decision in warden_decision_stage_seconds; the other
+// stage values are the names of the gate's inbound pipeline stages (internal/gate,
+// pipeline.go), except forward, which is the agent's time rather than the gate's.
+const StageTotal = "total"
 
-var stages = map[string]bool{StageTLS: true, StageIntent: true, StageContext: true, StagePolicy: true,
-	StageAudit: true, StageForward: true, StageTotal: true}
+var stages = map[string]bool{"scrubHeaders": true, "checkPeer": true, "readBody": true, "parseCall": true,
+	"checkStanding": true, "verifyIntent": true, "buildContext": true, "checkApproval": true, "decide": true,
+	"useApproval": true, "record": true, StageTotal: true}
+
+// KnownStage reports whether stage is a label value of warden_decision_stage_seconds
+// (anything else is counted as "other").
+func KnownStage(stage string) bool { return stages[stage] }
 
 // SVID lifecycle events counted by SVIDEvent.
 const (
@@ -45,6 +45,8 @@ type Metrics struct {
 	trustIssued prometheus.Gauge
 	replay      prometheus.Gauge
 	spool       prometheus.Gauge
+	shipFails   *prometheus.CounterVec
+	svidExpiry  prometheus.Gauge
 	anomalies   *prometheus.CounterVec
 	issuedNS    atomic.Int64
 	now         func() time.Time
@@ -83,6 +85,14 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Namespace: "warden", Name: "audit_spool_depth",
 			Help: "Audit events spooled at the gate and not yet acknowledged by the control plane.",
 		}),
+		shipFails: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: "warden", Name: "audit_ship_failures_total",
+			Help: "Failed shipments of spooled audit events to the control plane, by reason code.",
+		}, []string{"reason"}),
+		svidExpiry: prometheus.NewGauge(prometheus.GaugeOpts{
+			Namespace: "warden", Name: "svid_expiry_timestamp_seconds",
+			Help: "NotAfter of the X509-SVID this process presents, Unix seconds.",
+		}),
 		anomalies: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Namespace: "warden", Name: "anomalies_total",
 			Help: "Anomaly signals raised, by kind.",
@@ -100,7 +110,8 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		}
 		return float64(m.now().UnixNano()-issued) / 1e9
 	})
-	reg.MustRegister(m.decisions, m.stage, m.svids, m.trustVer, m.trustIssued, age, m.replay, m.spool, m.anomalies)
+	reg.MustRegister(m.decisions, m.stage, m.svids, m.trustVer, m.trustIssued, age, m.replay, m.spool, m.shipFails,
+		m.svidExpiry, m.anomalies, collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	for _, r := range []string{"allow", "deny"} {
 		m.decisions.WithLabelValues(r, "none")
 	}
@@ -160,6 +171,13 @@ func (m *Metrics) ReplayCacheSize(n int) { m.replay.Set(float64(n)) }
 
 // SpoolDepth records the audit spool's depth (audit.Spool.Depth).
 func (m *Metrics) SpoolDepth(n int64) { m.spool.Set(float64(n)) }
+
+// AuditShipFailure counts one failed shipment of audit events, by reason code (the
+// control plane's refusal code, or "unreachable").
+func (m *Metrics) AuditShipFailure(reason string) { m.shipFails.WithLabelValues(label(reason)).Inc() }
+
+// SVIDExpiry records the NotAfter of the SVID this process presents.
+func (m *Metrics) SVIDExpiry(notAfter time.Time) { m.svidExpiry.Set(float64(notAfter.Unix())) }
 
 // Anomaly counts an anomaly signal of a kind (a reason code such as "rate_spike").
 func (m *Metrics) Anomaly(kind string) { m.anomalies.WithLabelValues(label(kind)).Inc() }

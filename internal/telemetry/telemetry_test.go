@@ -38,7 +38,7 @@ func TestMetricsExposedWithoutHighCardinalityLabels(t *testing.T) {
 	m.Decision("deny", "replay")
 	m.Decision("deny", "spiffe://example.org/agent/procurement") // a caller bug: must not become a label
 	m.Decision("deny", "Wrong Audience: spiffe://x")
-	m.Stage(telemetry.StagePolicy, 300*time.Microsecond)
+	m.Stage("decide", 300*time.Microsecond)
 	m.Stage("spiffe://example.org/agent/x", time.Millisecond)
 	m.SVIDEvent(telemetry.SVIDIssued)
 	m.SVIDEvent(telemetry.SVIDRevoked)
@@ -51,7 +51,7 @@ func TestMetricsExposedWithoutHighCardinalityLabels(t *testing.T) {
 		`warden_decisions_total{reason="replay",result="deny"} 2`,
 		`warden_decisions_total{reason="none",result="allow"} 1`,
 		`warden_decisions_total{reason="other",result="deny"} 2`,
-		`warden_decision_stage_seconds_count{stage="policy"} 1`,
+		`warden_decision_stage_seconds_count{stage="decide"} 1`,
 		`warden_decision_stage_seconds_count{stage="other"} 1`,
 		`warden_svids_total{event="issued"} 1`,
 		`warden_svids_total{event="renewed"} 0`,

@@ -374,6 +374,19 @@ func testSVID(t *testing.T, s store.Store) {
 	if n, err := s.CountSVIDs(ctx, id); err != nil || n != 2 {
 		t.Errorf("CountSVIDs = %d, %v; want 2", n, err)
 	}
+	later := svid("01", id) // lower serial, later NotBefore: the latest
+	later.NotBefore, later.NotAfter = T0.Add(8*time.Minute), T0.Add(23*time.Minute)
+	if err := s.RecordSVID(ctx, later); err != nil {
+		t.Fatalf("RecordSVID: %v", err)
+	}
+	if got, err := s.LatestSVID(ctx, id); err != nil || got.Serial != "01" {
+		t.Errorf("LatestSVID = %+v, %v; want serial 01", got, err)
+	}
+	_, err = s.LatestSVID(ctx, "spiffe://example.org/agent/none")
+	wantErr(t, "LatestSVID of an identity without SVIDs", err, store.ErrNotFound)
+	if n, err := s.CountSVIDs(ctx, id); err != nil || n != 3 {
+		t.Errorf("CountSVIDs = %d, %v; want 3", n, err)
+	}
 	_, err = s.GetSVID(ctx, "0A1B2C")
 	wantErr(t, "GetSVID with other case", err, store.ErrNotFound)
 }

@@ -82,7 +82,7 @@ func (s *Store) Close() error { return s.db.Close() }
 type queries struct {
 	createEntry, getEntry, getEntryByID, listEntries, updateAttrs, deleteEntry string
 	createToken, consumeToken, getToken                                        string
-	recordSVID, getSVID, countSVIDs                                            string
+	recordSVID, getSVID, countSVIDs, latestSVID                                            string
 	latestTS, putTS                                                            string
 }
 
@@ -109,6 +109,7 @@ func buildQueries(d Dialect) queries {
 		recordSVID:   r("INSERT INTO svids (" + svidCols + ") VALUES (?, ?, ?, ?, ?, ?, ?)"),
 		getSVID:      r("SELECT " + svidCols + " FROM svids WHERE serial = ?"),
 		countSVIDs:   r("SELECT COUNT(*) FROM svids WHERE spiffe_id = ?"),
+		latestSVID:   r("SELECT " + svidCols + " FROM svids WHERE spiffe_id = ? ORDER BY not_before DESC, issued_at DESC, serial DESC LIMIT 1"),
 		latestTS:     "SELECT version, signed, created_at FROM trust_states ORDER BY version DESC LIMIT 1",
 		// Compare-and-set: inserts only when version = latest+1 (1 on an empty table).
 		putTS: r("INSERT INTO trust_states (version, signed, created_at) SELECT ?, ?, ? " +
@@ -403,6 +404,17 @@ func (s *Store) CountSVIDs(ctx context.Context, spiffeID string) (int, error) {
 		return 0, fmt.Errorf("store: count SVIDs: %w", err)
 	}
 	return n, nil
+}
+
+// LatestSVID implements store.Store.
+func (s *Store) LatestSVID(ctx context.Context, spiffeID string) (store.SVID, error) {
+	var v store.SVID
+	err := s.db.QueryRowContext(ctx, s.q.latestSVID, spiffeID).Scan(&v.Serial, &v.SPIFFEID, &v.EntryName, &v.Kind,
+		timeCol{&v.NotBefore}, timeCol{&v.NotAfter}, timeCol{&v.IssuedAt})
+	if err != nil {
+		return store.SVID{}, notFound(err, "SVID of "+spiffeID)
+	}
+	return v, nil
 }
 
 // LatestTrustState implements store.Store.
