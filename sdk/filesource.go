@@ -199,6 +199,7 @@ func (f *FileSource) reloadLocked(st [3]fileStamp) (bool, error) {
 	}
 	f.svid, f.bundle = svid, bundle
 	f.mu.Unlock()
+	f.client.CloseIdleConnections() // new connections present the new SVID
 	f.log.Info("svid reloaded from files", "dir", f.cfg.Dir, "spiffe_id", svid.ID.String(), "expires_at", svid.Certificates[0].NotAfter)
 	if f.cfg.OnChange != nil {
 		f.cfg.OnChange(svid)

@@ -147,6 +147,9 @@ func (s *Source) install(svid *x509svid.SVID, bundle *x509bundle.Bundle) error {
 	s.mu.Lock()
 	s.svid, s.bundle = svid, bundle
 	s.mu.Unlock()
+	// A kept-alive connection goes on presenting the certificate of its handshake, and
+	// the control plane refuses it once that one expires (svid_expired): start afresh.
+	s.client.CloseIdleConnections()
 	if s.cfg.OnRotate != nil {
 		s.cfg.OnRotate(svid)
 	}
@@ -173,8 +176,8 @@ func (s *Source) NextRenewal() time.Time {
 // Failed renewals are retried on a schedule set by the SVID's NotAfter: the delay doubles
 // from one second up to a minute, but is never more than a third of the time left (at
 // least 250 ms) and never runs past NotAfter, so retries come faster as expiry nears. A
-// refusal (revoked, suspended, unknown identity, attestation failed: any 4xx but 408 and
-// 429) stops Run with that error, since retrying cannot help.
+// refusal (revoked, suspended, unknown identity, attestation failed: any 4xx but 408,
+// 429 and svid_expired) stops Run with that error, since retrying cannot help.
 //
 // Once the SVID has expired (a control-plane outage longer than the time left), Run tries
 // a renewal (the server's clock may lag) and then Recover: an agent with an Attester
@@ -240,13 +243,14 @@ func (s *Source) Run(ctx context.Context) error {
 }
 
 // renewGrace is how long after NotAfter Run still tries a renewal before recovering.
-const renewGrace = 30 * time.Second
+var renewGrace = 30 * time.Second
 
 // permanent reports whether err is a refusal that retrying cannot change: a 4xx answer
 // other than 408 (timeout) and 429 (busy).
 func permanent(err error) bool {
 	var re *RefusedError
-	return errors.As(err, &re) && re.Status/100 == 4 && re.Status != 408 && re.Status != 429
+	return errors.As(err, &re) && re.Status/100 == 4 && re.Status != 408 && re.Status != 429 &&
+		re.Code != api.ReasonSVIDExpired // a kept-alive connection outlived the SVID: recover
 }
 
 // retryDelay is the delay after a failed attempt whose previous delay was prev (0: the

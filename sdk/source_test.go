@@ -3,12 +3,14 @@ package sdk_test
 import (
 	"context"
 	"crypto/tls"
+	"errors"
 	"fmt"
 	"io"
 	"net"
 	"net/http"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -201,5 +203,46 @@ func TestRunStopsOnRefusal(t *testing.T) {
 	err := src.Run(ctx)
 	if sdk.Reason(err) != api.ReasonIdentityRevoked {
 		t.Fatalf("Run returned %v", err)
+	}
+}
+
+// TestRetryDelayAgainstNotAfter: retries after a failed renewal come faster as expiry nears and never
+// sleep past NotAfter; once expired, every few seconds.
+func TestRetryDelayAgainstNotAfter(t *testing.T) {
+	now := time.Unix(1_700_000_000, 0)
+	for _, tc := range []struct {
+		name       string
+		prev, left time.Duration
+		want       time.Duration
+	}{
+		{"first failure, plenty of time", 0, 10 * time.Minute, time.Second},
+		{"doubling", 8 * time.Second, 10 * time.Minute, 16 * time.Second},
+		{"capped at a minute", time.Minute, time.Hour, time.Minute},
+		{"a third of the time left", 32 * time.Second, 30 * time.Second, 10 * time.Second},
+		{"floor of 250 ms near expiry", 4 * time.Second, 600 * time.Millisecond, 250 * time.Millisecond},
+		{"never past NotAfter", 4 * time.Second, 100 * time.Millisecond, 100 * time.Millisecond},
+		{"expired: doubling up to 15 s", 8 * time.Second, -time.Minute, 15 * time.Second},
+		{"expired: first retry", 0, -time.Second, time.Second},
+	} {
+		if got := sdk.RetryDelay(tc.prev, now.Add(tc.left), now); got != tc.want {
+			t.Errorf("%s: retryDelay(%s, left %s) = %s, want %s", tc.name, tc.prev, tc.left, got, tc.want)
+		}
+	}
+}
+
+// TestRunStopsWhenExpiredWithoutTPM: an SVID that expired while the control plane was
+// away, on an agent without a TPM, stops Run with ErrExpiredNoTPM (whose message names
+// warden token create), instead of retrying a handshake the server refuses forever.
+func TestRunStopsWhenExpiredWithoutTPM(t *testing.T) {
+	srv, admin := controlPlane(t, 2*time.Second)
+	src := enrol(t, srv, admin, "vendor-portal", "")
+	sdk.SetRenewGrace(t, time.Second)
+	svid, _ := src.GetX509SVID()
+	time.Sleep(time.Until(svid.Certificates[0].NotAfter.Add(1100 * time.Millisecond))) // past the renewal grace
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	err := src.Run(ctx)
+	if !errors.Is(err, sdk.ErrExpiredNoTPM) || !strings.Contains(err.Error(), "warden token create") {
+		t.Fatalf("Run = %v, want ErrExpiredNoTPM naming warden token create", err)
 	}
 }

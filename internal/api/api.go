@@ -57,6 +57,9 @@ const (
 	ReasonCSRIDMismatch    = "csr_id_mismatch" // the CSR asks for another SPIFFE ID
 	ReasonWeakKey          = "weak_key"
 	ReasonIdentityRevoked  = "identity_revoked"
+	// ReasonSVIDExpired: the client certificate on a kept-alive connection has expired
+	// since the handshake (renew before expiry, or recover: POST /v1/recover).
+	ReasonSVIDExpired = "svid_expired"
 	ReasonIdentitySuspend  = "identity_suspended"
 	ReasonUnknownIdentity  = "unknown_identity"
 	ReasonAttestation      = "attestation_failed" // Error.Attestation carries the attest reason

@@ -11,12 +11,14 @@ import (
 	"crypto/x509"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"math/big"
 	"net"
 	"net/http"
 	"net/url"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -175,6 +177,83 @@ func TestGateShipsDecisions(t *testing.T) {
 		}
 	}
 	if len(ids) != 2 || ids[0] != "dec-1" || ids[1] != "dec-2" {
+		t.Errorf("decision events in the log: %v", ids)
+	}
+}
+
+// TestGateIdentityShipsForItsAgent: a gate with its own /gate/ identity, registered with
+// --guards, ships decisions about the agent it guards (gate_id = the gate, callee or,
+// outbound, caller = the agent); decisions about any other agent, a gate registered for
+// no agent, an agent shipping about another agent and a gate of a weaker class than its
+// agent are refused with a reason naming the cause.
+func TestGateIdentityShipsForItsAgent(t *testing.T) {
+	f, st, _ := startAudited(t)
+	ctx := context.Background()
+	agentSVID, agentSrc := f.enroll(t, "vendor-portal") // transactional
+	agent := agentSVID.ID.String()
+	if _, err := f.admin.CreateEntry(ctx, api.Entry{Name: "vp-gate", Kind: "gate", Guards: "vendor-portal", Class: "advisory"}); err == nil ||
+		!strings.Contains(err.Error(), "class of the agent it guards") {
+		t.Errorf("gate of a weaker class than its agent: %v", err)
+	}
+	e, err := f.admin.CreateEntry(ctx, api.Entry{Name: "vp-gate", Kind: "gate", Guards: "vendor-portal"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if e.Guards != agent || e.Class != "transactional" || e.Zone != "cloud" || e.SPIFFEID != "spiffe://supplychain.example/gate/vp-gate" {
+		t.Fatalf("gate entry %+v", e)
+	}
+	if _, err := f.admin.CreateEntry(ctx, api.Entry{Name: "stray-gate", Kind: "gate", Role: "gate", Class: "transactional", Zone: "cloud"}); err != nil {
+		t.Fatal(err)
+	}
+	gateSrc := func(name string) *sdk.Source {
+		svid, bundle, err := sdk.Enroll(ctx, sdk.EnrollConfig{ServerURL: f.url, Token: f.token(t, name, time.Minute)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		src, _ := sdk.NewSource(sdk.SourceConfig{ServerURL: f.url, SVID: svid, Bundle: bundle})
+		t.Cleanup(src.HTTPClient().CloseIdleConnections)
+		return src
+	}
+	gw, stray := gateSrc("vp-gate"), gateSrc("stray-gate")
+	gwID := "spiffe://supplychain.example/gate/vp-gate"
+	ev := func(id, gateID, caller, callee, mode string) []byte {
+		e := audit.Event{V: 1, ID: id, Kind: audit.KindDecision, Time: time.Now(), GateID: gateID, Caller: caller, Callee: callee,
+			Action: "purchase_order.create", Decision: audit.DecisionAllow, Reason: "policy_allow", Detail: map[string]string{"mode": mode}}
+		b, err := e.Canonical()
+		if err != nil {
+			t.Fatal(err)
+		}
+		return b
+	}
+	buyer := "spiffe://supplychain.example/agent/procurement"
+	ok := audit.HTTPSink{URL: f.url, Client: gw.HTTPClient()}
+	if err := ok.Ship(ctx, [][]byte{ev("dec-in", gwID, buyer, agent, "inbound"), ev("dec-out", gwID, agent, buyer, "outbound")}); err != nil {
+		t.Fatalf("the gate's own shipment about its agent: %v", err)
+	}
+	for _, tc := range []struct {
+		name   string
+		client *http.Client
+		batch  []byte
+		want   string
+	}{
+		{"gate about another agent", gw.HTTPClient(), ev("dec-x1", gwID, agent, buyer, "inbound"), "not an agent"},
+		{"gate in the agent's name", gw.HTTPClient(), ev("dec-x2", agent, buyer, agent, "inbound"), "is not the shipping identity"},
+		{"gate guarding no agent", stray.HTTPClient(), ev("dec-x3", "spiffe://supplychain.example/gate/stray-gate", buyer, agent, "inbound"), "guards no agent"},
+		{"agent about another agent", agentSrc.HTTPClient(), ev("dec-x4", agent, agent, buyer, "inbound"), "not an agent"},
+	} {
+		err := audit.HTTPSink{URL: f.url, Client: tc.client}.Ship(ctx, [][]byte{tc.batch})
+		var ae *api.Error
+		if !errors.As(err, &ae) || ae.Code != api.ReasonForbidden || !strings.Contains(ae.Message, tc.want) {
+			t.Errorf("%s: %v, want forbidden naming %q", tc.name, err, tc.want)
+		}
+	}
+	var ids []string
+	for _, e := range events(t, st) {
+		if e.Kind == audit.KindDecision {
+			ids = append(ids, e.ID)
+		}
+	}
+	if strings.Join(ids, ",") != "dec-in,dec-out" {
 		t.Errorf("decision events in the log: %v", ids)
 	}
 }

@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"mime"
 	"net/http"
+	"time"
 
 	"github.com/spiffe/go-spiffe/v2/spiffeid"
 	"github.com/spiffe/go-spiffe/v2/svid/x509svid"
@@ -97,6 +98,11 @@ func (s *Server) agent(h http.HandlerFunc) http.HandlerFunc {
 		id, ok := peerID(r)
 		if !ok {
 			s.fail(w, r, http.StatusUnauthorized, api.ReasonUnauthenticated, "a client X509-SVID is required")
+			return
+		}
+		// The handshake verified the certificate then; a kept-alive connection may outlive it.
+		if na := r.TLS.PeerCertificates[0].NotAfter; !s.now().Before(na) {
+			s.fail(w, r, http.StatusUnauthorized, api.ReasonSVIDExpired, id.String()+"'s certificate expired at "+na.UTC().Format(time.RFC3339))
 			return
 		}
 		_, doc := s.trust.Current()

@@ -56,6 +56,8 @@ type options struct {
 	store func(t testing.TB) store.Store
 	now   func() time.Time
 	att   *server.AttestConfig
+	// recoverWindow is Config.RecoverWindow.
+	recoverWindow time.Duration
 }
 
 func sqliteStore(t testing.TB) store.Store {
@@ -73,7 +75,7 @@ func start(t testing.TB, o options) *fixture {
 		o.store = sqliteStore
 	}
 	dir := t.TempDir()
-	srv, err := server.New(context.Background(), server.Config{TrustDomain: td.Name(), DataDir: dir, Store: o.store(t), SVIDTTL: o.ttl, Now: o.now, Attestation: o.att})
+	srv, err := server.New(context.Background(), server.Config{TrustDomain: td.Name(), DataDir: dir, Store: o.store(t), SVIDTTL: o.ttl, Now: o.now, Attestation: o.att, RecoverWindow: o.recoverWindow})
 	if err != nil {
 		t.Fatal(err)
 	}
