@@ -105,6 +105,18 @@ func (s *Source) HTTPClient() *http.Client { return s.client }
 // Renew obtains a new SVID with a fresh key now. A refusal comes back as *RefusedError
 // (identity_revoked, identity_suspended, unknown_identity, attestation_failed, ...).
 func (s *Source) Renew(ctx context.Context) error {
+	err := s.renew(ctx)
+	if Reason(err) == api.ReasonSVIDExpired {
+		// A kept-alive connection goes on presenting the certificate of its handshake,
+		// and the control plane refuses it once that one has expired: again, on a new
+		// connection with the current SVID.
+		s.client.CloseIdleConnections()
+		err = s.renew(ctx)
+	}
+	return err
+}
+
+func (s *Source) renew(ctx context.Context) error {
 	key, err := newKey(s.cfg.KeyType)
 	if err != nil {
 		return err
@@ -147,9 +159,6 @@ func (s *Source) install(svid *x509svid.SVID, bundle *x509bundle.Bundle) error {
 	s.mu.Lock()
 	s.svid, s.bundle = svid, bundle
 	s.mu.Unlock()
-	// A kept-alive connection goes on presenting the certificate of its handshake, and
-	// the control plane refuses it once that one expires (svid_expired): start afresh.
-	s.client.CloseIdleConnections()
 	if s.cfg.OnRotate != nil {
 		s.cfg.OnRotate(svid)
 	}

@@ -3,6 +3,8 @@ package cli
 import (
 	"strings"
 	"testing"
+
+	"github.com/spiffe/go-spiffe/v2/spiffeid"
 )
 
 const sampleGateYAML = `mode: inbound
@@ -51,10 +53,50 @@ func TestParseGateFile(t *testing.T) {
 		{"approvals on the control plane without a server", "server: https://warden.example:8443\n", "approvals:\n  control_plane: true\n"},
 		{"approvals needing no approver", "zone: cloud", "zone: cloud\napprovals:\n  control_plane: true\n  required: {p: 0}"},
 		{"approvals ttl over a day", "zone: cloud", "zone: cloud\napprovals:\n  control_plane: true\n  ttl: 25h"},
+		{"unknown identity source", "zone: cloud", "zone: cloud\nidentity:\n  source: workload-api"},
+		{"tpm with source files", "zone: cloud", "zone: cloud\nidentity:\n  tpm: {device: sim}"},
+		{"renew without a server", "server: https://warden.example:8443\n", "identity:\n  source: renew\n"},
+		{"renew without tpm.device", "zone: cloud", "zone: cloud\nidentity:\n  source: renew\n  tpm: {seed: 3}"},
+		{"unknown identity key", "zone: cloud", "zone: cloud\nidentity:\n  source: files\n  renew: true"},
+		{"unknown tracing key", "zone: cloud", "zone: cloud\ntracing:\n  endpoint: http://x"},
 	} {
 		bad := strings.Replace(sampleGateYAML, tc.edit, tc.want, 1)
 		if _, err := parseGateFile([]byte(bad)); err == nil {
 			t.Errorf("%s: accepted", tc.name)
+		}
+	}
+}
+
+// TestGateIdentityRules: which SVID a gate of each mode may present, and that renewal is
+// only ever for the gate's own /gate/ identity (never in outbound mode).
+func TestGateIdentityRules(t *testing.T) {
+	renewOut := strings.Replace(sampleGateYAML, "mode: inbound", "mode: outbound", 1) + "identity:\n  source: renew\n"
+	if _, err := parseGateFile([]byte(renewOut)); err == nil || !strings.Contains(err.Error(), "outbound") {
+		t.Errorf("identity.source renew in outbound mode: %v", err)
+	}
+	if f, err := parseGateFile([]byte(sampleGateYAML + "identity:\n  source: renew\n  tpm: {device: sim, seed: 4, binary: /usr/bin/warden}\n")); err != nil ||
+		f.Identity.source() != identityRenew || f.Identity.TPM.Seed != 4 {
+		t.Errorf("renew with a TPM: %+v %v", f, err)
+	}
+	if f, _ := parseGateFile([]byte(sampleGateYAML)); f.Identity.source() != identityFiles {
+		t.Errorf("default identity source %q, want files (a gate never renews unless told to)", f.Identity.source())
+	}
+	self := spiffeid.RequireFromString("spiffe://supplychain.example/agent/vendor-portal")
+	for _, tc := range []struct {
+		mode, id string
+		ok       bool
+	}{
+		{"inbound", "spiffe://supplychain.example/agent/vendor-portal", true},
+		{"inbound", "spiffe://supplychain.example/gate/vendor-portal-gate", true},
+		{"legacy", "spiffe://supplychain.example/gate/erp-gate", true},
+		{"inbound", "spiffe://supplychain.example/agent/procurement", false},
+		{"inbound", "spiffe://partner.example/gate/vendor-portal-gate", false},
+		{"outbound", "spiffe://supplychain.example/agent/vendor-portal", true},
+		{"outbound", "spiffe://supplychain.example/gate/vendor-portal-gate", false},
+	} {
+		err := checkGateID(tc.mode, self, spiffeid.RequireFromString(tc.id), "/svid")
+		if (err == nil) != tc.ok {
+			t.Errorf("%s gate presenting %s: %v", tc.mode, tc.id, err)
 		}
 	}
 }

@@ -211,6 +211,26 @@ metrics_listen: %s
 		}
 	}
 	gates[0].p.waitOutput(`"msg":"gate: reloaded"`, 5*time.Second)
+	// Every metric of docs/telemetry.md that a gate sets is set, with the runtime ones.
+	res, err := http.Get("http://" + gates[1].metrics + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	scrape, _ := io.ReadAll(res.Body)
+	res.Body.Close()
+	for _, m := range []string{`warden_decisions_total{reason="policy_allow",result="allow"}`, `warden_decision_stage_seconds_count{stage="decide"}`,
+		`warden_decision_stage_seconds_count{stage="total"}`, "warden_trust_state_version ", "warden_trust_state_age_seconds ",
+		"warden_replay_cache_entries ", "warden_audit_spool_depth ", "warden_svid_expiry_timestamp_seconds ", "go_goroutines ",
+		"process_resident_memory_bytes "} {
+		i := strings.Index(string(scrape), m)
+		if i < 0 {
+			t.Errorf("/metrics has no %s", m)
+			continue
+		}
+		if line := strings.SplitN(string(scrape)[i+len(m):], "\n", 2)[0]; strings.TrimSpace(line) == "0" && !strings.HasPrefix(m, "warden_audit_spool_depth") {
+			t.Errorf("%s is 0: never set", m)
+		}
+	}
 	for _, w := range []*proc{agentWatch, gateWatch} {
 		if done, code := w.exited(); done {
 			t.Fatalf("%s exited with %d", w.name, code)

@@ -84,8 +84,8 @@ func TestLoopbackSecret(t *testing.T) {
 		name, secret string
 		want         string
 	}{
-		{"no secret", "", gate.ReasonLocalAuth},
-		{"wrong secret", "0123456789abcdef0123456789abcdeX", gate.ReasonLocalAuth},
+		{"no secret", "", "no Warden-Local-Secret header"},
+		{"wrong secret", "0123456789abcdef0123456789abcdeX", "does not match outbound.secret_file"},
 		{"right secret", string(secret), ""},
 	} {
 		req, _ := http.NewRequest(http.MethodPost, "http://"+addr+"/", strings.NewReader(string(body)))
@@ -98,7 +98,7 @@ func TestLoopbackSecret(t *testing.T) {
 		}
 		b := readAll(t, res)
 		refused := strings.Contains(string(b), `"error"`)
-		if (tc.want != "") != refused || (tc.want != "" && !strings.Contains(string(b), tc.want)) {
+		if (tc.want != "") != refused || (tc.want != "" && (!strings.Contains(string(b), tc.want) || !strings.Contains(string(b), gate.ReasonLocalAuth))) {
 			t.Errorf("%s: %s", tc.name, b)
 		}
 	}

@@ -157,6 +157,9 @@ func (s *Server) handleAttestChallenge(w http.ResponseWriter, r *http.Request) {
 	var subject string
 	bound := false // the agent's TPM keys are already bound to its entry: no activation
 	if id, ok := peerID(r); ok && req.Token == "" {
+		if !s.peerCurrent(w, r) {
+			return
+		}
 		_, doc := s.trust.Current()
 		if rev, revoked := doc.IsRevoked(id.String(), serialOf(r)); revoked {
 			s.fail(w, r, http.StatusForbidden, api.ReasonIdentityRevoked, id.String()+" is revoked: "+rev.Reason)

@@ -100,9 +100,7 @@ func (s *Server) agent(h http.HandlerFunc) http.HandlerFunc {
 			s.fail(w, r, http.StatusUnauthorized, api.ReasonUnauthenticated, "a client X509-SVID is required")
 			return
 		}
-		// The handshake verified the certificate then; a kept-alive connection may outlive it.
-		if na := r.TLS.PeerCertificates[0].NotAfter; !s.now().Before(na) {
-			s.fail(w, r, http.StatusUnauthorized, api.ReasonSVIDExpired, id.String()+"'s certificate expired at "+na.UTC().Format(time.RFC3339))
+		if !s.peerCurrent(w, r) {
 			return
 		}
 		_, doc := s.trust.Current()
@@ -112,6 +110,19 @@ func (s *Server) agent(h http.HandlerFunc) http.HandlerFunc {
 		}
 		h(w, r)
 	}
+}
+
+// peerCurrent refuses (svid_expired) a client certificate that has expired since the
+// handshake verified it: a kept-alive connection may outlive it. On a refusal it has
+// answered.
+func (s *Server) peerCurrent(w http.ResponseWriter, r *http.Request) bool {
+	leaf := r.TLS.PeerCertificates[0]
+	if na := leaf.NotAfter; !s.now().Before(na) {
+		id, _ := peerID(r)
+		s.fail(w, r, http.StatusUnauthorized, api.ReasonSVIDExpired, id.String()+"'s certificate expired at "+na.UTC().Format(time.RFC3339)+" (a kept-alive connection outlived it)")
+		return false
+	}
+	return true
 }
 
 // admin wraps a handler that only the admin credential may call.
