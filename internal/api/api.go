@@ -59,13 +59,13 @@ const (
 	ReasonIdentityRevoked  = "identity_revoked"
 	// ReasonSVIDExpired: the client certificate on a kept-alive connection has expired
 	// since the handshake (renew before expiry, or recover: POST /v1/recover).
-	ReasonSVIDExpired = "svid_expired"
-	ReasonIdentitySuspend  = "identity_suspended"
-	ReasonUnknownIdentity  = "unknown_identity"
-	ReasonAttestation      = "attestation_failed" // Error.Attestation carries the attest reason
-	ReasonIdentityReview   = "identity_under_review"
-	ReasonBusy             = "busy" // too many outstanding attestation challenges
-	ReasonInternal         = "internal"
+	ReasonSVIDExpired     = "svid_expired"
+	ReasonIdentitySuspend = "identity_suspended"
+	ReasonUnknownIdentity = "unknown_identity"
+	ReasonAttestation     = "attestation_failed" // Error.Attestation carries the attest reason
+	ReasonIdentityReview  = "identity_under_review"
+	ReasonBusy            = "busy" // too many outstanding attestation challenges
+	ReasonInternal        = "internal"
 	// ReasonAuditUnavailable: the control plane keeps no audit log (POST /v1/audit/events).
 	ReasonAuditUnavailable = "audit_unavailable"
 	// ReasonRecoveryImpossible: an expired SVID cannot be recovered (no TPM bound to the

@@ -134,4 +134,3 @@ the given TPM manufacturers' roots (hardware claim genuine_hw).`,
 	af.register(cmd)
 	return cmd
 }
-

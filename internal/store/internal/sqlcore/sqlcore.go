@@ -82,7 +82,7 @@ func (s *Store) Close() error { return s.db.Close() }
 type queries struct {
 	createEntry, getEntry, getEntryByID, listEntries, updateAttrs, deleteEntry string
 	createToken, consumeToken, getToken                                        string
-	recordSVID, getSVID, countSVIDs, latestSVID                                            string
+	recordSVID, getSVID, countSVIDs, latestSVID                                string
 	latestTS, putTS                                                            string
 }
 
