@@ -90,13 +90,9 @@ func Enroll(ctx context.Context, cfg EnrollConfig) (*x509svid.SVID, *x509bundle.
 	if err != nil {
 		return nil, nil, err
 	}
-	key, err := newKey(cfg.KeyType)
+	key, csr, err := newKeyAndCSR(cfg.KeyType)
 	if err != nil {
 		return nil, nil, err
-	}
-	csr, err := x509.CreateCertificateRequest(rand.Reader, &x509.CertificateRequest{}, key)
-	if err != nil {
-		return nil, nil, fmt.Errorf("sdk: csr: %w", err)
 	}
 	req := api.EnrollRequest{Token: cfg.Token, CSR: csr}
 	client := &http.Client{Timeout: timeout, Transport: &http.Transport{
@@ -186,6 +182,20 @@ func newKey(kt KeyType) (crypto.Signer, error) {
 	default:
 		return nil, fmt.Errorf("sdk: unknown key type %q", kt)
 	}
+}
+
+// newKeyAndCSR generates a fresh key of type kt (it never leaves the process) and a CSR
+// for it; the control plane puts the SPIFFE ID in, so the CSR names nothing.
+func newKeyAndCSR(kt KeyType) (crypto.Signer, []byte, error) {
+	key, err := newKey(kt)
+	if err != nil {
+		return nil, nil, err
+	}
+	csr, err := x509.CreateCertificateRequest(rand.Reader, &x509.CertificateRequest{}, key)
+	if err != nil {
+		return nil, nil, fmt.Errorf("sdk: csr: %w", err)
+	}
+	return key, csr, nil
 }
 
 func postJSON(ctx context.Context, client *http.Client, url string, in, out any) error {

@@ -3,9 +3,7 @@ package sdk
 import (
 	"context"
 	"crypto"
-	"crypto/rand"
 	"crypto/sha256"
-	"crypto/x509"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -70,11 +68,7 @@ func (s *Source) Recover(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	key, err := newKey(s.cfg.KeyType)
-	if err != nil {
-		return err
-	}
-	csr, err := x509.CreateCertificateRequest(rand.Reader, &x509.CertificateRequest{}, key)
+	key, csr, err := newKeyAndCSR(s.cfg.KeyType)
 	if err != nil {
 		return err
 	}

@@ -3,7 +3,6 @@ package sdk
 import (
 	"context"
 	"crypto/rand"
-	"crypto/x509"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -117,11 +116,7 @@ func (s *Source) Renew(ctx context.Context) error {
 }
 
 func (s *Source) renew(ctx context.Context) error {
-	key, err := newKey(s.cfg.KeyType)
-	if err != nil {
-		return err
-	}
-	csr, err := x509.CreateCertificateRequest(rand.Reader, &x509.CertificateRequest{}, key)
+	key, csr, err := newKeyAndCSR(s.cfg.KeyType)
 	if err != nil {
 		return err
 	}

@@ -19,6 +19,7 @@ import (
 	"github.com/spiffe/go-spiffe/v2/spiffetls/tlsconfig"
 
 	"github.com/warden-a2a/warden/internal/api"
+	"github.com/warden-a2a/warden/internal/proc"
 	"github.com/warden-a2a/warden/sdk"
 )
 
@@ -43,28 +44,29 @@ func TestProcessGatesBesideAttestedAgent(t *testing.T) {
 	}
 	t.Parallel()
 	dir := t.TempDir()
+	pg := procs(t)
 	p := func(n string) string { return filepath.Join(dir, n) }
 	data := p("data")
-	_, url := startServerProc(t, data, "127.0.0.1:0", "--svid-ttl", "8s")
+	_, url := startServerProc(t, pg, data, "127.0.0.1:0", "--svid-ttl", "8s")
 
 	for _, b := range []string{"vendor-agent", "vendor-gate"} {
 		if err := os.WriteFile(p(b), []byte("#!"+b+" build 1\n"), 0o755); err != nil {
 			t.Fatal(err)
 		}
-		mustWarden(t, "attest", "refs", "--binary", p(b), "-o", p(b+".refs.yaml"))
+		mustWarden(t, pg, "attest", "refs", "--binary", p(b), "-o", p(b+".refs.yaml"))
 	}
-	mustWarden(t, "entry", "create", "--data-dir", data, "--name", "vendor-portal", "--role", "vendor", "--class", "transactional",
+	mustWarden(t, pg, "entry", "create", "--data-dir", data, "--name", "vendor-portal", "--role", "vendor", "--class", "transactional",
 		"--zone", "cloud", "--refs", p("vendor-agent.refs.yaml"))
-	mustWarden(t, "entry", "create", "--data-dir", data, "--kind", "gate", "--name", "vendor-portal-gate", "--guards", "vendor-portal",
+	mustWarden(t, pg, "entry", "create", "--data-dir", data, "--kind", "gate", "--name", "vendor-portal-gate", "--guards", "vendor-portal",
 		"--refs", p("vendor-gate.refs.yaml"))
-	mustWarden(t, "entry", "create", "--data-dir", data, "--name", "forecaster", "--role", "forecasting", "--class", "advisory", "--zone", "cloud")
+	mustWarden(t, pg, "entry", "create", "--data-dir", data, "--name", "forecaster", "--role", "forecasting", "--class", "advisory", "--zone", "cloud")
 
-	agentWatch := startWarden(t, "enroll vendor-portal", []string{"WARDEN_JOIN_TOKEN=" + tokenFor(t, data, "vendor-portal")},
+	agentWatch := startWarden(t, pg, "enroll vendor-portal", []string{"WARDEN_JOIN_TOKEN=" + tokenFor(t, pg, data, "vendor-portal")},
 		"enroll", "--watch", "--server", url, "--out", p("vp"), "--tpm", "sim", "--tpm-seed", "1", "--binary", p("vendor-agent"))
-	gateWatch := startWarden(t, "enroll vendor-portal-gate", []string{"WARDEN_JOIN_TOKEN=" + tokenFor(t, data, "vendor-portal-gate")},
+	gateWatch := startWarden(t, pg, "enroll vendor-portal-gate", []string{"WARDEN_JOIN_TOKEN=" + tokenFor(t, pg, data, "vendor-portal-gate")},
 		"enroll", "--watch", "--server", url, "--out", p("gw"), "--tpm", "sim", "--tpm-seed", "2", "--binary", p("vendor-gate"))
-	agentWatch.waitOutput("enrolled spiffe://supplychain.example/agent/vendor-portal", 60*time.Second)
-	gateWatch.waitOutput("enrolled spiffe://supplychain.example/gate/vendor-portal-gate", 60*time.Second)
+	waitLog(t, agentWatch, "enrolled spiffe://supplychain.example/agent/vendor-portal", 60*time.Second)
+	waitLog(t, gateWatch, "enrolled spiffe://supplychain.example/gate/vendor-portal-gate", 60*time.Second)
 
 	upstream := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "application/json")
@@ -80,7 +82,7 @@ func TestProcessGatesBesideAttestedAgent(t *testing.T) {
 	}
 	type gateProcT struct {
 		name, addr, metrics string
-		p                   *proc
+		p                   *proc.Process
 	}
 	gates := []*gateProcT{{name: "gate-agent-files"}, {name: "gate-own-identity"}}
 	for i, g := range gates {
@@ -108,13 +110,13 @@ metrics_listen: %s
 		if err := os.WriteFile(p(g.name+".yaml"), []byte(yml), 0o600); err != nil {
 			t.Fatal(err)
 		}
-		g.p = startWarden(t, g.name, nil, "gate", "--config", p(g.name+".yaml"), "--log-format", "json")
+		g.p = startWarden(t, pg, g.name, nil, "gate", "--config", p(g.name+".yaml"), "--log-format", "json")
 	}
 
 	// The caller: an advisory agent renewing in this process.
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	tok := tokenFor(t, data, "forecaster")
+	tok := tokenFor(t, pg, data, "forecaster")
 	csvid, cbundle, err := sdk.Enroll(ctx, sdk.EnrollConfig{ServerURL: url, Token: tok})
 	if err != nil {
 		t.Fatal(err)
@@ -171,7 +173,7 @@ metrics_listen: %s
 	for time.Now().Before(end) {
 		if !hupped && time.Now().After(hupAt) {
 			hupped = true
-			if err := gates[0].p.cmd.Process.Signal(syscall.SIGHUP); err != nil {
+			if err := gates[0].p.Signal(syscall.SIGHUP); err != nil {
 				t.Fatal(err)
 			}
 		}
@@ -200,8 +202,8 @@ metrics_listen: %s
 		if n := len(serials[g.name]); n < 3 {
 			t.Errorf("%s presented %d certificates over three SVID lifetimes: it did not follow the rotated files", g.name, n)
 		}
-		if done, code := g.p.exited(); done {
-			t.Fatalf("%s exited with %d", g.name, code)
+		if done, err := g.p.Exited(); done {
+			t.Fatalf("%s exited: %v", g.name, err)
 		}
 		res, err := http.Get("http://" + g.metrics + "/readyz")
 		if err != nil || res.StatusCode != http.StatusOK {
@@ -210,7 +212,7 @@ metrics_listen: %s
 			res.Body.Close()
 		}
 	}
-	gates[0].p.waitOutput(`"msg":"gate: reloaded"`, 5*time.Second)
+	waitLog(t, gates[0].p, `"msg":"gate: reloaded"`, 5*time.Second)
 	// Every metric of docs/telemetry.md that a gate sets is set, with the runtime ones.
 	res, err := http.Get("http://" + gates[1].metrics + "/metrics")
 	if err != nil {
@@ -231,13 +233,13 @@ metrics_listen: %s
 			t.Errorf("%s is 0: never set", m)
 		}
 	}
-	for _, w := range []*proc{agentWatch, gateWatch} {
-		if done, code := w.exited(); done {
-			t.Fatalf("%s exited with %d", w.name, code)
+	for _, w := range []*proc.Process{agentWatch, gateWatch} {
+		if done, err := w.Exited(); done {
+			t.Fatalf("%s exited: %v", w.Name, err)
 		}
 	}
 	var entries []api.Entry
-	if err := json.Unmarshal([]byte(mustWarden(t, "entry", "list", "--data-dir", data, "--json")), &entries); err != nil {
+	if err := json.Unmarshal([]byte(mustWarden(t, pg, "entry", "list", "--data-dir", data, "--json")), &entries); err != nil {
 		t.Fatal(err)
 	}
 	for _, e := range entries {
@@ -250,7 +252,7 @@ metrics_listen: %s
 	deadline := time.Now().Add(20 * time.Second)
 	for {
 		own, agents := 0, 0
-		for _, ev := range auditDecisions(t, data) {
+		for _, ev := range auditDecisions(t, pg, data) {
 			if ev.WorkflowID != "wf-proc" || ev.Callee != "spiffe://supplychain.example/agent/vendor-portal" {
 				continue
 			}
@@ -269,8 +271,8 @@ metrics_listen: %s
 		}
 		time.Sleep(500 * time.Millisecond)
 	}
-	if strings.Contains(gates[1].p.out.String(), "audit shipping failed") {
-		t.Errorf("the /gate/ identity's shipments were refused:\n%s", gates[1].p.out.String())
+	if strings.Contains(gates[1].p.Log(), "audit shipping failed") {
+		t.Errorf("the /gate/ identity's shipments were refused:\n%s", gates[1].p.Log())
 	}
 
 	// A policy change on disk takes effect at SIGHUP; the gate answers throughout.
@@ -284,7 +286,7 @@ metrics_listen: %s
 	if err := os.WriteFile(roles, []byte(edited), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	if err := gates[0].p.cmd.Process.Signal(syscall.SIGHUP); err != nil {
+	if err := gates[0].p.Signal(syscall.SIGHUP); err != nil {
 		t.Fatal(err)
 	}
 	deadline = time.Now().Add(10 * time.Second)
@@ -298,7 +300,7 @@ metrics_listen: %s
 		}
 		time.Sleep(200 * time.Millisecond)
 	}
-	if done, code := gates[0].p.exited(); done {
-		t.Fatalf("the gate exited with %d after SIGHUP", code)
+	if done, err := gates[0].p.Exited(); done {
+		t.Fatalf("the gate exited after SIGHUP: %v", err)
 	}
 }

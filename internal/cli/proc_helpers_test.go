@@ -1,174 +1,95 @@
 package cli
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"net"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
-	"syscall"
 	"testing"
 	"time"
 
 	"github.com/warden-a2a/warden/internal/audit"
+	"github.com/warden-a2a/warden/internal/proc"
 )
 
-// The tests in proc_*_test.go run the product as an operator does: the warden binary,
-// built once per test run, started as separate processes with the flags and YAML files
-// of the docs.
+// The tests in proc_*_test.go run the product as an operator does: warden commands as
+// separate processes (internal/proc: this test binary acts as the warden binary in its
+// children, see TestMain) with the flags and YAML files of the docs.
 
-var (
-	binOnce sync.Once
-	binPath string
-	binErr  error
-)
-
-// wardenBinary builds ./cmd/warden once into a temporary directory.
-func wardenBinary(t *testing.T) string {
-	t.Helper()
-	binOnce.Do(func() {
-		dir, err := os.MkdirTemp("", "warden-bin-")
-		if err != nil {
-			binErr = err
-			return
-		}
-		binPath = filepath.Join(dir, "warden")
-		out, err := exec.Command("go", "build", "-o", binPath, "github.com/warden-a2a/warden/cmd/warden").CombinedOutput()
-		if err != nil {
-			binErr = &buildError{out: string(out), err: err}
-		}
-	})
-	if binErr != nil {
-		t.Fatalf("building warden: %v", binErr)
+func TestMain(m *testing.M) {
+	if proc.IsChild() {
+		os.Exit(Main(os.Args[1:]))
 	}
-	return binPath
+	os.Exit(m.Run())
 }
 
-type buildError struct {
-	out string
-	err error
-}
-
-func (e *buildError) Error() string { return e.err.Error() + "\n" + e.out }
-
-// proc is one warden process started by a test.
-type proc struct {
-	t    *testing.T
-	name string
-	cmd  *exec.Cmd
-	out  *lockedBuffer
-	done chan struct{}
-	err  error // after done
-}
-
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
-
-// startWarden starts `warden args...` with extra environment; it is killed (SIGTERM,
-// then SIGKILL) at the end of the test, and its output is logged if the test failed.
-func startWarden(t *testing.T, name string, env []string, args ...string) *proc {
+// procs returns the test's process group; every child is stopped at the end of the test
+// and, if the test failed, its log is printed.
+func procs(t *testing.T) *proc.Group {
 	t.Helper()
-	p := &proc{t: t, name: name, out: &lockedBuffer{}, done: make(chan struct{})}
-	p.cmd = exec.Command(wardenBinary(t), args...)
-	p.cmd.Env = append(os.Environ(), env...)
-	p.cmd.Stdout, p.cmd.Stderr = p.out, p.out
-	if err := p.cmd.Start(); err != nil {
+	g, err := proc.New(proc.Config{LogDir: filepath.Join(t.TempDir(), "logs")})
+	if err != nil {
 		t.Fatal(err)
 	}
-	go func() { p.err = p.cmd.Wait(); close(p.done) }()
 	t.Cleanup(func() {
-		p.stop()
+		g.Close()
 		if t.Failed() {
-			t.Logf("--- output of %s (%s):\n%s", name, strings.Join(args, " "), p.out.String())
+			for _, p := range g.Processes() {
+				t.Logf("--- %s ($ %s), last lines:\n%s", p.Name, p.Command, p.Tail(40))
+			}
 		}
 	})
-	return p
+	return g
 }
 
-// stop ends the process (SIGTERM, then SIGKILL after 10 s) and waits for it.
-func (p *proc) stop() {
-	select {
-	case <-p.done:
-		return
-	default:
-	}
-	_ = p.cmd.Process.Signal(syscall.SIGTERM)
-	select {
-	case <-p.done:
-	case <-time.After(10 * time.Second):
-		_ = p.cmd.Process.Kill()
-		<-p.done
-	}
-}
-
-// exited reports whether the process has ended, and its exit code.
-func (p *proc) exited() (bool, int) {
-	select {
-	case <-p.done:
-		return true, p.cmd.ProcessState.ExitCode()
-	default:
-		return false, 0
-	}
-}
-
-// waitExit waits up to d for the process to end and returns its exit code.
-func (p *proc) waitExit(d time.Duration) int {
-	p.t.Helper()
-	select {
-	case <-p.done:
-		return p.cmd.ProcessState.ExitCode()
-	case <-time.After(d):
-		p.t.Fatalf("%s still running after %s:\n%s", p.name, d, p.out.String())
-		return 0
-	}
-}
-
-// waitOutput waits up to d for the output to contain s.
-func (p *proc) waitOutput(s string, d time.Duration) {
-	p.t.Helper()
-	deadline := time.Now().Add(d)
-	for !strings.Contains(p.out.String(), s) {
-		if time.Now().After(deadline) {
-			p.t.Fatalf("%s did not print %q within %s:\n%s", p.name, s, d, p.out.String())
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-}
-
-// runWardenProc runs a short warden command to completion and returns its output.
-func runWardenProc(t *testing.T, args ...string) (string, error) {
+// mustWarden runs a short warden command to completion and returns its stdout.
+func mustWarden(t *testing.T, g *proc.Group, args ...string) string {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	out, err := exec.CommandContext(ctx, wardenBinary(t), args...).CombinedOutput()
-	return string(out), err
+	r := g.Run(ctx, args)
+	if r.Err != nil {
+		t.Fatalf("%v\n%s", r.Err, r.Stderr)
+	}
+	return r.Stdout
 }
 
-func mustWarden(t *testing.T, args ...string) string {
+// startWarden starts a long-running warden command.
+func startWarden(t *testing.T, g *proc.Group, name string, env []string, args ...string) *proc.Process {
 	t.Helper()
-	out, err := runWardenProc(t, args...)
+	p, err := g.Start(name, args, env...)
 	if err != nil {
-		t.Fatalf("warden %s: %v\n%s", strings.Join(args, " "), err, out)
+		t.Fatal(err)
 	}
-	return out
+	return p
+}
+
+func waitLog(t *testing.T, p *proc.Process, substr string, d time.Duration) {
+	t.Helper()
+	if err := p.WaitLog(context.Background(), d, substr); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// waitExit waits up to d for p to exit on its own and returns its exit code.
+func waitExit(t *testing.T, p *proc.Process, d time.Duration) int {
+	t.Helper()
+	p.ExpectExit()
+	select {
+	case <-p.Done():
+	case <-time.After(d):
+		t.Fatalf("%s still running after %s:\n%s", p.Name, d, p.Tail(20))
+	}
+	_, err := p.Exited()
+	if err == nil {
+		return 0
+	}
+	if ee, ok := err.(interface{ ExitCode() int }); ok {
+		return ee.ExitCode()
+	}
+	return -1
 }
 
 // freePort returns a loopback address that was free a moment ago (for a process that
@@ -185,45 +106,37 @@ func freePort(t *testing.T) string {
 
 // startServerProc starts `warden server` on listen with data dir data and returns it
 // with its URL once it serves.
-func startServerProc(t *testing.T, data, listen string, extra ...string) (*proc, string) {
+func startServerProc(t *testing.T, g *proc.Group, data, listen string, extra ...string) (*proc.Process, string) {
 	t.Helper()
 	_ = os.Remove(filepath.Join(data, "admin", "server_url"))
-	args := append([]string{"server", "--data-dir", data, "--listen", listen}, extra...)
-	p := startWarden(t, "server", nil, args...)
-	deadline := time.Now().Add(60 * time.Second)
-	for {
+	p := startWarden(t, g, "server", nil, append([]string{"server", "--data-dir", data, "--listen", listen}, extra...)...)
+	var url string
+	err := p.WaitFor(context.Background(), 60*time.Second, "the server to write server_url", func() (bool, error) {
 		b, _ := os.ReadFile(filepath.Join(data, "admin", "server_url"))
-		if u := strings.TrimSpace(string(b)); u != "" {
-			return p, u
-		}
-		if done, code := p.exited(); done {
-			t.Fatalf("server exited with %d:\n%s", code, p.out.String())
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("server did not start:\n%s", p.out.String())
-		}
-		time.Sleep(20 * time.Millisecond)
+		url = strings.TrimSpace(string(b))
+		return url != "", nil
+	})
+	if err != nil {
+		t.Fatal(err)
 	}
+	return p, url
 }
 
 // tokenFor creates a join token for entry with the CLI.
-func tokenFor(t *testing.T, data, entry string) string {
+func tokenFor(t *testing.T, g *proc.Group, data, entry string) string {
 	t.Helper()
-	return strings.SplitN(mustWarden(t, "token", "create", "--data-dir", data, "--entry", entry), "\n", 2)[0]
+	return strings.SplitN(mustWarden(t, g, "token", "create", "--data-dir", data, "--entry", entry), "\n", 2)[0]
 }
 
 // auditDecisions reads the decision events of the control plane's audit log with
 // `warden audit tail --json`.
-func auditDecisions(t *testing.T, data string) []audit.Event {
+func auditDecisions(t *testing.T, g *proc.Group, data string) []audit.Event {
 	t.Helper()
-	out := mustWarden(t, "audit", "tail", "--data-dir", data, "--kind", "decision", "--json", "-n", "100000")
+	out := mustWarden(t, g, "audit", "tail", "--data-dir", data, "--kind", "decision", "--json", "-n", "100000")
 	var evs []audit.Event
 	for _, line := range strings.Split(strings.TrimSpace(out), "\n") {
-		if line == "" {
-			continue
-		}
 		var ev audit.Event
-		if err := json.Unmarshal([]byte(line), &ev); err == nil {
+		if line != "" && json.Unmarshal([]byte(line), &ev) == nil {
 			evs = append(evs, ev)
 		}
 	}

@@ -199,12 +199,8 @@ func (s *Server) handleAttestChallenge(w http.ResponseWriter, r *http.Request) {
 		}
 		resp.CredBlob, resp.EncSecret, pend = ch.CredBlob, ch.EncSecret, &p
 	}
-	ch, err := a.nonces.Issue(r.Context(), subject, now)
-	if errors.Is(err, attest.ErrTooManyChallenges) {
-		s.fail(w, r, http.StatusTooManyRequests, api.ReasonBusy, "too many outstanding challenges for this agent")
-		return
-	} else if err != nil {
-		s.internal(w, r, err)
+	ch, ok := s.issueNonce(w, r, subject, now)
+	if !ok {
 		return
 	}
 	if pend != nil {
@@ -219,6 +215,20 @@ func (s *Server) handleAttestChallenge(w http.ResponseWriter, r *http.Request) {
 	}
 	resp.Nonce, resp.ExpiresAt = ch.Nonce, ch.ExpiresAt
 	writeJSON(w, http.StatusOK, resp)
+}
+
+// issueNonce issues a challenge nonce to subject (busy when it has too many outstanding).
+// On a refusal it has answered.
+func (s *Server) issueNonce(w http.ResponseWriter, r *http.Request, subject string, now time.Time) (attest.Challenge, bool) {
+	ch, err := s.att.nonces.Issue(r.Context(), subject, now)
+	if errors.Is(err, attest.ErrTooManyChallenges) {
+		s.fail(w, r, http.StatusTooManyRequests, api.ReasonBusy, "too many outstanding challenges for this agent")
+		return ch, false
+	} else if err != nil {
+		s.internal(w, r, err)
+		return ch, false
+	}
+	return ch, true
 }
 
 // appraise checks the evidence slot of an enroll or renew. It returns the result and

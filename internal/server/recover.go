@@ -70,12 +70,8 @@ func (s *Server) handleRecoverChallenge(w http.ResponseWriter, r *http.Request) 
 		s.fail(w, r, http.StatusUnauthorized, api.ReasonRecoveryProof, fmt.Sprintf("proof time %s is more than %s from the server's clock", st.Time.UTC().Format(time.RFC3339), recoverMaxSkew))
 		return
 	}
-	ch, err := s.att.nonces.Issue(r.Context(), recoverSubject(entry.SPIFFEID), s.now())
-	if errors.Is(err, attest.ErrTooManyChallenges) {
-		s.fail(w, r, http.StatusTooManyRequests, api.ReasonBusy, "too many outstanding challenges for this agent")
-		return
-	} else if err != nil {
-		s.internal(w, r, err)
+	ch, ok := s.issueNonce(w, r, recoverSubject(entry.SPIFFEID), s.now())
+	if !ok {
 		return
 	}
 	writeJSON(w, http.StatusOK, api.AttestChallengeResponse{Nonce: ch.Nonce, ExpiresAt: ch.ExpiresAt})
