@@ -17,7 +17,7 @@ import (
 const StageTotal = "total"
 
 var stages = map[string]bool{"scrubHeaders": true, "checkPeer": true, "readBody": true, "parseCall": true,
-	"checkStanding": true, "verifyIntent": true, "buildContext": true, "checkApproval": true, "decide": true,
+	"checkStanding": true, "verifyIntent": true, "parseParams": true, "buildContext": true, "checkApproval": true, "decide": true,
 	"useApproval": true, "record": true, StageTotal: true}
 
 // KnownStage reports whether stage is a label value of warden_decision_stage_seconds
