@@ -9,11 +9,14 @@ import (
 
 // Paths of the control plane API.
 const (
-	PathBundle          = "/v1/bundle"     // SPIFFE bundle (JWKS), public
-	PathBundlePEM       = "/v1/bundle.pem" // X.509 authorities as PEM, public
-	PathEnroll          = "/v1/enroll"     // join token + CSR (+ evidence), server-authenticated TLS
-	PathRenew           = "/v1/renew"      // CSR (+ evidence), mTLS with the current SVID
-	PathJWTSVID         = "/v1/jwt-svid"   // mTLS
+	PathBundle    = "/v1/bundle"     // SPIFFE bundle (JWKS), public
+	PathBundlePEM = "/v1/bundle.pem" // X.509 authorities as PEM, public
+	PathJWKS      = "/v1/jwks"       // JWT-SVID keys as a JWK Set, public
+	// PathOIDCDiscovery is the OpenID Connect discovery document, public.
+	PathOIDCDiscovery   = "/.well-known/openid-configuration"
+	PathEnroll          = "/v1/enroll"   // join token + CSR (+ evidence), server-authenticated TLS
+	PathRenew           = "/v1/renew"    // CSR (+ evidence), mTLS with the current SVID
+	PathJWTSVID         = "/v1/jwt-svid" // mTLS
 	PathTrustState      = "/v1/trust-state"
 	PathTrustStateWatch = "/v1/trust-state/watch" // text/event-stream
 	PathAuditEvents     = "/v1/audit/events"      // gates ship decision events, mTLS

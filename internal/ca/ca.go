@@ -56,7 +56,7 @@ const (
 	rootKeyFile   = "root_key.pem"
 	interCertFile = "intermediate.pem"
 	interKeyFile  = "intermediate_key.pem"
-	jwtKeyFile    = "jwt_key.pem"
+	jwtKeyFile    = "jwt_key.pem" // before JWT key rotation; imported into jwt_keys.json
 )
 
 // Config configures LoadOrCreate.
@@ -68,12 +68,11 @@ type Config struct {
 
 // CA holds the key material of one trust domain. It is safe for concurrent use.
 type CA struct {
-	td     spiffeid.TrustDomain
-	now    func() time.Time
-	dir    string
-	root   *x509.Certificate
-	jwtKey *ecdsa.PrivateKey
-	jwtKID string
+	td   spiffeid.TrustDomain
+	now  func() time.Time
+	dir  string
+	root *x509.Certificate
+	jwt  atomic.Pointer[jwtKeySet] // JWT-SVID signing keys (jwtkeys.go)
 
 	// cur signs new SVIDs; prev is the intermediate it replaced in this process, kept
 	// so that ChainFor still completes the chains of SVIDs it signed.
@@ -118,9 +117,11 @@ func LoadOrCreate(cfg Config) (*CA, error) {
 	if inter.key, err = readKey(p(interKeyFile)); err != nil {
 		return nil, err
 	}
-	if c.jwtKey, err = readKey(p(jwtKeyFile)); err != nil {
+	jwt, err := loadJWTKeys(cfg.Dir)
+	if err != nil {
 		return nil, err
 	}
+	c.jwt.Store(jwt)
 	if !inter.cert.PublicKey.(*ecdsa.PublicKey).Equal(inter.key.Public()) {
 		// A rotation that stopped between its two renames: the new key is in place,
 		// its certificate still under the .next name. Finish it.
@@ -140,7 +141,6 @@ func LoadOrCreate(cfg Config) (*CA, error) {
 	if td, err := spiffeid.TrustDomainFromURI(c.root.URIs[0]); err != nil || td != c.td {
 		return nil, fmt.Errorf("ca: %s holds the CA of another trust domain", cfg.Dir)
 	}
-	c.jwtKID = keyID(c.jwtKey.Public())
 	return c, nil
 }
 
@@ -155,11 +155,14 @@ func (c *CA) create(dir string) error {
 	if err != nil {
 		return fmt.Errorf("ca: %w", err)
 	}
-	jwtKey, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		return fmt.Errorf("ca: %w", err)
-	}
 	now := c.now()
+	firstJWT, err := newJWTKey(now, now)
+	if err != nil {
+		return err
+	}
+	if err := writeJWTKeys(dir, &jwtKeySet{seq: 1, keys: []jwtKey{firstJWT}}); err != nil {
+		return err
+	}
 	tdURI := c.td.ID().URL()
 	rootTpl := &x509.Certificate{
 		SerialNumber:          randSerial(),
@@ -187,7 +190,6 @@ func (c *CA) create(dir string) error {
 	}{
 		{rootKeyFile, keyPEM(rootKey)},
 		{interKeyFile, keyPEM(interKey)},
-		{jwtKeyFile, keyPEM(jwtKey)},
 		{interCertFile, CertsPEM(mustParse(interDER))},
 		{rootCertFile, CertsPEM(root)},
 	} {
@@ -383,11 +385,16 @@ func (c *CA) X509Bundle() *x509bundle.Bundle {
 	return x509bundle.FromX509Authorities(c.td, []*x509.Certificate{c.root})
 }
 
-// SPIFFEBundle returns the SPIFFE bundle (X.509 and JWT authorities) of the trust domain.
+// SPIFFEBundle returns the SPIFFE bundle of the trust domain: the root as X.509
+// authority, every published JWT-SVID key, and the sequence number.
 func (c *CA) SPIFFEBundle() *spiffebundle.Bundle {
+	set := c.jwt.Load()
 	b := spiffebundle.New(c.td)
 	b.AddX509Authority(c.root)
-	_ = b.AddJWTAuthority(c.jwtKID, c.jwtKey.Public())
+	for _, k := range set.published() {
+		_ = b.AddJWTAuthority(k.KID, k.Public)
+	}
+	b.SetSequenceNumber(set.seq)
 	return b
 }
 

@@ -69,6 +69,7 @@ func newRootCmd() *cobra.Command {
 		newIncidentCmd(),
 		newIntentCmd(),
 		newInventoryCmd(),
+		newJWTSVIDCmd(),
 		newKillSwitchCmd(),
 		newPolicyCmd(),
 		newServerCmd(),

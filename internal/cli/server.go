@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"context"
 	"fmt"
 	"net"
 	"os"
@@ -42,6 +43,7 @@ func newServerCmd() *cobra.Command {
 		lf                             logFlags
 		af                             serverAttestFlags
 		metricsListen                  string
+		web                            serverWebFlags
 	)
 	cmd := &cobra.Command{
 		Use:   "server",
@@ -85,7 +87,11 @@ the given TPM manufacturers' roots (hardware claim genuine_hw).`,
 				return err
 			}
 			defer auditLog.Close()
+			if err := web.check(); err != nil {
+				return exitCode(2, err)
+			}
 			cfg := server.Config{TrustDomain: td, DataDir: dataDir, Store: st, SVIDTTL: ttl, Logger: log, Attestation: attCfg, Audit: auditLog, ApprovalRetention: approvalRetention, RecoverWindow: recoverWindow}
+			cfg.JWTIssuer, cfg.JWTKeyRotation, cfg.BundleRefreshHint = web.issuer, web.jwtRotation, web.refreshHint
 			var reg *prometheus.Registry
 			if metricsListen != "" {
 				reg = prometheus.NewRegistry()
@@ -117,7 +123,7 @@ the given TPM manufacturers' roots (hardware claim genuine_hw).`,
 				return err
 			}
 			fmt.Fprintf(cmd.ErrOrStderr(), "warden server: %s, trust domain %s, admin credential in %s\n", "https://"+ln.Addr().String(), td, srv.AdminDir())
-			return srv.Serve(ctx, ln)
+			return web.serve(ctx, srv, ln)
 		},
 	}
 	f := cmd.Flags()
@@ -132,5 +138,52 @@ the given TPM manufacturers' roots (hardware claim genuine_hw).`,
 	lf.register(cmd)
 	f.StringVar(&metricsListen, "metrics-listen", os.Getenv("WARDEN_METRICS_LISTEN"), "serve Prometheus /metrics on this address (plain HTTP; keep it on a private interface)")
 	af.register(cmd)
+	web.register(cmd)
 	return cmd
+}
+
+// serverWebFlags: the Web PKI listener (https_web bundle endpoint, OIDC discovery, JWKS)
+// and the key schedule of JWT-SVIDs.
+type serverWebFlags struct {
+	listen, cert, key, issuer string
+	jwtRotation, refreshHint  time.Duration
+}
+
+func (w *serverWebFlags) register(cmd *cobra.Command) {
+	f := cmd.Flags()
+	f.StringVar(&w.listen, "web-listen", os.Getenv("WARDEN_WEB_LISTEN"), "serve the https_web bundle endpoint, OIDC discovery and JWKS on this address (needs --web-cert, --web-key)")
+	f.StringVar(&w.cert, "web-cert", "", "Web PKI certificate chain (PEM) of the web listener; re-read when it changes")
+	f.StringVar(&w.key, "web-key", "", "private key (PEM) of --web-cert")
+	f.StringVar(&w.issuer, "jwt-issuer", os.Getenv("WARDEN_JWT_ISSUER"), "iss of JWT-SVIDs and issuer of the OIDC discovery document, an https URL (default: the API URL)")
+	f.DurationVar(&w.jwtRotation, "jwt-key-rotation", 24*time.Hour, "how long a JWT-SVID key signs before its successor takes over")
+	f.DurationVar(&w.refreshHint, "bundle-refresh-hint", 5*time.Minute, "refresh_hint of the served SPIFFE bundle")
+}
+
+func (w *serverWebFlags) check() error {
+	if (w.listen == "") != (w.cert == "" && w.key == "") || (w.listen != "" && (w.cert == "" || w.key == "")) {
+		return fmt.Errorf("--web-listen, --web-cert and --web-key go together")
+	}
+	return nil
+}
+
+// serve runs the API on ln and, when configured, the web listener, until ctx ends or
+// either fails.
+func (w *serverWebFlags) serve(ctx context.Context, srv *server.Server, ln net.Listener) error {
+	if w.listen == "" {
+		return srv.Serve(ctx, ln)
+	}
+	wln, err := net.Listen("tcp", w.listen)
+	if err != nil {
+		return fmt.Errorf("--web-listen: %w", err)
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	webErr := make(chan error, 1)
+	go func() { webErr <- srv.ServeWeb(ctx, wln, w.cert, w.key); cancel() }()
+	err = srv.Serve(ctx, ln)
+	cancel()
+	if werr := <-webErr; err == nil {
+		err = werr
+	}
+	return err
 }

@@ -29,6 +29,8 @@ func (s *Server) Handler() http.Handler {
 	mux.HandleFunc("GET "+api.PathBundlePEM, s.handleBundlePEM)
 	mux.HandleFunc("GET /healthz", s.handleHealthz)
 	mux.HandleFunc("GET /readyz", s.handleReadyz)
+	mux.HandleFunc("GET "+api.PathJWKS, s.handleJWKS)
+	mux.HandleFunc("GET "+api.PathOIDCDiscovery, s.handleOIDCDiscovery)
 	mux.HandleFunc("POST "+api.PathEnroll, s.handleEnroll)
 	mux.HandleFunc("POST "+api.PathRenew, s.agent(s.handleRenew))
 	mux.HandleFunc("POST "+api.PathRecoverChallenge, s.handleRecoverChallenge)

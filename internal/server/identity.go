@@ -18,16 +18,6 @@ import (
 	"github.com/warden-a2a/warden/internal/truststate"
 )
 
-func (s *Server) handleBundle(w http.ResponseWriter, r *http.Request) {
-	b, err := s.ca.SPIFFEBundle().Marshal()
-	if err != nil {
-		s.fail(w, r, http.StatusInternalServerError, api.ReasonInternal, "cannot marshal bundle")
-		return
-	}
-	w.Header().Set("Content-Type", "application/json")
-	_, _ = w.Write(b)
-}
-
 func (s *Server) handleBundlePEM(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Content-Type", "application/x-pem-file")
 	_, _ = w.Write(ca.CertsPEM(s.ca.Root()))
@@ -176,7 +166,7 @@ func (s *Server) handleJWTSVID(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, http.StatusForbidden, api.ReasonIdentitySuspend, id.String()+" is suspended")
 		return
 	}
-	tok, err := s.ca.SignJWTSVID(id, req.Audience, time.Duration(req.TTLSec)*time.Second)
+	tok, err := s.ca.SignJWTSVID(id, req.Audience, time.Duration(req.TTLSec)*time.Second, s.jwtIssuer())
 	if err != nil {
 		s.fail(w, r, http.StatusBadRequest, api.ReasonBadRequest, err.Error())
 		return

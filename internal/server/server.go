@@ -79,6 +79,19 @@ type Config struct {
 	// Metrics, when set, counts SVIDs issued, renewed and revoked and tracks the
 	// trust-state version (docs/telemetry.md); the CLI serves it on --metrics-listen.
 	Metrics *telemetry.Metrics
+	// JWTIssuer is the iss claim of JWT-SVIDs and the issuer of the OpenID Connect
+	// discovery document (docs/identity.md); default: the API's URL, https://LISTEN.
+	JWTIssuer string
+	// JWTKeyRotation is how long a JWT-SVID key signs before its successor takes over;
+	// default 24h, at least 1m. The successor is published min(3 × BundleRefreshHint,
+	// JWTKeyRotation/2) ahead (SPIFFE Federation §4.1 recommends 3–5 refresh hints).
+	JWTKeyRotation time.Duration
+	// BundleRefreshHint is the refresh_hint of the SPIFFE bundle the server serves;
+	// default 5m (the federation spec's recommended polling default).
+	BundleRefreshHint time.Duration
+	// KeyCheckInterval is how often the JWT keys are checked for rotation and retirement;
+	// default 30s.
+	KeyCheckInterval time.Duration
 }
 
 // Identities of the control plane's own credentials.
@@ -140,6 +153,9 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
+	if err := cfg.keyDefaults(); err != nil {
+		return nil, err
+	}
 	if len(cfg.DNSNames) == 0 && len(cfg.IPs) == 0 {
 		cfg.DNSNames = []string{"localhost"}
 		cfg.IPs = []net.IP{net.IPv4(127, 0, 0, 1), net.IPv6loopback}
@@ -162,6 +178,7 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 		return nil, err
 	}
 	s.rotateIntermediateIfDue(ctx)
+	s.maintainJWTKeys(ctx)
 	if err := s.rotateServerSVID(ctx); err != nil {
 		return nil, err
 	}
@@ -320,11 +337,12 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	}
 	bg, stopBG := context.WithCancel(ctx)
 	var wg sync.WaitGroup
-	wg.Add(4)
+	wg.Add(5)
 	go func() { defer wg.Done(); s.trust.Run(bg) }()
 	go func() { defer wg.Done(); s.maintain(bg) }()
 	go func() { defer wg.Done(); s.retryOutbox(bg) }()
 	go func() { defer wg.Done(); s.expireKillSwitches(bg) }()
+	go func() { defer wg.Done(); s.rotateJWTKeys(bg) }()
 	if m := s.cfg.Metrics; m != nil {
 		wg.Add(1)
 		go func() {

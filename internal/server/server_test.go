@@ -58,6 +58,7 @@ type options struct {
 	att   *server.AttestConfig
 	// recoverWindow is Config.RecoverWindow.
 	recoverWindow time.Duration
+	mod   func(*server.Config) // changes the config before New
 }
 
 func sqliteStore(t testing.TB) store.Store {
@@ -75,7 +76,11 @@ func start(t testing.TB, o options) *fixture {
 		o.store = sqliteStore
 	}
 	dir := t.TempDir()
-	srv, err := server.New(context.Background(), server.Config{TrustDomain: td.Name(), DataDir: dir, Store: o.store(t), SVIDTTL: o.ttl, Now: o.now, Attestation: o.att, RecoverWindow: o.recoverWindow})
+	cfg := server.Config{TrustDomain: td.Name(), DataDir: dir, Store: o.store(t), SVIDTTL: o.ttl, Now: o.now, Attestation: o.att, RecoverWindow: o.recoverWindow}
+	if o.mod != nil {
+		o.mod(&cfg)
+	}
+	srv, err := server.New(context.Background(), cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
