@@ -37,6 +37,9 @@ const (
 	// AK stand in for the join token.
 	PathRecoverChallenge = "/v1/recover/challenge"
 	PathRecover          = "/v1/recover"
+	// PathAdminFederation lists (GET) and adds (POST) federation relationships;
+	// DELETE PathAdminFederation/{trust_domain} removes one.
+	PathAdminFederation = "/v1/admin/federation"
 )
 
 // MaxBodyBytes bounds every request body the control plane reads.
@@ -78,6 +81,9 @@ const (
 	// ReasonRecoveryProof: the proof by the expired SVID's key is missing, malformed,
 	// stale or does not verify.
 	ReasonRecoveryProof = "recovery_proof_invalid"
+	// ReasonFederationFetch: a federation relationship was not added because its bundle
+	// endpoint could not be fetched or authenticated, or served a bundle refused.
+	ReasonFederationFetch = "federation_fetch_failed"
 )
 
 // Error is the body of every 4xx/5xx answer.
@@ -259,4 +265,43 @@ type TrustChange struct {
 // TrustChangeResponse reports the trust-state version that carries the change.
 type TrustChangeResponse struct {
 	Version int64 `json:"version"`
+}
+
+// FederationRequest is the body of POST /v1/admin/federation: the parameters of a
+// federation relationship (SPIFFE Federation §5.1) and the policy attributes of the
+// foreign trust domain's agents.
+type FederationRequest struct {
+	TrustDomain      string `json:"trust_domain"`
+	EndpointURL      string `json:"endpoint_url"`
+	Profile          string `json:"profile"`                      // https_spiffe | https_web
+	EndpointSPIFFEID string `json:"endpoint_spiffe_id,omitempty"` // https_spiffe
+	// Bundle is the trust domain's SPIFFE bundle (a JWKS document) to start from: required
+	// for a self-serving https_spiffe endpoint, whose first connection it authenticates.
+	Bundle json.RawMessage `json:"bundle,omitempty"`
+	Role   string          `json:"role,omitempty"`
+	Class  string          `json:"class,omitempty"`
+	Zone   string          `json:"zone,omitempty"`
+	Reason string          `json:"reason,omitempty"` // recorded in the audit event
+}
+
+// Federation is one relationship as GET /v1/admin/federation lists it.
+type Federation struct {
+	TrustDomain      string    `json:"trust_domain"`
+	EndpointURL      string    `json:"endpoint_url"`
+	Profile          string    `json:"profile"`
+	EndpointSPIFFEID string    `json:"endpoint_spiffe_id,omitempty"`
+	Role             string    `json:"role,omitempty"`
+	Class            string    `json:"class,omitempty"`
+	Zone             string    `json:"zone,omitempty"`
+	AddedAt          time.Time `json:"added_at"`
+	RefreshedAt      time.Time `json:"refreshed_at"` // the bundle last changed
+	X509Authorities  int       `json:"x509_authorities"`
+	JWTAuthorities   int       `json:"jwt_authorities"`
+	Sequence         *uint64   `json:"spiffe_sequence,omitempty"`
+	RefreshHintSec   int64     `json:"spiffe_refresh_hint,omitempty"`
+	// As this replica saw its last fetch.
+	LastAttempt time.Time `json:"last_attempt,omitzero"`
+	LastError   string    `json:"last_error,omitempty"`
+	NextRefresh time.Time `json:"next_refresh,omitzero"`
+	Version     int64     `json:"trust_state_version,omitempty"` // of the change (add)
 }

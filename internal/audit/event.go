@@ -45,6 +45,7 @@ const (
 	KindEntry        Kind = "entry"         // a registration entry created, its attributes updated, or deleted
 	KindJoinToken    Kind = "join_token"    // a join token created (never the secret)
 	KindApprover     Kind = "approver"      // an approver added or deleted
+	KindFederation   Kind = "federation"    // a federation relationship added or removed, a foreign bundle updated or refused
 )
 
 var knownKinds = map[Kind]bool{
@@ -52,6 +53,7 @@ var knownKinds = map[Kind]bool{
 	KindQuarantine: true, KindSuspension: true, KindAttestation: true, KindApproval: true,
 	KindKillSwitch: true, KindIncidentMode: true, KindZone: true, KindAnomaly: true, KindAccess: true,
 	KindCARotation: true, KindEntry: true, KindJoinToken: true, KindApprover: true,
+	KindFederation: true,
 }
 
 // Kinds returns every kind an event may have, sorted (docs/audit-events.md lists each,

@@ -65,6 +65,7 @@ func newRootCmd() *cobra.Command {
 		newDemoCmd(),
 		newEnrollCmd(),
 		newEntryCmd(),
+		newFederationCmd(),
 		newGateCmd(),
 		newIncidentCmd(),
 		newIntentCmd(),

@@ -2,6 +2,7 @@ package cli
 
 import (
 	"context"
+	"crypto/x509"
 	"fmt"
 	"net"
 	"os"
@@ -91,7 +92,9 @@ the given TPM manufacturers' roots (hardware claim genuine_hw).`,
 				return exitCode(2, err)
 			}
 			cfg := server.Config{TrustDomain: td, DataDir: dataDir, Store: st, SVIDTTL: ttl, Logger: log, Attestation: attCfg, Audit: auditLog, ApprovalRetention: approvalRetention, RecoverWindow: recoverWindow}
-			cfg.JWTIssuer, cfg.JWTKeyRotation, cfg.BundleRefreshHint = web.issuer, web.jwtRotation, web.refreshHint
+			if err := web.apply(&cfg); err != nil {
+				return exitCode(2, err)
+			}
 			var reg *prometheus.Registry
 			if metricsListen != "" {
 				reg = prometheus.NewRegistry()
@@ -147,6 +150,8 @@ the given TPM manufacturers' roots (hardware claim genuine_hw).`,
 type serverWebFlags struct {
 	listen, cert, key, issuer string
 	jwtRotation, refreshHint  time.Duration
+	fedRoots                  string        // PEM roots of https_web bundle endpoints (default: system)
+	fedMinRefresh             time.Duration // floor of foreign bundle refreshes
 }
 
 func (w *serverWebFlags) register(cmd *cobra.Command) {
@@ -157,6 +162,25 @@ func (w *serverWebFlags) register(cmd *cobra.Command) {
 	f.StringVar(&w.issuer, "jwt-issuer", os.Getenv("WARDEN_JWT_ISSUER"), "iss of JWT-SVIDs and issuer of the OIDC discovery document, an https URL (default: the API URL)")
 	f.DurationVar(&w.jwtRotation, "jwt-key-rotation", 24*time.Hour, "how long a JWT-SVID key signs before its successor takes over")
 	f.DurationVar(&w.refreshHint, "bundle-refresh-hint", 5*time.Minute, "refresh_hint of the served SPIFFE bundle")
+	f.StringVar(&w.fedRoots, "federation-web-roots", "", "PEM file of the roots that authenticate https_web bundle endpoints of federated trust domains (default: the system's)")
+	f.DurationVar(&w.fedMinRefresh, "federation-min-refresh", 30*time.Second, "fetch a federated bundle at most this often, whatever its refresh hint")
+}
+
+// apply puts the web, JWT and federation settings into cfg.
+func (w *serverWebFlags) apply(cfg *server.Config) error {
+	cfg.JWTIssuer, cfg.JWTKeyRotation, cfg.BundleRefreshHint = w.issuer, w.jwtRotation, w.refreshHint
+	cfg.FederationMinRefresh = w.fedMinRefresh
+	if w.fedRoots != "" {
+		b, err := os.ReadFile(w.fedRoots)
+		if err != nil {
+			return fmt.Errorf("--federation-web-roots: %w", err)
+		}
+		cfg.FederationWebRoots = x509.NewCertPool()
+		if !cfg.FederationWebRoots.AppendCertsFromPEM(b) {
+			return fmt.Errorf("--federation-web-roots: no certificate in %s", w.fedRoots)
+		}
+	}
+	return nil
 }
 
 func (w *serverWebFlags) check() error {

@@ -17,6 +17,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/warden-a2a/warden/internal/federation"
 	"github.com/warden-a2a/warden/internal/intent"
 	"github.com/warden-a2a/warden/internal/policy"
 	"github.com/warden-a2a/warden/internal/telemetry"
@@ -34,6 +35,7 @@ type Gate struct {
 	classify *Classifier
 	actions  atomic.Pointer[actionIndex] // actions of the engine last seen
 	view     atomic.Pointer[viewCache]   // policy view of the trust state last seen
+	bundles  *federation.Source          // own bundle + federated ones (federation.go)
 }
 
 // viewCache is the policy.TrustView of one verified trust-state document. Documents
@@ -84,7 +86,9 @@ func New(cfg Config) (*Gate, error) {
 	if err := cfg.validate(); err != nil {
 		return nil, err
 	}
-	g := &Gate{cfg: cfg}
+	g := &Gate{}
+	g.bundles = federate(&cfg)
+	g.cfg = cfg
 	var err error
 	if g.classify, err = NewClassifier(cfg.Routes); err != nil {
 		return nil, err

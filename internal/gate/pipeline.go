@@ -33,6 +33,7 @@ var inboundStages = []stage{
 	{"readBody", (*Gate).readBody},           // bounded in size and time
 	{"parseCall", (*Gate).parseCall},         // A2A method and parameters
 	{"checkStanding", (*Gate).checkStanding}, // trust state: revoked, suspended
+	{"checkPartner", (*Gate).checkPartner},   // a partner's trust domain still federated
 	{"verifyIntent", (*Gate).verifyIntent},   // signature, binding, window, body, replay
 	{"checkHold", (*Gate).checkHold},         // an agent under review keeps reads only
 	{"parseParams", (*Gate).parseParams},     // the action's typed business parameters

@@ -39,7 +39,7 @@ func (g *Gate) Serve(ctx context.Context, ln net.Listener) error {
 	if g.cfg.Mode == ModeOutbound {
 		srv.ConnContext = ConnContext
 	} else {
-		tc := tlsconfig.MTLSServerConfig(g.cfg.SVID, g.cfg.Bundle, tlsconfig.AuthorizeMemberOf(g.cfg.Self.TrustDomain()))
+		tc := tlsconfig.MTLSServerConfig(g.cfg.SVID, g.cfg.Bundle, g.authorizeCaller) // own + federated trust domains
 		tc.MinVersion = tls.VersionTLS13
 		tc.NextProtos = []string{"h2", "http/1.1"}
 		ln = tls.NewListener(ln, g.auditedTLS(tc))

@@ -225,7 +225,7 @@ func (g *Gate) parseParams(c *inboundCall) *Refusal {
 // policy request and the approval request bound to this call.
 func (g *Gate) buildContext(c *inboundCall) *Refusal {
 	claims := c.claims
-	agent, ok := peerAgent(g.cfg.Peers, c.doc, c.ev.Peer)
+	agent, ok := g.callerAgent(c)
 	if !ok {
 		return refusal(http.StatusForbidden, ReasonUnknownPeer, "the caller is neither in the control plane's directory nor in this gate's peers")
 	}

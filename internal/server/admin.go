@@ -233,8 +233,8 @@ func (s *Server) handleTrustChange(w http.ResponseWriter, r *http.Request) {
 	}
 	if req.ID != "" {
 		id, err := spiffeid.FromString(req.ID)
-		if err != nil || id.TrustDomain() != s.td {
-			s.fail(w, r, http.StatusBadRequest, api.ReasonBadRequest, "id must be a SPIFFE ID of trust domain "+s.td.Name())
+		if err != nil || !s.mayChangeTrustOf(op, id) {
+			s.fail(w, r, http.StatusBadRequest, api.ReasonBadRequest, "id must be a SPIFFE ID of trust domain "+s.td.Name()+" or of a federated trust domain")
 			return
 		}
 	}
@@ -311,6 +311,23 @@ func trustEventKind(op string) (audit.Kind, string) {
 		return audit.KindQuarantine, "released"
 	}
 	return audit.KindRevocation, "revoked"
+}
+
+// mayChangeTrustOf: identities of this trust domain, and of a federated one — a
+// partner's agents are revoked, quarantined and suspended here like ours, for every gate
+// of this trust domain. An identity of a trust domain no longer federated can still be
+// restored (its entries stay until then).
+func (s *Server) mayChangeTrustOf(op string, id spiffeid.ID) bool {
+	if id.TrustDomain() == s.td {
+		return true
+	}
+	_, doc := s.trust.Current()
+	if _, ok := doc.Federation[id.TrustDomain().Name()]; ok {
+		return true
+	}
+	_, revoked := doc.RevokedIDs[id.String()]
+	_, listed := doc.Agents[id.String()]
+	return op == "restore" && (revoked || listed)
 }
 
 func setKey[V any](m map[string]V, k string, v V) map[string]V {

@@ -53,6 +53,9 @@ func (s *Server) Handler() http.Handler {
 	mux.HandleFunc("POST "+api.PathAdminIncident+"{op}", s.admin(s.handleIncident))
 	mux.HandleFunc("PUT "+api.PathAdminZones+"{name}", s.admin(s.handleZoneSet))
 	mux.HandleFunc("GET "+api.PathAdminStatus, s.admin(s.handleStatus))
+	mux.HandleFunc("GET "+api.PathAdminFederation, s.admin(s.handleListFederation))
+	mux.HandleFunc("POST "+api.PathAdminFederation, s.admin(s.handleAddFederation))
+	mux.HandleFunc("DELETE "+api.PathAdminFederation+"/{td}", s.admin(s.handleRemoveFederation))
 	s.approvalRoutes(mux)
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, http.StatusNotFound, api.ReasonNotFound, "no such endpoint: "+r.Method+" "+r.URL.Path+

@@ -92,6 +92,12 @@ type Config struct {
 	// KeyCheckInterval is how often the JWT keys are checked for rotation and retirement;
 	// default 30s.
 	KeyCheckInterval time.Duration
+	// FederationWebRoots are the roots that authenticate https_web bundle endpoints of
+	// federated trust domains; nil: the system's roots (docs/federation.md).
+	FederationWebRoots *x509.CertPool
+	// FederationMinRefresh is the shortest interval between two fetches of a foreign
+	// bundle, whatever its refresh hint says; default 30s.
+	FederationMinRefresh time.Duration
 }
 
 // Identities of the control plane's own credentials.
@@ -129,6 +135,7 @@ type Server struct {
 	detector *audit.Detector // anomalies in the decisions gates ship
 	// accessLimit bounds the access events of refused requests (anyone can send one).
 	accessLimit audit.PerSecond
+	fedStatus   fedStatus // what this replica saw of each federated bundle's fetches
 }
 
 // New loads or creates the CA, issues the server's own SVID and the admin credential, and
@@ -337,12 +344,13 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	}
 	bg, stopBG := context.WithCancel(ctx)
 	var wg sync.WaitGroup
-	wg.Add(5)
+	wg.Add(6)
 	go func() { defer wg.Done(); s.trust.Run(bg) }()
 	go func() { defer wg.Done(); s.maintain(bg) }()
 	go func() { defer wg.Done(); s.retryOutbox(bg) }()
 	go func() { defer wg.Done(); s.expireKillSwitches(bg) }()
 	go func() { defer wg.Done(); s.rotateJWTKeys(bg) }()
+	go func() { defer wg.Done(); s.refreshFederation(bg) }()
 	if m := s.cfg.Metrics; m != nil {
 		wg.Add(1)
 		go func() {

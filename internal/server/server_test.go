@@ -59,6 +59,7 @@ type options struct {
 	// recoverWindow is Config.RecoverWindow.
 	recoverWindow time.Duration
 	mod   func(*server.Config) // changes the config before New
+	td    string               // default supplychain.example
 }
 
 func sqliteStore(t testing.TB) store.Store {
@@ -76,7 +77,11 @@ func start(t testing.TB, o options) *fixture {
 		o.store = sqliteStore
 	}
 	dir := t.TempDir()
-	cfg := server.Config{TrustDomain: td.Name(), DataDir: dir, Store: o.store(t), SVIDTTL: o.ttl, Now: o.now, Attestation: o.att, RecoverWindow: o.recoverWindow}
+	name := td.Name()
+	if o.td != "" {
+		name = o.td
+	}
+	cfg := server.Config{TrustDomain: name, DataDir: dir, Store: o.store(t), SVIDTTL: o.ttl, Now: o.now, Attestation: o.att, RecoverWindow: o.recoverWindow}
 	if o.mod != nil {
 		o.mod(&cfg)
 	}

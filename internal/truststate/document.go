@@ -12,6 +12,7 @@
 package truststate
 
 import (
+	"encoding/json"
 	"slices"
 	"time"
 )
@@ -80,6 +81,31 @@ type Document struct {
 	// caller's role, class and zone come from the control plane, signed, not from each
 	// gate's local configuration.
 	Directory map[string]DirectoryEntry `json:"directory,omitempty"`
+	// Federation holds the federated trust domains by name (docs/federation.md): where
+	// each one's SPIFFE bundle is fetched from and the bundle as last fetched. Gates
+	// accept X509-SVIDs of these trust domains, each verified with its own bundle only
+	// (SPIFFE Federation §4.2, §7.3); a trust domain that leaves this map is refused at
+	// the next handshake and the next request on a kept-alive connection.
+	Federation map[string]FederatedDomain `json:"federation,omitempty"`
+}
+
+// FederatedDomain is one federation relationship (SPIFFE Federation §5.1) and the
+// foreign bundle it keeps.
+type FederatedDomain struct {
+	EndpointURL      string `json:"endpoint_url"`
+	Profile          string `json:"profile"`                      // https_spiffe | https_web
+	EndpointSPIFFEID string `json:"endpoint_spiffe_id,omitempty"` // https_spiffe only
+	// Bundle is the trust domain's SPIFFE bundle document (SPIFFE Trust Domain and
+	// Bundle §4), as fetched and checked by the control plane.
+	Bundle      json.RawMessage `json:"bundle"`
+	RefreshedAt time.Time       `json:"refreshed_at"` // when Bundle last changed
+	AddedAt     time.Time       `json:"added_at"`
+	// Role, Class and Zone are the policy attributes of this trust domain's agents
+	// where a gate's peers configuration does not name the agent (docs/gate.md); with no
+	// Role here or there, a gate refuses the caller as unknown_peer.
+	Role  string `json:"role,omitempty"`
+	Class string `json:"class,omitempty"`
+	Zone  string `json:"zone,omitempty"`
 }
 
 // Attestation is the newest attestation result of one agent (AR4SI tier and reason).
@@ -209,6 +235,7 @@ func (d *Document) Clone() *Document {
 	c.Attestations = cloneMap(d.Attestations)
 	c.Challenges = cloneMap(d.Challenges)
 	c.Directory = cloneMap(d.Directory)
+	c.Federation = cloneMap(d.Federation)
 	c.KillSwitches = slices.Clone(d.KillSwitches)
 	c.Responders = slices.Clone(d.Responders)
 	if d.Incident != nil {
