@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"context"
 	"fmt"
 	"os"
 	"strings"
@@ -9,6 +10,7 @@ import (
 	"github.com/spiffe/go-spiffe/v2/bundle/x509bundle"
 	"github.com/spiffe/go-spiffe/v2/svid/x509svid"
 
+	"github.com/warden-a2a/warden/internal/workload"
 	"github.com/warden-a2a/warden/sdk"
 )
 
@@ -18,6 +20,7 @@ func newEnrollCmd() *cobra.Command {
 		watch                          bool
 		tf                             enrollTPMFlags
 		lf                             logFlags
+		wf                             workloadAPIFlags
 	)
 	cmd := &cobra.Command{
 		Use:   "enroll --server URL --token TOKEN --out DIR [--watch]",
@@ -39,6 +42,12 @@ with a fresh quote by its enrolled TPM, without a new token; any other agent sto
 (revoked, suspended, unknown, attestation failed), or the SVID expired without a TPM to
 recover it (then: warden token create --entry NAME, and enrol again). SIGHUP renews at once.
 
+With --workload-api unix:///PATH (and --watch) it also serves the SPIFFE Workload API on
+that socket (docs/workload-api.md): X509-SVIDs with streaming rotation, X.509 and JWT
+bundles of this and every federated trust domain, JWT-SVIDs minted by the control plane.
+Only processes matching --workload-uid / --workload-gid / --workload-path (the kernel's
+SO_PEERCRED record and /proc/PID/exe) get anything; others get PermissionDenied.
+
 With --tpm the agent attests: its EK and AK are proven to share one TPM (credential
 activation), --binary (and --config, --manifest) are measured into PCR 23 and quoted over
 the server's nonce, with --provenance attached. With --watch every renewal carries a fresh
@@ -47,6 +56,9 @@ re-attest at once.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			ctx := cmd.Context()
+			if err := wf.check(watch); err != nil {
+				return exitCode(2, err)
+			}
 			log, err := lf.logger(cmd.ErrOrStderr())
 			if err != nil {
 				return err
@@ -98,6 +110,8 @@ re-attest at once.`,
 			if tpm != nil {
 				scfg.Attester = tpm
 			}
+			var rotated workload.Notifier // the Workload API's streams, when served
+			scfg.OnRotate = func(*x509svid.SVID) { rotated.Notify() }
 			src, err := sdk.NewSource(scfg)
 			if err != nil {
 				return err
@@ -108,7 +122,11 @@ re-attest at once.`,
 					log.Warn("renewal on SIGHUP failed; the schedule goes on", "err", err)
 				}
 			})
-			if err := src.Run(ctx); err != nil {
+			run := src.Run
+			if wf.addr != "" { // and the Workload API on its socket
+				run = func(ctx context.Context) error { return wf.serve(ctx, src, serverURL, &rotated, log) }
+			}
+			if err := run(ctx); err != nil {
 				if r := sdk.AttestationReason(err); r != "" {
 					err = fmt.Errorf("attestation %s: %w", r, err)
 				}
@@ -125,6 +143,7 @@ re-attest at once.`,
 	f.BoolVar(&watch, "watch", false, "keep running: renew at half-life, recover with --tpm after an outage, exit non-zero when refused")
 	tf.register(cmd)
 	lf.register(cmd)
+	wf.register(cmd)
 	_ = cmd.MarkFlagRequired("server")
 	_ = cmd.MarkFlagRequired("out")
 	return cmd

@@ -58,8 +58,8 @@ type options struct {
 	att   *server.AttestConfig
 	// recoverWindow is Config.RecoverWindow.
 	recoverWindow time.Duration
-	mod   func(*server.Config) // changes the config before New
-	td    string               // default supplychain.example
+	mod           func(*server.Config) // changes the config before New
+	td            string               // default supplychain.example
 }
 
 func sqliteStore(t testing.TB) store.Store {
