@@ -196,14 +196,18 @@ func (c *CA) BundleSequence() uint64 { return c.jwt.Load().seq }
 type JWTKeyChange struct {
 	Published []JWTKey
 	Retired   []string
+	Sequence  uint64 // the bundle's sequence number after the change
 }
 
 // MaintainJWTKeys re-reads the key set from disk (another replica may have rotated),
 // publishes a successor when the active key is due to hand over within PublishAhead,
-// and drops keys whose every token has expired. It returns what this call changed (a
-// change another replica wrote is loaded, not returned). Replicas sharing DATA_DIR/ca
-// serialize on a lock file, so they agree on one key set.
-func (c *CA) MaintainJWTKeys(p JWTKeyPolicy) (JWTKeyChange, error) {
+// and drops keys whose every token has expired. record, when set, is called with the
+// change before it is written, and an error from it leaves the key set as it was: a
+// key is never published or retired without its record (a crash in between leaves a
+// record of a change that was not made, never the other way round). It returns what
+// this call changed (a change another replica wrote is loaded, not returned). Replicas
+// sharing DATA_DIR/ca serialize on a lock file, so they agree on one key set.
+func (c *CA) MaintainJWTKeys(p JWTKeyPolicy, record func(JWTKeyChange) error) (JWTKeyChange, error) {
 	var ch JWTKeyChange
 	if err := p.Validate(); err != nil {
 		return ch, err
@@ -237,6 +241,13 @@ func (c *CA) MaintainJWTKeys(p JWTKeyPolicy) (JWTKeyChange, error) {
 	}
 	if len(ch.Published)+len(ch.Retired) > 0 {
 		next.seq++
+		ch.Sequence = next.seq
+		if record != nil {
+			if err := record(ch); err != nil {
+				c.jwt.Store(set)
+				return JWTKeyChange{}, err
+			}
+		}
 		if err := writeJWTKeys(c.dir, next); err != nil {
 			return JWTKeyChange{}, err
 		}

@@ -66,11 +66,11 @@ func TestJWTKeyRotationOverlap(t *testing.T) {
 	first := c.JWTKeys()[0].KID
 
 	clock = t0.Add(2*time.Hour + 49*time.Minute)
-	if ch, err := c.MaintainJWTKeys(p); err != nil || len(ch.Published)+len(ch.Retired) != 0 {
+	if ch, err := c.MaintainJWTKeys(p, nil); err != nil || len(ch.Published)+len(ch.Retired) != 0 {
 		t.Fatalf("2h49m: %+v %v", ch, err)
 	}
 	clock = t0.Add(2*time.Hour + 50*time.Minute)
-	ch, err := c.MaintainJWTKeys(p)
+	ch, err := c.MaintainJWTKeys(p, nil)
 	if err != nil || len(ch.Published) != 1 {
 		t.Fatalf("2h50m: successor not published: %+v %v", ch, err)
 	}
@@ -98,7 +98,7 @@ func TestJWTKeyRotationOverlap(t *testing.T) {
 	// The old token expires at 3h59m; the old key stays until 3h + 1h + margin.
 	for _, at := range []time.Duration{3*time.Hour + 59*time.Minute, 4*time.Hour + 5*time.Minute} {
 		clock = t0.Add(at)
-		if _, err := c.MaintainJWTKeys(p); err != nil {
+		if _, err := c.MaintainJWTKeys(p, nil); err != nil {
 			t.Fatal(err)
 		}
 		if !verifiesWith(t, c, old) {
@@ -106,14 +106,14 @@ func TestJWTKeyRotationOverlap(t *testing.T) {
 		}
 	}
 	clock = t0.Add(4*time.Hour + 5*time.Minute + time.Second)
-	ch, err = c.MaintainJWTKeys(p)
+	ch, err = c.MaintainJWTKeys(p, nil)
 	if err != nil || len(ch.Retired) != 1 || ch.Retired[0] != first {
 		t.Fatalf("old key not retired: %+v %v", ch, err)
 	}
 	if verifiesWith(t, c, old) || len(c.JWTKeys()) != 1 || c.BundleSequence() != 3 {
 		t.Fatalf("after retirement: %d keys, sequence %d", len(c.JWTKeys()), c.BundleSequence())
 	}
-	if _, err := replica.MaintainJWTKeys(p); err != nil || replica.BundleSequence() != 3 || len(replica.JWTKeys()) != 1 {
+	if _, err := replica.MaintainJWTKeys(p, nil); err != nil || replica.BundleSequence() != 3 || len(replica.JWTKeys()) != 1 {
 		t.Fatalf("replica did not load the retirement: sequence %d, err %v", replica.BundleSequence(), err)
 	}
 }

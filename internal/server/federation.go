@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"net/http"
 	"slices"
-	"strconv"
 	"strings"
 	"time"
 
@@ -73,20 +72,15 @@ func (w withBundle) GetX509BundleForTrustDomain(td spiffeid.TrustDomain) (*x509b
 	return w.rest.GetX509BundleForTrustDomain(td)
 }
 
-// commitFederation writes a federation change to the trust state with its audit event.
-// One place, so that it moves to the outbox (a change and its event in one transaction)
-// with one line.
+// commitFederation writes a federation change to the trust state with its audit event,
+// in one transaction (the outbox): no change without its event.
 func (s *Server) commitFederation(ctx context.Context, fn func(*truststate.Document) error, ev audit.Event) (*truststate.Document, error) {
-	doc, err := s.trust.Update(ctx, fn)
-	if err != nil {
-		return nil, err
-	}
-	if ev.Detail == nil {
-		ev.Detail = map[string]string{}
-	}
-	ev.Detail["trust_state_version"] = strconv.FormatInt(doc.Version, 10)
-	s.emit(ctx, ev)
-	return doc, nil
+	return s.commitTrust(ctx, func(d *truststate.Document) ([]audit.Event, error) {
+		if err := fn(d); err != nil {
+			return nil, err
+		}
+		return []audit.Event{ev}, nil
+	})
 }
 
 // errFederationChanged aborts an update whose relationship changed meanwhile.
@@ -123,8 +117,8 @@ func (s *Server) handleAddFederation(w http.ResponseWriter, r *http.Request) {
 	if !ep.SPIFFEID.IsZero() {
 		fd.EndpointSPIFFEID = ep.SPIFFEID.String()
 	}
-	ev := audit.Event{Kind: audit.KindFederation, Subject: td.IDString(), Actor: "operator:admin", Outcome: "added",
-		Reason: "operator_federation_add", Detail: map[string]string{"endpoint_url": ep.URL, "profile": ep.Profile, "text": req.Reason}}
+	ev := adminEvent(r, audit.Event{Kind: audit.KindFederation, Subject: td.IDString(), Outcome: "added",
+		Reason: "operator_federation_add", Detail: map[string]string{"endpoint_url": ep.URL, "profile": ep.Profile, "text": req.Reason}})
 	next, err := s.commitFederation(r.Context(), func(d *truststate.Document) error {
 		if d.Federation[td.Name()].EndpointURL != "" {
 			return errFederationChanged
@@ -136,7 +130,7 @@ func (s *Server) handleAddFederation(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, http.StatusConflict, api.ReasonConflict, td.Name()+" is already federated; remove it first")
 		return
 	} else if err != nil {
-		s.internal(w, r, err)
+		s.changeFailed(w, r, err)
 		return
 	}
 	s.fedStatus.fetched(td.Name(), now, nil, federation.NextRefresh(b, s.cfg.FederationMinRefresh))
@@ -205,8 +199,8 @@ func (s *Server) handleRemoveFederation(w http.ResponseWriter, r *http.Request) 
 		return
 	}
 	var gone truststate.FederatedDomain
-	ev := audit.Event{Kind: audit.KindFederation, Subject: td.IDString(), Actor: "operator:admin", Outcome: "removed",
-		Reason: "operator_federation_remove", Detail: map[string]string{"text": reason}}
+	ev := adminEvent(r, audit.Event{Kind: audit.KindFederation, Subject: td.IDString(), Outcome: "removed",
+		Reason: "operator_federation_remove", Detail: map[string]string{"text": reason}})
 	doc, err := s.commitFederation(r.Context(), func(d *truststate.Document) error {
 		fd, ok := d.Federation[td.Name()]
 		if !ok {
@@ -220,7 +214,7 @@ func (s *Server) handleRemoveFederation(w http.ResponseWriter, r *http.Request) 
 		s.fail(w, r, http.StatusNotFound, api.ReasonNotFound, td.Name()+" is not federated")
 		return
 	} else if err != nil {
-		s.internal(w, r, err)
+		s.changeFailed(w, r, err)
 		return
 	}
 	s.fedStatus.forget(td.Name())

@@ -170,8 +170,8 @@ func (s *Server) refreshOnce(ctx context.Context, td spiffeid.TrustDomain) {
 	if cur != nil && cur.Equal(b) {
 		return
 	}
-	ev := audit.Event{Kind: audit.KindFederation, Subject: td.IDString(), Outcome: "updated", Reason: "bundle_refreshed",
-		Detail: map[string]string{"x509_authorities": strconv.Itoa(len(b.X509Authorities())), "jwt_authorities": strconv.Itoa(len(b.JWTAuthorities()))}}
+	ev := byServer(audit.Event{Kind: audit.KindFederation, Subject: td.IDString(), Outcome: "updated", Reason: "bundle_refreshed",
+		Detail: map[string]string{"x509_authorities": strconv.Itoa(len(b.X509Authorities())), "jwt_authorities": strconv.Itoa(len(b.JWTAuthorities()))}})
 	if seq, ok := b.SequenceNumber(); ok {
 		ev.Detail["spiffe_sequence"] = strconv.FormatUint(seq, 10)
 	}

@@ -133,22 +133,38 @@ func (s *Server) rotateJWTKeys(ctx context.Context) {
 }
 
 // maintainJWTKeys publishes a successor key when one is due and retires keys whose
-// tokens have all expired; each change is a ca_rotation audit event (subject jwt_key).
+// tokens have all expired. Each change is a ca_rotation audit event (subject jwt_key),
+// appended before the key set is written: no change without its event.
 func (s *Server) maintainJWTKeys(ctx context.Context) {
-	ch, err := s.ca.MaintainJWTKeys(s.cfg.jwtKeyPolicy())
+	ch, err := s.ca.MaintainJWTKeys(s.cfg.jwtKeyPolicy(), func(ch ca.JWTKeyChange) error {
+		var evs []audit.Event
+		seq := strconv.FormatUint(ch.Sequence, 10)
+		for _, k := range ch.Published {
+			evs = append(evs, byServer(audit.Event{Kind: audit.KindCARotation, Subject: "jwt_key",
+				Outcome: "published", Reason: "jwt_key_due",
+				Detail: map[string]string{"kid": k.KID, "active_from": k.ActiveFrom.UTC().Format(time.RFC3339), "bundle_sequence": seq}}))
+		}
+		for _, kid := range ch.Retired {
+			evs = append(evs, byServer(audit.Event{Kind: audit.KindCARotation, Subject: "jwt_key",
+				Outcome: "retired", Reason: "jwt_key_expired", Detail: map[string]string{"kid": kid, "bundle_sequence": seq}}))
+		}
+		st, err := s.staged(evs...)
+		if err == nil {
+			err = s.appendStaged(ctx, st)
+		}
+		if err != nil {
+			return fmt.Errorf("server: JWT keys not changed: the audit event could not be appended: %w", err)
+		}
+		return nil
+	})
 	if err != nil {
 		s.log.Error("jwt key maintenance failed", "err", err)
 		return
 	}
 	for _, k := range ch.Published {
 		s.log.Info("jwt-svid key published", "kid", k.KID, "active_from", k.ActiveFrom)
-		s.emit(ctx, audit.Event{Kind: audit.KindCARotation, Subject: "jwt_key", Outcome: "published", Reason: "jwt_key_due",
-			Detail: map[string]string{"kid": k.KID, "active_from": k.ActiveFrom.UTC().Format(time.RFC3339),
-				"bundle_sequence": strconv.FormatUint(s.ca.BundleSequence(), 10)}})
 	}
 	for _, kid := range ch.Retired {
 		s.log.Info("jwt-svid key retired", "kid", kid)
-		s.emit(ctx, audit.Event{Kind: audit.KindCARotation, Subject: "jwt_key", Outcome: "retired", Reason: "jwt_key_expired",
-			Detail: map[string]string{"kid": kid, "bundle_sequence": strconv.FormatUint(s.ca.BundleSequence(), 10)}})
 	}
 }

@@ -30,7 +30,7 @@ type AgentConfig struct {
 	// Changes is the broadcast of the source's changes; the SDK source's OnRotate must
 	// call its Notify (the source was made before this one). Nil: a new one.
 	Changes *Notifier
-	Logger    *slog.Logger
+	Logger  *slog.Logger
 	// MinBundleRefresh is the shortest wait between two fetches of the control plane's
 	// bundle (for its JWT keys); default federation.MinRefresh. The bundle's refresh
 	// hint sets the usual wait.

@@ -375,4 +375,3 @@ func within(t *testing.T, limit time.Duration, what string, ok func() bool) {
 		time.Sleep(20 * time.Millisecond)
 	}
 }
-
