@@ -3,7 +3,6 @@ package federation_test
 import (
 	"context"
 	"crypto/tls"
-	"net"
 	"net/http"
 	"strings"
 	"testing"
@@ -17,19 +16,6 @@ import (
 )
 
 var partner = spiffeid.RequireTrustDomainFromString("partner.example")
-
-// serve serves h over TLS with cert on loopback and returns the base URL.
-func serve(t *testing.T, h http.Handler, cert tls.Certificate) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv := &http.Server{Handler: h, TLSConfig: &tls.Config{Certificates: []tls.Certificate{cert}}, ReadHeaderTimeout: 5 * time.Second}
-	go func() { _ = srv.ServeTLS(ln, "", "") }()
-	t.Cleanup(func() { _ = srv.Close() })
-	return "https://" + ln.Addr().String()
-}
 
 // TestFetchHTTPSSpiffeFromGoSpiffeHandler: an https_spiffe endpoint served by go-spiffe's
 // own federation handler (the bundle format SPIRE serves) is fetched with the
@@ -118,7 +104,7 @@ func TestFetchRefusals(t *testing.T) {
 		w.(http.Flusher).Flush()
 		<-r.Context().Done()
 	})
-	base = serve(t, mux, cert)
+	base = federationtest.ServeTLS(t, mux, cert)
 	fetch := func(path string) error {
 		ep := federation.Endpoint{TrustDomain: partner, URL: base + path, Profile: federation.ProfileWeb}
 		_, err := federation.Fetch(context.Background(), ep, federation.FetchConfig{WebRoots: pki.Pool, Timeout: 2 * time.Second})

@@ -16,8 +16,8 @@ import (
 
 	"github.com/spiffe/go-spiffe/v2/spiffetls/tlsconfig"
 	"github.com/spiffe/go-spiffe/v2/svid/x509svid"
-	"golang.org/x/sys/unix"
 
+	"github.com/warden-a2a/warden/internal/peercred"
 	"github.com/warden-a2a/warden/internal/telemetry"
 	"github.com/warden-a2a/warden/sdk"
 )
@@ -49,22 +49,11 @@ func ConnContext(ctx context.Context, c net.Conn) context.Context {
 	if lc, ok := c.(*limitConn); ok {
 		c = lc.Conn
 	}
-	uc, ok := c.(*net.UnixConn)
-	if !ok {
-		return ctx
-	}
-	raw, err := uc.SyscallConn()
+	cred, err := peercred.Of(c)
 	if err != nil {
 		return ctx
 	}
-	var cred *unix.Ucred
-	var cerr error
-	if err := raw.Control(func(fd uintptr) {
-		cred, cerr = unix.GetsockoptUcred(int(fd), unix.SOL_SOCKET, unix.SO_PEERCRED)
-	}); err != nil || cerr != nil {
-		return ctx
-	}
-	return context.WithValue(ctx, credKey{}, peerCred{ok: true, uid: int(cred.Uid), pid: int(cred.Pid)})
+	return context.WithValue(ctx, credKey{}, peerCred{ok: true, uid: int(cred.UID), pid: int(cred.PID)})
 }
 
 // localCallerRefusal is "" for an authenticated local caller — a unix-socket caller whose

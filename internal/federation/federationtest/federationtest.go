@@ -113,6 +113,13 @@ func (d *Domain) serve(t testing.TB, cert tls.Certificate) string {
 	if err != nil {
 		t.Fatal(err)
 	}
+	return ServeTLS(t, h, cert) + "/"
+}
+
+// ServeTLS serves h over TLS with cert on a loopback port until the test ends and
+// returns https://127.0.0.1:PORT.
+func ServeTLS(t testing.TB, h http.Handler, cert tls.Certificate) string {
+	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -120,5 +127,5 @@ func (d *Domain) serve(t testing.TB, cert tls.Certificate) string {
 	srv := &http.Server{Handler: h, TLSConfig: &tls.Config{Certificates: []tls.Certificate{cert}}, ReadHeaderTimeout: 5 * time.Second}
 	go func() { _ = srv.ServeTLS(ln, "", "") }()
 	t.Cleanup(func() { _ = srv.Close() })
-	return "https://" + ln.Addr().String() + "/"
+	return "https://" + ln.Addr().String()
 }
