@@ -13,6 +13,7 @@ import (
 	"github.com/warden-a2a/warden/internal/approval"
 	"github.com/warden-a2a/warden/internal/audit"
 	"github.com/warden-a2a/warden/internal/audit/auditdoc"
+	"github.com/warden-a2a/warden/internal/federation/federationtest"
 	"github.com/warden-a2a/warden/internal/server"
 	"github.com/warden-a2a/warden/sdk"
 )
@@ -62,6 +63,11 @@ func TestEveryDocumentedKindIsWritten(t *testing.T) {
 	must("incident", err)
 	_, err = f.admin.SetZone(ctx, "edge", api.ZoneRequest{State: "degraded", Reason: "drill"})
 	must("zone", err)
+	partner := federationtest.New(t, "partner.example") // federation
+	partnerBundle, _ := partner.Bundle().Marshal()
+	_, err = f.admin.AddFederation(ctx, api.FederationRequest{TrustDomain: "partner.example", EndpointURL: partner.ServeSPIFFE(t),
+		Profile: "https_spiffe", EndpointSPIFFEID: partner.EndpointID.String(), Bundle: partnerBundle})
+	must("federation", err)
 
 	// access: an agent on the admin API.
 	res, err := src.HTTPClient().Get(f.url + api.PathAdminEntries)
