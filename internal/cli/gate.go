@@ -62,14 +62,7 @@ type gateFile struct {
 		Required     map[string]int `yaml:"required"` // policy @id -> distinct approvals (default 2)
 		TTL          time.Duration  `yaml:"ttl"`      // of a filed request; 0: the control plane's (1h)
 	} `yaml:"approvals"`
-	Card *struct {
-		Name        string `yaml:"name"`
-		Description string `yaml:"description"`
-		URL         string `yaml:"url"`
-		Binding     string `yaml:"binding"` // JSONRPC (default) or HTTP+JSON
-		Version     string `yaml:"version"`
-		Streaming   bool   `yaml:"streaming"`
-	} `yaml:"card"`
+	Card   *gateCardFile `yaml:"card"`
 	Limits struct {
 		MaxBody           int64         `yaml:"max_body"`
 		MaxHeaderBytes    int           `yaml:"max_header_bytes"`
@@ -151,6 +144,11 @@ func parseGateFile(b []byte) (*gateFile, error) {
 	}
 	if err := f.Identity.check(&f); err != nil {
 		return nil, fmt.Errorf("gate config: identity: %w", err)
+	}
+	if f.Card != nil {
+		if err := f.Card.check(f.Mode); err != nil {
+			return nil, fmt.Errorf("gate config: card: %w", err)
+		}
 	}
 	if f.Mode != gate.ModeOutbound && f.Policy.Dir == "" && f.Policy.Bundle == "" {
 		return nil, errors.New("gate config: policy.dir or policy.bundle is required")

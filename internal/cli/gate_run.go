@@ -7,11 +7,9 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
-	"strings"
 	"sync"
 	"time"
 
-	"github.com/a2aproject/a2a-go/v2/a2a"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/redis/go-redis/v9"
 	"github.com/spiffe/go-spiffe/v2/spiffeid"
@@ -186,7 +184,9 @@ func (p *gateProc) run(ctx context.Context) error {
 			replay = intent.NewMemoryCache(capacity)
 			cfg.Replay = replay
 		}
-		cfg.Card = gateCard(f)
+		if f.Card != nil {
+			cfg.Card, cfg.CardUpstream = f.Card.build()
+		}
 		if f.Approvals.ControlPlane {
 			cfg.Approvals = &gate.ApprovalClient{Client: approval.NewClient(f.Server, id, id, self.TrustDomain()),
 				Required: f.Approvals.Required, TTL: f.Approvals.TTL}
@@ -244,21 +244,6 @@ func outboundConfig(f *gateFile, cfg *gate.Config) error {
 		cfg.Defaults[m] = gate.ActionDefault{Action: d.Action, Resource: d.Resource}
 	}
 	return nil
-}
-
-// gateCard is the card gate.yaml declares, or nil.
-func gateCard(f *gateFile) *a2a.AgentCard {
-	if f.Card == nil {
-		return nil
-	}
-	binding := a2a.TransportProtocolJSONRPC
-	if strings.EqualFold(f.Card.Binding, "HTTP+JSON") {
-		binding = a2a.TransportProtocolHTTPJSON
-	}
-	return &a2a.AgentCard{Name: f.Card.Name, Description: f.Card.Description, Version: f.Card.Version,
-		SupportedInterfaces: []*a2a.AgentInterface{a2a.NewAgentInterface(f.Card.URL, binding)},
-		DefaultInputModes:   []string{"text"}, DefaultOutputModes: []string{"text"},
-		Capabilities: a2a.AgentCapabilities{Streaming: f.Card.Streaming}, Skills: []a2a.AgentSkill{}}
 }
 
 // gateGauges keeps the gate's gauges current once a second: SVID expiry, spool depth,

@@ -59,11 +59,39 @@ func TestParseGateFile(t *testing.T) {
 		{"renew without tpm.device", "zone: cloud", "zone: cloud\nidentity:\n  source: renew\n  tpm: {seed: 3}"},
 		{"unknown identity key", "zone: cloud", "zone: cloud\nidentity:\n  source: files\n  renew: true"},
 		{"unknown tracing key", "zone: cloud", "zone: cloud\ntracing:\n  endpoint: http://x"},
+		{"card from upstream with a name", "  name: vendor-portal\n", "  source: upstream\n  name: vendor-portal\n"},
+		{"card from upstream on http", "  url: https://vendor-portal.example:8443\n", "  source: upstream\n  url: http://vendor-portal.example:8443\n"},
+		{"card from upstream with a path", "  url: https://vendor-portal.example:8443\n", "  source: upstream\n  url: https://vendor-portal.example:8443/a2a\n"},
+		{"unknown card source", "  name: vendor-portal\n", "  source: registry\n"},
+		{"card binding unknown", "  name: vendor-portal\n", "  name: vendor-portal\n  binding: GRPC\n"},
+		{"card interface path relative", "  name: vendor-portal\n", "  name: vendor-portal\n  interfaces: [{binding: JSONRPC, path: rest}]\n"},
 	} {
 		bad := strings.Replace(sampleGateYAML, tc.edit, tc.want, 1)
 		if _, err := parseGateFile([]byte(bad)); err == nil {
 			t.Errorf("%s: accepted", tc.name)
 		}
+	}
+}
+
+// TestGateCardBlock: the card block's two sources build what the gate serves.
+func TestGateCardBlock(t *testing.T) {
+	up := strings.Replace(sampleGateYAML, "  name: vendor-portal\n  url: https://vendor-portal.example:8443\n",
+		"  source: upstream\n  url: https://vendor-portal.example:8443\n  refresh: 30s\n", 1)
+	f, err := parseGateFile([]byte(up))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if card, cu := f.Card.build(); card != nil || cu == nil || cu.PublicURL != "https://vendor-portal.example:8443" || cu.Refresh.Seconds() != 30 {
+		t.Errorf("source upstream built %+v %+v", card, cu)
+	}
+	two := strings.Replace(sampleGateYAML, "  name: vendor-portal\n", "  name: vendor-portal\n  interfaces:\n    - {binding: JSONRPC, path: /}\n    - {binding: HTTP+JSON, path: /rest}\n", 1)
+	f, err = parseGateFile([]byte(two))
+	if err != nil {
+		t.Fatal(err)
+	}
+	card, _ := f.Card.build()
+	if len(card.SupportedInterfaces) != 2 || card.SupportedInterfaces[1].URL != "https://vendor-portal.example:8443/rest" || card.SupportedInterfaces[1].ProtocolBinding != "HTTP+JSON" {
+		t.Errorf("interfaces %+v", card.SupportedInterfaces)
 	}
 }
 

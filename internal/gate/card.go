@@ -2,6 +2,7 @@ package gate
 
 import (
 	"bytes"
+	"context"
 	"crypto"
 	"crypto/ecdsa"
 	"crypto/ed25519"
@@ -11,6 +12,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
 	"math/big"
 	"net/http"
 	"sync"
@@ -42,24 +44,48 @@ type cardHeader struct {
 }
 
 // cardSigner serves the agent card, declaring the mtls security scheme and the intent
-// extension, signed with the gate's current SVID; re-signed after each rotation.
+// extension, signed with the gate's current SVID; re-signed after each rotation and
+// whenever its source hands out another card.
 type cardSigner struct {
-	card *a2a.AgentCard
-	svid x509svid.Source
+	source func(ctx context.Context) (*a2a.AgentCard, error) // the card to serve (the same pointer while unchanged)
+	svid   x509svid.Source
+	log    *slog.Logger
 
 	mu     sync.Mutex
 	serial string
+	card   *a2a.AgentCard // the source's card the body was made from
 	body   []byte
 }
 
-func newCardSigner(card *a2a.AgentCard, svid x509svid.Source) *cardSigner {
+// staticCard is the source of a card declared in the configuration.
+func staticCard(card *a2a.AgentCard) func(context.Context) (*a2a.AgentCard, error) {
+	c := decorateCard(card)
+	return func(context.Context) (*a2a.AgentCard, error) { return c, nil }
+}
+
+// decorateCard returns a copy of card without signatures, with the mtls security scheme
+// required by every security requirement (alone when the card lists none) and the
+// intent extension declared as required.
+func decorateCard(card *a2a.AgentCard) *a2a.AgentCard {
 	c := *card
 	c.Signatures = nil
-	if c.SecuritySchemes == nil {
-		c.SecuritySchemes = a2a.NamedSecuritySchemes{}
+	c.SecuritySchemes = a2a.NamedSecuritySchemes{}
+	for k, v := range card.SecuritySchemes {
+		c.SecuritySchemes[k] = v
 	}
 	c.SecuritySchemes["mtls"] = a2a.MutualTLSSecurityScheme{Description: "SPIFFE X509-SVID mutual TLS (TLS 1.3)"}
-	c.SecurityRequirements = a2a.SecurityRequirementsOptions{{"mtls": a2a.SecuritySchemeScopes{}}}
+	c.SecurityRequirements = nil
+	for _, req := range card.SecurityRequirements {
+		r := a2a.SecurityRequirements{}
+		for k, v := range req {
+			r[k] = v
+		}
+		r["mtls"] = a2a.SecuritySchemeScopes{}
+		c.SecurityRequirements = append(c.SecurityRequirements, r)
+	}
+	if len(c.SecurityRequirements) == 0 {
+		c.SecurityRequirements = a2a.SecurityRequirementsOptions{{"mtls": a2a.SecuritySchemeScopes{}}}
+	}
 	has := false
 	for _, e := range c.Capabilities.Extensions {
 		has = has || e.URI == IntentExtensionURI
@@ -70,21 +96,27 @@ func newCardSigner(card *a2a.AgentCard, svid x509svid.Source) *cardSigner {
 			Description: "every call carries a signed intent (JWS) in the Warden-Intent header",
 		})
 	}
-	return &cardSigner{card: &c, svid: svid}
+	return &c
 }
 
-func (s *cardSigner) ServeHTTP(w http.ResponseWriter, _ *http.Request) {
+func (s *cardSigner) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	svid, err := s.svid.GetX509SVID()
 	if err != nil {
 		http.Error(w, "no SVID", http.StatusServiceUnavailable)
 		return
 	}
+	card, err := s.source(r.Context())
+	if err != nil {
+		s.log.Warn("gate: no agent card to serve", "err", err)
+		writeRefusal(w, nil, Refusal{Status: http.StatusBadGateway, Reason: ReasonUpstream, Message: err.Error(), DecisionID: newDecisionID()})
+		return
+	}
 	serial := svid.Certificates[0].SerialNumber.String()
 	s.mu.Lock()
-	if s.serial != serial {
-		s.body, err = SignCard(s.card, svid)
+	if s.serial != serial || s.card != card {
+		s.body, err = SignCard(card, svid)
 		if err == nil {
-			s.serial = serial
+			s.serial, s.card = serial, card
 		}
 	}
 	body := s.body

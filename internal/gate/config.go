@@ -70,6 +70,9 @@ type Config struct {
 	// Card is the agent card served at /.well-known/agent-card.json, signed by the gate
 	// (inbound); nil serves none.
 	Card *a2a.AgentCard
+	// CardUpstream, when set, serves the agent's own card instead of Card: fetched from
+	// the upstream, interfaces rewritten to the gate, re-signed (inbound, legacy).
+	CardUpstream *CardUpstream
 	// AllowPushConfig lets Create/DeleteTaskPushNotificationConfig through; off by
 	// default, since a push URL makes the agent call out to an address of the caller's
 	// choosing.

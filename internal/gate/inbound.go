@@ -98,8 +98,16 @@ func New(cfg Config) (*Gate, error) {
 		if err != nil {
 			return nil, err
 		}
-		if cfg.Card != nil {
-			g.card = newCardSigner(cfg.Card, cfg.SVID)
+		switch {
+		case cfg.CardUpstream != nil:
+			target, rt := g.upstreamTarget()
+			uc, err := newUpstreamCard(cfg.CardUpstream, target, rt)
+			if err != nil {
+				return nil, err
+			}
+			g.card = &cardSigner{source: uc.get, svid: cfg.SVID, log: cfg.Logger}
+		case cfg.Card != nil:
+			g.card = &cardSigner{source: staticCard(cfg.Card), svid: cfg.SVID, log: cfg.Logger}
 		}
 	}
 	g.proxy, err = g.newProxy()
@@ -129,9 +137,9 @@ func New(cfg Config) (*Gate, error) {
 // Handler is the gate's HTTP handler (for tests and embedding; Serve uses it).
 func (g *Gate) Handler() http.Handler { return g.handler }
 
-// newProxy builds the reverse proxy to the upstream: plain HTTP (inbound, legacy) or
-// mTLS with the gate's SVID (outbound). Streams pass through unbuffered.
-func (g *Gate) newProxy() (*httputil.ReverseProxy, error) {
+// upstreamTarget is the base URL requests to the upstream go to and the transport that
+// reaches it (a unix socket: HTTP/1.1 with Host "agent").
+func (g *Gate) upstreamTarget() (url.URL, *http.Transport) {
 	u, _ := url.Parse(g.cfg.Upstream)
 	tr := &http.Transport{
 		MaxIdleConnsPerHost:   256,
@@ -148,6 +156,13 @@ func (g *Gate) newProxy() (*httputil.ReverseProxy, error) {
 		}
 		target = url.URL{Scheme: "http", Host: "agent"}
 	}
+	return target, tr
+}
+
+// newProxy builds the reverse proxy to the upstream: plain HTTP (inbound, legacy) or
+// mTLS with the gate's SVID (outbound). Streams pass through unbuffered.
+func (g *Gate) newProxy() (*httputil.ReverseProxy, error) {
+	target, tr := g.upstreamTarget()
 	var rt http.RoundTripper = tr
 	if g.cfg.Mode == ModeOutbound {
 		rt = &svidTransport{cfg: g.cfg}
