@@ -26,15 +26,21 @@ import (
 //	        and renews it itself; with tpm set it attests at every renewal and recovers an
 //	        expired SVID with fresh evidence, like `enroll --watch --tpm`. Refused for
 //	        an agent's identity and in outbound mode.
+//	workload_api: the SVID and the own trust domain's bundle come from a SPIFFE Workload
+//	        API socket (workload_api), e.g. the agent's `warden enroll --watch
+//	        --workload-api`; the gate never renews it. svid_dir then holds only the
+//	        gate's trust-state cache and audit spool.
 type gateIdentity struct {
-	Source string   `yaml:"source"`
-	TPM    *gateTPM `yaml:"tpm"`
+	Source      string   `yaml:"source"`
+	TPM         *gateTPM `yaml:"tpm"`
+	WorkloadAPI string   `yaml:"workload_api"` // unix:///path, with source: workload_api
 }
 
 // Identity sources.
 const (
-	identityFiles = "files"
-	identityRenew = "renew"
+	identityFiles       = "files"
+	identityRenew       = "renew"
+	identityWorkloadAPI = "workload_api"
 )
 
 // gateTPM is identity.tpm: the attester of a gate that renews its own identity (the
@@ -57,10 +63,16 @@ func (id *gateIdentity) source() string {
 
 // check validates the block against the rest of the file (no disk access).
 func (id *gateIdentity) check(f *gateFile) error {
+	if (id.source() == identityWorkloadAPI) != (id.WorkloadAPI != "") {
+		return errors.New("workload_api (a unix:///path socket) goes with source: workload_api, and only with it")
+	}
 	switch id.source() {
-	case identityFiles:
+	case identityFiles, identityWorkloadAPI:
 		if id.TPM != nil {
-			return errors.New("tpm is for source: renew; with source: files the process that writes svid_dir attests")
+			return errors.New("tpm is for source: renew; with source: " + id.source() + " the process that holds the SVID attests")
+		}
+		if id.WorkloadAPI != "" && !strings.HasPrefix(id.WorkloadAPI, "unix:") {
+			return fmt.Errorf("workload_api %q: want unix:///path", id.WorkloadAPI)
 		}
 	case identityRenew:
 		if f.Server == "" {
@@ -73,7 +85,7 @@ func (id *gateIdentity) check(f *gateFile) error {
 			return errors.New("tpm.device is required (sim, device or a device path)")
 		}
 	default:
-		return fmt.Errorf("source %q: want files or renew", id.Source)
+		return fmt.Errorf("source %q: want files, renew or workload_api", id.Source)
 	}
 	return nil
 }
@@ -141,6 +153,13 @@ func openGateIdentity(f *gateFile, log *slog.Logger) (gateSVID, spiffeid.ID, fun
 			return nil, id, nil, err
 		}
 		src = renewIdentity{Source: s}
+	case identityWorkloadAPI:
+		ws, err := openWorkloadIdentity(f.Identity.WorkloadAPI)
+		if err != nil {
+			return nil, id, nil, err
+		}
+		sv, _ := ws.GetX509SVID()
+		src, id, closeFn = ws, sv.ID, func() { _ = ws.Close() }
 	}
 	if err := checkGateID(f.Mode, self, id, f.SVIDDir); err != nil {
 		closeFn()

@@ -137,6 +137,14 @@ func (p *gateProc) run(ctx context.Context) error {
 		if err := outboundConfig(f, &cfg); err != nil {
 			return err
 		}
+		// An upstream of a federated trust domain (a partner's gate) is verified with
+		// that trust domain's bundle, which comes in the trust state.
+		if !cfg.UpstreamID.IsZero() && cfg.UpstreamID.TrustDomain() != self.TrustDomain() && f.Server != "" {
+			if cache, err = followTrust(runCtx, f, id, self, goRun, log); err != nil {
+				return err
+			}
+			cfg.Trust = cache
+		}
 	} else {
 		e, err := loadGatePolicy(f, log)
 		if err != nil {
@@ -147,27 +155,8 @@ func (p *gateProc) run(ctx context.Context) error {
 		for _, peer := range f.Peers {
 			cfg.Peers[peer.SPIFFEID] = policy.Agent{Role: peer.Role, Class: peer.Class, Zone: peer.Zone, Partner: peer.Partner}
 		}
-		cachePath := f.TrustCache
-		if cachePath == "" {
-			cachePath = filepath.Join(f.SVIDDir, "trust-state.json")
-		}
-		if cache, err = gate.OpenTrustCache(cachePath, id, self.TrustDomain(), nil); err != nil {
+		if cache, err = followTrust(runCtx, f, id, self, goRun, log); err != nil {
 			return err
-		}
-		if doc, _ := cache.Current(); doc != nil {
-			log.Info("gate: enforcing the cached trust state until the control plane answers", "version", doc.Version)
-		}
-		if f.Server != "" {
-			fol := truststate.NewFollower(truststate.FollowerConfig{URL: f.Server, Client: id.HTTPClient(), Bundle: id,
-				TrustDomain: self.TrustDomain(), OnAccept: cache.Store})
-			cache.Follow(fol)
-			goRun(func() { _ = fol.Run(runCtx, nil) })
-			// The stream pushes only changes: confirm an unchanged state regularly.
-			every := 30 * time.Second
-			if f.MaxStaleness > 0 && f.MaxStaleness/4 < every {
-				every = max(f.MaxStaleness/4, time.Second)
-			}
-			goRun(func() { gate.KeepConfirmed(runCtx, fol, f.Server, id.HTTPClient(), every) })
 		}
 		cfg.Trust = cache
 		if f.Replay.Redis != "" {
@@ -292,4 +281,34 @@ func gateTracing(ctx context.Context, f *gateFile, log *slog.Logger) (*sdktrace.
 		log.Info("gate: exporting traces", "otlp_endpoint", endpoint, "service_name", name)
 	}
 	return tp, nil
+}
+
+// followTrust opens the gate's trust-state cache (trust_cache, default
+// svid_dir/trust-state.json) and, with a control plane, follows its watch stream and
+// confirms an unchanged state regularly.
+func followTrust(ctx context.Context, f *gateFile, id gateSVID, self spiffeid.ID, goRun func(func()), log *slog.Logger) (*gate.TrustCache, error) {
+	cachePath := f.TrustCache
+	if cachePath == "" {
+		cachePath = filepath.Join(f.SVIDDir, "trust-state.json")
+	}
+	cache, err := gate.OpenTrustCache(cachePath, id, self.TrustDomain(), nil)
+	if err != nil {
+		return nil, err
+	}
+	if doc, _ := cache.Current(); doc != nil {
+		log.Info("gate: enforcing the cached trust state until the control plane answers", "version", doc.Version)
+	}
+	if f.Server != "" {
+		fol := truststate.NewFollower(truststate.FollowerConfig{URL: f.Server, Client: id.HTTPClient(), Bundle: id,
+			TrustDomain: self.TrustDomain(), OnAccept: cache.Store})
+		cache.Follow(fol)
+		goRun(func() { _ = fol.Run(ctx, nil) })
+		// The stream pushes only changes: confirm an unchanged state regularly.
+		every := 30 * time.Second
+		if f.MaxStaleness > 0 && f.MaxStaleness/4 < every {
+			every = max(f.MaxStaleness/4, time.Second)
+		}
+		goRun(func() { gate.KeepConfirmed(ctx, fol, f.Server, id.HTTPClient(), every) })
+	}
+	return cache, nil
 }
