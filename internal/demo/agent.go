@@ -32,6 +32,8 @@ type AgentSpec struct {
 	// Dir is where `warden enroll --watch` keeps the SVID files; default DIR/agents/NAME,
 	// or DIR/gates/NAME/svid for a gate.
 	Dir string
+	// EnrollFlags are added to its `warden enroll --watch` (e.g. --workload-api ...).
+	EnrollFlags []string
 }
 
 // Agent is an enrolled workload whose `warden enroll --watch` runs as a child.
@@ -91,6 +93,7 @@ func (s *Stack) Enrol(ctx context.Context, spec AgentSpec) (*Agent, error) {
 	if a.TPMSeed > 0 {
 		args = append(args, "--tpm", "sim", "--tpm-seed", strconv.FormatInt(a.TPMSeed, 10), "--binary", a.Binary)
 	}
+	args = append(args, a.EnrollFlags...)
 	if a.Watch, err = s.Procs.Start("enroll-"+a.Name, args, "WARDEN_JOIN_TOKEN="+a.Token); err != nil {
 		return a, err
 	}

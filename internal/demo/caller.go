@@ -54,6 +54,12 @@ func CallAs(ctx context.Context, caller *Agent, addr string, in sdk.Intent, body
 func CallGate(ctx context.Context, conf *tls.Config, addr string, body []byte, tok string) CallResult {
 	client := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{TLSClientConfig: conf}}
 	defer client.CloseIdleConnections()
+	return CallGateWith(ctx, client, addr, body, tok)
+}
+
+// CallGateWith is CallGate on a client of the caller's (one whose connections stay open
+// between calls, say).
+func CallGateWith(ctx context.Context, client *http.Client, addr string, body []byte, tok string) CallResult {
 	req, _ := http.NewRequestWithContext(ctx, http.MethodPost, "https://"+addr+"/", bytes.NewReader(body))
 	req.Header.Set("Content-Type", "application/json")
 	if tok != "" {

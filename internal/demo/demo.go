@@ -89,7 +89,7 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	// The story in order: identities, the purchase-order workflow through the gates, then
 	// the runtime-drift attacks (they leave agents quarantined or suspended), and the
 	// audit steps close it, verifying what the others recorded.
-	for _, group := range [][]func(context.Context, *env){identitySteps, {gateStory}, attestSteps, auditSteps} {
+	for _, group := range [][]func(context.Context, *env){identitySteps, {gateStory}, {partnerStory}, attestSteps, auditSteps} {
 		for _, step := range group {
 			if ctx.Err() != nil {
 				return nil, fmt.Errorf("demo: interrupted: %w", ctx.Err())

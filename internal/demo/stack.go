@@ -56,6 +56,12 @@ type StackConfig struct {
 	Exe string // the warden executable; default os.Executable()
 	// ServerFlags are added to `warden server` (e.g. --svid-ttl 20s, --tpm-ek-roots FILE).
 	ServerFlags []string
+	// TrustDomain of the control plane; default supplychain.example (a second stack plays
+	// a partner's trust domain).
+	TrustDomain string
+	// ShowDir is the directory commands show as $DIR; default Dir (a partner's stack in a
+	// subdirectory shows its paths as $DIR/partner/...).
+	ShowDir string
 }
 
 // ServerDir is the control plane's --data-dir.
@@ -82,7 +88,18 @@ func StartStack(ctx context.Context, cfg StackConfig) (*Stack, error) {
 			return nil, err
 		}
 	}
-	s := &Stack{Dir: dir, TD: spiffeid.RequireTrustDomainFromString(TrustDomain)}
+	td := TrustDomain
+	if cfg.TrustDomain != "" {
+		td = cfg.TrustDomain
+		cfg.ServerFlags = append([]string{"--trust-domain", td}, cfg.ServerFlags...)
+	}
+	s := &Stack{Dir: dir, TD: spiffeid.RequireTrustDomainFromString(td)}
+	showDir := dir
+	if cfg.ShowDir != "" {
+		if showDir, err = filepath.Abs(cfg.ShowDir); err != nil {
+			return nil, err
+		}
+	}
 	if err := s.writeInputs(); err != nil {
 		return nil, err
 	}
@@ -97,7 +114,7 @@ func StartStack(ctx context.Context, cfg StackConfig) (*Stack, error) {
 		return nil, err
 	}
 	s.Procs, err = proc.New(proc.Config{Exe: cfg.Exe, LogDir: filepath.Join(dir, "logs"), Dir: dir,
-		Show: func(a string) string { return strings.ReplaceAll(a, dir, "$DIR") }})
+		Show: func(a string) string { return strings.ReplaceAll(a, showDir, "$DIR") }})
 	if err != nil {
 		return nil, err
 	}
