@@ -1,7 +1,6 @@
 package cli
 
 import (
-	"bytes"
 	"context"
 	"io"
 	"log"
@@ -38,14 +37,8 @@ func TestOutboundGateOnWorkloadAPIToPartner(t *testing.T) {
 	}
 	tok, _ := admin.CreateToken(ctx, "procurement", time.Minute)
 	sock := "unix://" + filepath.Join(dir, "run", "agent.sock")
-	root := newRootCmd()
-	root.SetOut(&bytes.Buffer{})
-	root.SetErr(&bytes.Buffer{})
-	root.SetArgs([]string{"enroll", "--server", srv.URL(), "--token", tok.Token, "--out", filepath.Join(dir, "agent"), "--watch",
+	runEnrollWatch(t, ctx, []string{"enroll", "--server", srv.URL(), "--token", tok.Token, "--out", filepath.Join(dir, "agent"), "--watch",
 		"--workload-api", sock, "--workload-uid", strconv.Itoa(os.Getuid())})
-	enrolled := make(chan error, 1)
-	go func() { enrolled <- root.ExecuteContext(ctx) }()
-	defer func() { cancel(); <-enrolled }()
 
 	// The partner's gate: presents a partner.example SVID and wants ours.
 	partner := federationtest.New(t, "partner.example")
@@ -88,7 +81,9 @@ outbound:
 	defer func() { gcancel(); <-gdone }()
 
 	local := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{DisableKeepAlives: true,
-		DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) { return (&net.Dialer{}).DialContext(ctx, "unix", out) }}}
+		DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
+			return (&net.Dialer{}).DialContext(ctx, "unix", out)
+		}}}
 	call := func() (int, string) {
 		body := `{"jsonrpc":"2.0","id":"1","method":"SendMessage","params":{"message":{"role":"ROLE_USER","messageId":"m","parts":[{"text":"where is SH-7?"}]}}}`
 		res, err := local.Post("http://gate/", "application/json", strings.NewReader(body))
@@ -135,7 +130,6 @@ outbound:
 type staticSVIDSource struct{ s *x509svid.SVID }
 
 func (s staticSVIDSource) GetX509SVID() (*x509svid.SVID, error) { return s.s, nil }
-
 
 // TestGateIdentityWorkloadAPIConfig: workload_api goes with source: workload_api and a
 // unix socket, and takes no tpm.

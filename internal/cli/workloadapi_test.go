@@ -39,13 +39,7 @@ func TestEnrollServesWorkloadAPI(t *testing.T) {
 		t.Errorf("--workload-api without a selector: exit %d", code)
 	}
 
-	root := newRootCmd()
-	root.SetOut(&bytes.Buffer{})
-	root.SetErr(&bytes.Buffer{})
-	root.SetArgs(append(base, "--watch", "--workload-api", sock, "--workload-uid", strconv.Itoa(os.Getuid())))
-	done := make(chan error, 1)
-	go func() { done <- root.ExecuteContext(ctx) }()
-	defer func() { cancel(); <-done }()
+	runEnrollWatch(t, ctx, append(base, "--watch", "--workload-api", sock, "--workload-uid", strconv.Itoa(os.Getuid())))
 
 	fctx, fcancel := context.WithTimeout(ctx, 20*time.Second)
 	defer fcancel()
@@ -79,4 +73,17 @@ func TestEnrollServesWorkloadAPI(t *testing.T) {
 			t.Fatalf("%s: %v %v", name, got, err)
 		}
 	}
+}
+
+// runEnrollWatch runs `warden enroll --watch ...` (args) in process until the test ends.
+func runEnrollWatch(t *testing.T, ctx context.Context, args []string) {
+	t.Helper()
+	ctx, cancel := context.WithCancel(ctx)
+	root := newRootCmd()
+	root.SetOut(&bytes.Buffer{})
+	root.SetErr(&bytes.Buffer{})
+	root.SetArgs(args)
+	done := make(chan error, 1)
+	go func() { done <- root.ExecuteContext(ctx) }()
+	t.Cleanup(func() { cancel(); <-done })
 }
