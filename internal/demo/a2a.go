@@ -48,7 +48,7 @@ func (OrderAgent) Cancel(context.Context, *a2asrv.ExecutorContext) iter.Seq2[a2a
 // (mode 0600, in a directory only this user reads: the gate is the one way in,
 // docs/gate.md "The agent on a unix socket") and returns the gate's upstream for it,
 // unix://PATH.
-func ServeA2A(path string, exec a2asrv.AgentExecutor) (upstream string, stop func(), err error) {
+func ServeA2A(path string, exec a2asrv.AgentExecutor, observe ...func(*http.Request)) (upstream string, stop func(), err error) {
 	_ = os.Remove(path)
 	ln, err := net.Listen("unix", path)
 	if err != nil {
@@ -58,7 +58,13 @@ func ServeA2A(path string, exec a2asrv.AgentExecutor) (upstream string, stop fun
 		ln.Close()
 		return "", nil, err
 	}
-	hs := &http.Server{ReadHeaderTimeout: 5 * time.Second, Handler: a2asrv.NewJSONRPCHandler(a2asrv.NewHandler(exec))}
+	h := a2asrv.NewJSONRPCHandler(a2asrv.NewHandler(exec))
+	hs := &http.Server{ReadHeaderTimeout: 5 * time.Second, Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		for _, o := range observe {
+			o(r)
+		}
+		h.ServeHTTP(w, r)
+	})}
 	go func() { _ = hs.Serve(ln) }()
 	return "unix://" + path, func() { _ = hs.Close() }, nil
 }

@@ -25,6 +25,7 @@ var attestSteps = []func(context.Context, *env){
 	ekCertOtherVendor,
 	foreignTPM,
 	tamperedEventDriven,
+	reviewHold, // strict.go
 	tamperedPeriodic,
 	unansweredChallenge,
 }

@@ -52,16 +52,33 @@ func CallAs(ctx context.Context, caller *Agent, addr string, in sdk.Intent, body
 // reason code in data[0].metadata, or a result. A failed handshake is a refusal
 // (untrusted_certificate) with the TLS error.
 func CallGate(ctx context.Context, conf *tls.Config, addr string, body []byte, tok string) CallResult {
+	return CallGatePath(ctx, conf, addr, http.MethodPost, "/", nil, body, tok)
+}
+
+// CallGatePath is CallGate with the method, the (escaped) path and extra header fields
+// set as given, key spelling included (a key such as "Warden_Peer_Id" is sent as is).
+// A refusal on the HTTP+JSON binding (a google.rpc.Status body) is read as well.
+func CallGatePath(ctx context.Context, conf *tls.Config, addr, method, path string, header http.Header, body []byte, tok string) CallResult {
 	client := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{TLSClientConfig: conf}}
 	defer client.CloseIdleConnections()
-	return CallGateWith(ctx, client, addr, body, tok)
+	return callGate(ctx, client, addr, method, path, header, body, tok)
 }
 
 // CallGateWith is CallGate on a client of the caller's (one whose connections stay open
 // between calls, say).
 func CallGateWith(ctx context.Context, client *http.Client, addr string, body []byte, tok string) CallResult {
-	req, _ := http.NewRequestWithContext(ctx, http.MethodPost, "https://"+addr+"/", bytes.NewReader(body))
+	return callGate(ctx, client, addr, http.MethodPost, "/", nil, body, tok)
+}
+
+func callGate(ctx context.Context, client *http.Client, addr, method, path string, header http.Header, body []byte, tok string) CallResult {
+	req, err := http.NewRequestWithContext(ctx, method, "https://"+addr+path, bytes.NewReader(body))
+	if err != nil {
+		return CallResult{Observed: "deny", Reason: "demo: " + err.Error()}
+	}
 	req.Header.Set("Content-Type", "application/json")
+	for k, v := range header {
+		req.Header[k] = v
+	}
 	if tok != "" {
 		req.Header.Set(sdk.IntentHeader, tok)
 	}
@@ -79,6 +96,18 @@ func CallGateWith(ctx context.Context, client *http.Client, addr string, body []
 			} `json:"data"`
 		} `json:"error"`
 		Result json.RawMessage `json:"result"`
+	}
+	var status struct { // HTTP+JSON refusal: google.rpc.Status
+		Error *struct {
+			Message string `json:"message"`
+			Details []struct {
+				Metadata map[string]string `json:"metadata"`
+			} `json:"details"`
+		} `json:"error"`
+	}
+	if res.StatusCode != http.StatusOK && json.Unmarshal(b, &status) == nil && status.Error != nil && len(status.Error.Details) > 0 {
+		m := status.Error.Details[0].Metadata
+		return CallResult{Observed: "deny", Reason: fmt.Sprintf("%s (HTTP %d)", status.Error.Message, res.StatusCode), Code: m["reason"], DecisionID: m["decision_id"]}
 	}
 	if json.Unmarshal(b, &ans) != nil {
 		return CallResult{Observed: "deny", Reason: fmt.Sprintf("status %d: %s", res.StatusCode, b)}

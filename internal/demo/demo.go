@@ -46,6 +46,9 @@ type env struct {
 	agents map[string]*Agent
 	vendor *tpmVendor // the TPM vendor whose EK roots the control plane trusts
 	gates  *gateEnv   // set while the gate rows run
+	// vendorGate is the address of vendor-portal's inbound gate, a child process that
+	// runs until the stack closes (its agent stops with the gate rows).
+	vendorGate string
 }
 
 // challengeTimeout is how long a demo agent has to answer a pushed challenge

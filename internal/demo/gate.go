@@ -39,7 +39,8 @@ type gateEnv struct {
 	erpURL   string
 	vendorID spiffeid.ID
 	erpID    spiffeid.ID
-	started  string   // the commands that started the gates, as shown
+	seen     *callerLog // what vendor-portal's agent read as its verified caller
+	started  string     // the commands that started the gates, as shown
 	stops    []func() // in-process agents to stop when the gate rows are done
 }
 
@@ -62,10 +63,12 @@ func gateStory(ctx context.Context, e *env) {
 		return
 	}
 	e.gates = g
+	e.vendorGate = g.inbound.Addr // the gate process outlives the gate rows (reviewHold)
 	defer func() { e.gates = nil }()
 	for _, step := range []func(context.Context, *gateEnv){
 		poHappyPath, erpBooking,
 		gateImpersonation, gateReplay, gateTamperedBody, gateWrongAudience, gateRevokedAgent, erpDirectCall,
+		gateParserDifferential, gateBusinessParams, gateIdentityHeaders, // strict.go
 		paymentApproval, // payment.go: approvals end to end
 	} {
 		step(ctx, g)
@@ -99,7 +102,8 @@ func startGates(ctx context.Context, e *env) (*gateEnv, error) {
 
 	// vendor-portal: an unmodified a2a-go server on a unix socket only — the gate is the
 	// one way in (docs/gate.md, "The agent on a unix socket").
-	upstream, closeAgent, err := ServeA2A(filepath.Join(e.SockDir, "vendor-portal-agent.sock"), OrderAgent{Name: "vendor-portal"})
+	g.seen = &callerLog{byDecision: map[string]string{}}
+	upstream, closeAgent, err := ServeA2A(filepath.Join(e.SockDir, "vendor-portal-agent.sock"), OrderAgent{Name: "vendor-portal"}, g.seen.observe)
 	if err != nil {
 		return fail(err)
 	}
