@@ -41,7 +41,7 @@ type gateEnv struct {
 	erpID    spiffeid.ID
 	seen     *callerLog // what vendor-portal's agent read as its verified caller
 	started  string     // the commands that started the gates, as shown
-	stops    []func() // in-process agents to stop when the gate rows are done
+	stops    []func()   // in-process agents to stop when the gate rows are done
 }
 
 // stop ends the in-process agents, newest first; the gates are children of the stack

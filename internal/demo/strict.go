@@ -182,7 +182,10 @@ func reviewHold(ctx context.Context, e *env) {
 			r := e.Admin(ctx, "attest", "challenge", "--id", id, "--reason", "admin")
 			s.Command = r.Command
 			return r.Err
-		}, func(d *truststate.Document) bool { _, pending := d.Challenges[id]; return d.Version > before.Version && !pending })
+		}, func(d *truststate.Document) bool {
+			_, pending := d.Challenges[id]
+			return d.Version > before.Version && !pending
+		})
 	}
 	switch {
 	case !held:
