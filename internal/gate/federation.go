@@ -4,6 +4,9 @@ import (
 	"crypto/x509"
 	"fmt"
 	"net/http"
+	"strconv"
+	"sync"
+	"time"
 
 	"github.com/spiffe/go-spiffe/v2/spiffeid"
 	"github.com/spiffe/go-spiffe/v2/svid/x509svid"
@@ -60,10 +63,51 @@ func (g *Gate) checkPartner(c *inboundCall) *Refusal {
 	if _, ok := c.doc.Federation[td.Name()]; !ok {
 		return refusal(http.StatusUnauthorized, ReasonNotFederated, "trust domain "+td.Name()+" is not federated")
 	}
-	if _, _, err := x509svid.Verify(c.r.TLS.PeerCertificates, g.bundles, x509svid.WithTime(c.now)); err != nil {
-		return refusal(http.StatusUnauthorized, ReasonUntrustedCert, "the caller's certificate no longer verifies against the bundle of "+td.Name())
+	if !g.partners.verified(c.ev.CallerCertSHA256, c.doc.Version, c.now) {
+		chains := c.r.TLS.PeerCertificates
+		if _, _, err := x509svid.Verify(chains, g.bundles, x509svid.WithTime(c.now)); err != nil {
+			return refusal(http.StatusUnauthorized, ReasonUntrustedCert, "the caller's certificate no longer verifies against the bundle of "+td.Name())
+		}
+		g.partners.remember(c.ev.CallerCertSHA256, c.doc.Version, chains)
 	}
 	return nil
+}
+
+// partnerChains remembers which partner chains verified against the federated bundles
+// of which trust-state version, until the first certificate of the chain expires, so a
+// kept-alive connection does not pay a chain verification per request; a new version
+// (a bundle refreshed or removed) verifies again. Bounded: full, it starts over.
+type partnerChains struct {
+	mu sync.Mutex
+	m  map[string]time.Time // leaf SHA-256 and version -> the chain's earliest NotAfter
+}
+
+const maxPartnerChains = 4096
+
+func partnerKey(leafSHA string, version int64) string {
+	return leafSHA + "@" + strconv.FormatInt(version, 10)
+}
+
+func (p *partnerChains) verified(leafSHA string, version int64, now time.Time) bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	until, ok := p.m[partnerKey(leafSHA, version)]
+	return ok && now.Before(until)
+}
+
+func (p *partnerChains) remember(leafSHA string, version int64, chain []*x509.Certificate) {
+	until := chain[0].NotAfter
+	for _, c := range chain[1:] {
+		if c.NotAfter.Before(until) {
+			until = c.NotAfter
+		}
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.m == nil || len(p.m) >= maxPartnerChains {
+		p.m = map[string]time.Time{}
+	}
+	p.m[partnerKey(leafSHA, version)] = until
 }
 
 // partnerAgent is the policy principal of a caller of a federated trust domain: the

@@ -36,6 +36,7 @@ type Gate struct {
 	actions  atomic.Pointer[actionIndex] // actions of the engine last seen
 	view     atomic.Pointer[viewCache]   // policy view of the trust state last seen
 	bundles  *federation.Source          // own bundle + federated ones (federation.go)
+	partners partnerChains               // partner chains verified per trust-state version
 }
 
 // viewCache is the policy.TrustView of one verified trust-state document. Documents
