@@ -17,11 +17,13 @@ import (
 )
 
 // auditSteps close the story: the whole log is verified with `warden audit verify`, the
-// trail of one workflow is shown with `warden audit tail`, and a tampered copy of the
-// log is caught at the edited record.
+// trail of one workflow is shown with `warden audit tail`, the caller's signature of one
+// decision is re-verified from the log alone with `warden audit show --verify-intent`,
+// and a tampered copy of the log is caught at the edited record.
 var auditSteps = []func(context.Context, *env){
 	verifyAuditLog,
 	oneCallOneTrace,
+	reverifyIntent,
 	tamperedAuditLog,
 }
 
@@ -93,6 +95,46 @@ func oneCallOneTrace(ctx context.Context, e *env) {
 		s.Observed = "deny"
 	}
 	s.Reason = fmt.Sprintf("%d of %d calls procurement's gate sent are decided by vendor-portal's gate under the same trace id", joined, outbound)
+	e.record(s)
+}
+
+// reverifyIntent takes one allowed po-1001 decision of vendor-portal's gate from the log
+// and re-verifies, offline and from the log alone, that procurement signed what the
+// event says: `warden audit show ID --verify-intent` checks the recorded chain against
+// the trust bundle at the decision's time, the intent's signature and binding, and the
+// event's callee, jti, action, resource and workflow against the signed claims.
+func reverifyIntent(ctx context.Context, e *env) {
+	s := Step{Name: "re-verify procurement's signature of a po-1001 decision from the audit log alone", Kind: "workflow", Expected: "allow"}
+	var id string
+	err := proc.WaitFor(ctx, 30*time.Second, "an inbound po-1001 decision with its intent", func() (bool, error) {
+		evs, err := e.AuditEvents(ctx)
+		if err != nil {
+			return false, err
+		}
+		for _, ev := range evs {
+			if ev.WorkflowID == "po-1001" && ev.Detail["mode"] == "inbound" && ev.Decision == audit.DecisionAllow && ev.Intent != "" {
+				id = ev.ID
+				return true, nil
+			}
+		}
+		return false, nil
+	})
+	if err != nil {
+		s.Command = e.Procs.Show("audit", "show", "ID", "--verify-intent", "--data-dir", e.ServerDir())
+		s.Observed, s.Reason, _ = outcome(err)
+		e.record(s)
+		return
+	}
+	r := e.Admin(ctx, "audit", "show", id, "--verify-intent")
+	s.Command, s.DecisionID = r.Command, id
+	lines := strings.Split(strings.TrimSpace(r.Stdout), "\n")
+	last := lines[len(lines)-1]
+	switch {
+	case r.Code == 0 && strings.HasPrefix(last, "OK: "):
+		s.Observed, s.Reason = "allow", last
+	default:
+		s.Observed, s.Reason = "deny", strings.TrimSpace(last+" "+r.Message())
+	}
 	e.record(s)
 }
 
