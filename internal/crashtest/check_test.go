@@ -254,8 +254,8 @@ func (c *campaign) checkEntries(ctx context.Context, st store.Store, db *sql.DB,
 
 // checkTrustStates: every trust-state version that revokes, restores, quarantines,
 // suspends, challenges, records an attestation result, engages or releases a kill
-// switch, starts or ends an incident, sets a zone or changes the policy revision has an
-// event naming that version.
+// switch, starts or ends an incident, sets a zone, changes a federation relationship or
+// the policy revision has an event naming that version.
 // (Directory updates follow the entries, whose events are checked above; a challenge
 // dropped because its entry is gone is a clean-up.)
 func checkTrustStates(ctx context.Context, t *testing.T, db *sql.DB, log *logged) {
@@ -301,7 +301,8 @@ func actionChange(a, b *truststate.Document) bool {
 		!reflect.DeepEqual(a.Agents, b.Agents) || !reflect.DeepEqual(a.Attestations, b.Attestations) ||
 		!reflect.DeepEqual(a.KillSwitches, b.KillSwitches) || a.IncidentMode != b.IncidentMode ||
 		!reflect.DeepEqual(a.Incident, b.Incident) || !reflect.DeepEqual(a.Responders, b.Responders) ||
-		!reflect.DeepEqual(a.Zones, b.Zones) || a.PolicyRevision != b.PolicyRevision {
+		!reflect.DeepEqual(a.Zones, b.Zones) || a.PolicyRevision != b.PolicyRevision ||
+		!reflect.DeepEqual(a.Federation, b.Federation) {
 		return true
 	}
 	for id, ch := range b.Challenges {
