@@ -45,8 +45,13 @@ type Server struct {
 	jwtAt    map[string]time.Time     // when each cached token was fetched
 }
 
-// maxJWTCache bounds the JWT-SVID cache (distinct audience sets).
-const maxJWTCache = 64
+// Bounds: the JWT-SVID cache (distinct audience sets), concurrent streams on one
+// connection, and the size of a request (a JWT to validate is the largest).
+const (
+	maxJWTCache       = 64
+	maxStreamsPerConn = 64
+	maxRecvMsg        = 64 << 10
+)
 
 // New checks cfg and returns a server.
 func New(cfg Config) (*Server, error) {
@@ -99,7 +104,8 @@ func Listen(addr string) (net.Listener, error) {
 
 // Serve serves the Workload API on ln until ctx ends.
 func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
-	gs := grpc.NewServer(grpc.Creds(peerCreds{}),
+	gs := grpc.NewServer(grpc.Creds(peerCreds{}), grpc.MaxConcurrentStreams(maxStreamsPerConn),
+		grpc.MaxRecvMsgSize(maxRecvMsg),
 		grpc.UnaryInterceptor(func(ctx context.Context, req any, info *grpc.UnaryServerInfo, h grpc.UnaryHandler) (any, error) {
 			if err := s.admit(ctx, info.FullMethod); err != nil {
 				return nil, err
