@@ -151,9 +151,15 @@ func checkpointText(origin string, size int64, root tlog.Hash) string {
 	return fmt.Sprintf("%s\n%d\n%s\n", origin, size, base64.StdEncoding.EncodeToString(root[:]))
 }
 
+// ParseCheckpointText parses the body of a checkpoint note (C2SP tlog-checkpoint: origin,
+// decimal size, base64 root hash; this log writes no extension lines and accepts none).
+func ParseCheckpointText(text string) (origin string, size int64, root tlog.Hash, err error) {
+	return parseCheckpointText(text)
+}
+
 func parseCheckpointText(text string) (origin string, size int64, root tlog.Hash, err error) {
 	lines := strings.SplitN(text, "\n", 4)
-	if len(lines) != 4 || lines[3] != "" {
+	if len(lines) != 4 || lines[3] != "" || lines[0] == "" {
 		return "", 0, root, errors.New("checkpoint text is not 3 lines")
 	}
 	size, err = strconv.ParseInt(lines[1], 10, 64)
@@ -181,7 +187,13 @@ func signCheckpoint(s note.Signer, size int64, root tlog.Hash, now time.Time) (C
 // commits to. The origin line must equal v.Name(). Signature failures are the
 // sumdb/note errors (*note.InvalidSignatureError, *note.UnverifiedNoteError).
 func OpenCheckpoint(msg []byte, v note.Verifier) (size int64, root tlog.Hash, err error) {
-	n, err := note.Open(msg, note.VerifierList(v))
+	return openCheckpoint(msg, []note.Verifier{v})
+}
+
+// openCheckpoint is OpenCheckpoint with several log keys (replicas that once signed with
+// keys of their own): one of them must have signed, and the origin is its name.
+func openCheckpoint(msg []byte, vs []note.Verifier) (size int64, root tlog.Hash, err error) {
+	n, err := note.Open(msg, note.VerifierList(vs...))
 	if err != nil {
 		return 0, root, fmt.Errorf("audit: checkpoint signature: %w", err)
 	}
@@ -189,16 +201,18 @@ func OpenCheckpoint(msg []byte, v note.Verifier) (size int64, root tlog.Hash, er
 	if err != nil {
 		return 0, root, fmt.Errorf("audit: %w", err)
 	}
-	if origin != v.Name() {
-		return 0, root, fmt.Errorf("audit: checkpoint origin %q, want %q", origin, v.Name())
+	for _, s := range n.Sigs {
+		if s.Name == origin {
+			return size, root, nil
+		}
 	}
-	return size, root, nil
+	return 0, root, fmt.Errorf("audit: checkpoint origin %q, want %q", origin, vs[0].Name())
 }
 
-// checkStoredCheckpoint checks that a stored checkpoint's note is signed by v and
+// checkStoredCheckpoint checks that a stored checkpoint's note is signed by one of vs and
 // commits to the stored size and root.
-func checkStoredCheckpoint(c Checkpoint, v note.Verifier) error {
-	size, root, err := OpenCheckpoint(c.Note, v)
+func checkStoredCheckpoint(c Checkpoint, vs []note.Verifier) error {
+	size, root, err := openCheckpoint(c.Note, vs)
 	if err != nil {
 		return err
 	}

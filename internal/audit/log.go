@@ -33,6 +33,17 @@ type Config struct {
 	Logger *slog.Logger
 	// Now is the clock; default time.Now.
 	Now func() time.Time
+	// Witnesses cosign every checkpoint Checkpoint signs or returns (internal/witness
+	// clients, C2SP tlog-witness); their cosignatures are stored beside the checkpoint.
+	// A witness that fails is logged and asked again at the next checkpoint.
+	Witnesses []Cosigner
+}
+
+// Cosigner asks one witness to cosign a checkpoint, proving consistency with prove(old)
+// from the size the witness holds (internal/witness.Client).
+type Cosigner interface {
+	Name() string
+	Cosign(ctx context.Context, cp Checkpoint, prove func(old int64) (tlog.TreeProof, error)) ([]Cosignature, error)
 }
 
 // Receipt acknowledges a durable append.
@@ -241,27 +252,48 @@ func (l *Log) failPending() {
 	}
 }
 
+// checkpointLoop signs a checkpoint at once (covering whatever a previous run appended
+// after its last one), then every CheckpointInterval, and a last one when the log closes.
+// Each goes to the witnesses, also when the log did not grow: the witness's newer
+// timestamp tells an auditor that nothing was appended and left unwitnessed meanwhile.
 func (l *Log) checkpointLoop() {
 	defer l.wg.Done()
+	timeout := max(l.cfg.CheckpointInterval, 10*time.Second)
+	tick := func() {
+		ctx, cancel := context.WithTimeout(context.Background(), timeout)
+		defer cancel()
+		if _, err := l.Checkpoint(ctx); err != nil {
+			l.cfg.Logger.Error("audit: periodic checkpoint", "err", err)
+		}
+	}
+	tick()
 	t := time.NewTicker(l.cfg.CheckpointInterval)
 	defer t.Stop()
 	for {
 		select {
 		case <-l.done:
+			tick()
 			return
 		case <-t.C:
-			ctx, cancel := context.WithTimeout(context.Background(), l.cfg.CheckpointInterval)
-			if _, err := l.Checkpoint(ctx); err != nil {
-				l.cfg.Logger.Error("audit: periodic checkpoint", "err", err)
-			}
-			cancel()
+			tick()
 		}
 	}
 }
 
 // Checkpoint signs and stores a checkpoint of the log as it is now and returns it. When
 // the latest stored checkpoint already covers the current size it is returned instead.
+// With Witnesses, the checkpoint is then submitted to each (concurrently) and their
+// cosignatures stored; a witness failure is logged, not returned: the checkpoint stands.
 func (l *Log) Checkpoint(ctx context.Context) (Checkpoint, error) {
+	cp, err := l.sign(ctx)
+	if err != nil || len(l.cfg.Witnesses) == 0 {
+		return cp, err
+	}
+	l.cosign(ctx, cp)
+	return cp, nil
+}
+
+func (l *Log) sign(ctx context.Context) (Checkpoint, error) {
 	if l.cfg.Signer == nil {
 		return Checkpoint{}, errors.New("audit: no checkpoint signer configured")
 	}
@@ -297,6 +329,39 @@ func (l *Log) Lookup(ctx context.Context, id string) (Record, error) {
 	return l.cfg.Storage.Lookup(ctx, id)
 }
 
+// cosign asks every witness to cosign cp and stores what they return.
+func (l *Log) cosign(ctx context.Context, cp Checkpoint) {
+	st := l.cfg.Storage
+	prove := func(old int64) (tlog.TreeProof, error) {
+		return tlog.ProveTree(cp.Size, old, hashReader(ctx, st))
+	}
+	var wg sync.WaitGroup
+	for _, w := range l.cfg.Witnesses {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			cs, err := w.Cosign(ctx, cp, prove)
+			if err == nil {
+				err = st.PutCosignatures(ctx, cp.Size, cs)
+			}
+			var ahead interface{ WitnessSize() int64 }
+			if errors.As(err, &ahead) {
+				if size, serr := st.Size(ctx); serr == nil && size >= ahead.WitnessSize() {
+					// Another replica had a larger checkpoint cosigned: the next one covers it.
+					l.cfg.Logger.Debug("audit: witness is ahead of this checkpoint", "witness", w.Name(), "size", cp.Size, "witness_size", ahead.WitnessSize())
+					return
+				}
+				l.cfg.Logger.Error("audit: a witness holds a larger checkpoint than the log: the log was truncated or rolled back", "witness", w.Name(), "witness_size", ahead.WitnessSize(), "err", err)
+				return
+			}
+			if err != nil {
+				l.cfg.Logger.Error("audit: witness did not cosign", "witness", w.Name(), "size", cp.Size, "err", err)
+			}
+		}()
+	}
+	wg.Wait()
+}
+
 // InclusionProof shows that the event with ID is record Index of the tree signed in
 // Checkpoint (RFC 6962 audit path, tlog.RecordProof).
 type InclusionProof struct {
@@ -329,12 +394,22 @@ func (l *Log) Proof(ctx context.Context, id string) (InclusionProof, error) {
 	if cp.Size <= rec.Index {
 		return InclusionProof{}, fmt.Errorf("%w: no checkpoint covers record %d yet", ErrNotFound, rec.Index)
 	}
+	return proveIn(ctx, st, rec, cp)
+}
+
+// proveIn proves rec against cp; the checkpoint carries the witness cosignatures stored
+// beside it, so the proof stands offline against the witnesses' keys too.
+func proveIn(ctx context.Context, st Storage, rec Record, cp Checkpoint) (InclusionProof, error) {
 	p, err := tlog.ProveRecord(cp.Size, rec.Index, hashReader(ctx, st))
 	if err != nil {
 		return InclusionProof{}, fmt.Errorf("audit: prove record %d: %w", rec.Index, err)
 	}
+	cs, err := st.Cosignatures(ctx, cp.Size)
+	if err != nil {
+		return InclusionProof{}, err
+	}
 	return InclusionProof{Index: rec.Index, ID: rec.ID, Event: rec.Data, RecordHash: tlog.RecordHash(rec.Data),
-		TreeSize: cp.Size, Root: cp.Root, Proof: p, Checkpoint: string(cp.Note)}, nil
+		TreeSize: cp.Size, Root: cp.Root, Proof: p, Checkpoint: string(WithCosignatures(cp.Note, cs[cp.Size]))}, nil
 }
 
 // VerifyInclusion checks p offline: the checkpoint is signed by v, and the record hash

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"time"
 
+	"golang.org/x/mod/sumdb/note"
 	"golang.org/x/mod/sumdb/tlog"
 )
 
@@ -20,8 +21,9 @@ var (
 	ErrClosed = errors.New("audit: log closed")
 )
 
-// Entry is one event ready to be stored: its canonical bytes plus the columns the tail
-// and export commands filter on (copies of fields inside Data, never trusted by Verify).
+// Entry is one event ready to be stored: its canonical bytes plus the columns that tail
+// and search filter on (copies of fields inside Data; Verify re-derives each from Data and
+// fails on any difference, see columns.go). EntryOf fills them.
 type Entry struct {
 	ID       string
 	Data     []byte // canonical bytes (Event.Canonical)
@@ -31,9 +33,21 @@ type Entry struct {
 	Caller   string // caller SPIFFE ID, or Subject for lifecycle events
 	Callee   string
 	Decision string
+	Action   string
+	Reason   string
 
 	leaf   tlog.Hash // tlog.RecordHash(Data), computed by Log.Append in the caller's goroutine
 	hashed bool
+}
+
+// EntryOf returns the Entry of a valid event: its canonical bytes and filter columns.
+func EntryOf(e Event) (Entry, error) {
+	data, err := e.Canonical()
+	if err != nil {
+		return Entry{}, err
+	}
+	e.Time = e.Time.UTC()
+	return entryOf(&e, data), nil
 }
 
 func entryOf(e *Event, data []byte) Entry {
@@ -42,7 +56,8 @@ func entryOf(e *Event, data []byte) Entry {
 		caller = e.Subject
 	}
 	return Entry{ID: e.ID, Data: data, Kind: e.Kind, Time: e.Time, Workflow: e.WorkflowID,
-		Caller: caller, Callee: e.Callee, Decision: e.Decision, leaf: tlog.RecordHash(data), hashed: true}
+		Caller: caller, Callee: e.Callee, Decision: e.Decision, Action: e.Action, Reason: e.Reason,
+		leaf: tlog.RecordHash(data), hashed: true}
 }
 
 // Record is a stored Entry with its position in the log and its tlog stored hashes
@@ -68,15 +83,47 @@ type Checkpoint struct {
 	Time time.Time
 }
 
+// Cosignature is a witness's C2SP tlog-cosignature/v1 on the checkpoint of one size: the
+// note signature (witness name, key hash, base64 of key hash || timestamp || Ed25519
+// signature) and the time inside it. Verify checks it with the witness's key; the store
+// keeps the newest one per witness key and checkpoint.
+type Cosignature struct {
+	Sig  note.Signature
+	Time time.Time
+}
+
 // Filter selects records for Query. Empty fields match everything.
 type Filter struct {
 	Workflow string
 	Agent    string // matches the caller, the callee or a lifecycle event's subject
 	Decision string
 	Kind     Kind
-	Since    int64 // only records with Index >= Since
-	Before   int64 // only records with Index < Before; 0 means no bound
-	Limit    int   // newest Limit records; 0 means 100
+	Action   string
+	Reason   string
+	From     time.Time // only events with time >= From (zero: no bound)
+	To       time.Time // only events with time < To (zero: no bound)
+	Since    int64     // only records with Index >= Since
+	Before   int64     // only records with Index < Before; 0 means no bound
+	Limit    int       // newest Limit records; 0 means 100
+}
+
+// Match reports whether the event ev (decoded from a record's canonical bytes) passes the
+// field filters of f; the index bounds and Limit are not checked. Search uses it to
+// answer only from verified bytes, whatever the filter columns say.
+func (f Filter) Match(ev *Event) bool {
+	subject := ev.Caller
+	if subject == "" {
+		subject = ev.Subject
+	}
+	t := ev.Time.UTC()
+	return (f.Workflow == "" || ev.WorkflowID == f.Workflow) &&
+		(f.Agent == "" || subject == f.Agent || ev.Callee == f.Agent) &&
+		(f.Decision == "" || ev.Decision == f.Decision) &&
+		(f.Kind == "" || ev.Kind == f.Kind) &&
+		(f.Action == "" || ev.Action == f.Action) &&
+		(f.Reason == "" || ev.Reason == f.Reason) &&
+		(f.From.IsZero() || !t.Before(f.From)) &&
+		(f.To.IsZero() || t.Before(f.To))
 }
 
 // Storage is where a log keeps its records, tlog stored hashes and checkpoints. Each
@@ -111,6 +158,12 @@ type Storage interface {
 	Checkpoints(ctx context.Context) ([]Checkpoint, error)
 	// LatestCheckpoint returns the largest checkpoint, or ErrNotFound.
 	LatestCheckpoint(ctx context.Context) (Checkpoint, error)
+	// PutCosignatures stores witness cosignatures of the checkpoint of this size, each
+	// replacing an older one of the same witness key.
+	PutCosignatures(ctx context.Context, size int64, cs []Cosignature) error
+	// Cosignatures returns the stored cosignatures by checkpoint size: of the checkpoint
+	// of this size, or of every checkpoint when size is negative.
+	Cosignatures(ctx context.Context, size int64) (map[int64][]Cosignature, error)
 }
 
 // hashReader adapts a Storage to tlog.HashReader.

@@ -23,15 +23,15 @@ import (
 
 // auditFlags are shared by the audit subcommands.
 type auditFlags struct {
-	dataDir     string
-	store       string
-	verifierKey string
+	dataDir      string
+	store        string
+	verifierKeys []string
 }
 
 func (f *auditFlags) register(cmd *cobra.Command) {
 	cmd.Flags().StringVar(&f.dataDir, "data-dir", "./warden-data", "data directory (SQLite file warden.db, keys under audit/)")
 	cmd.Flags().StringVar(&f.store, "store", "", "PostgreSQL DSN (postgres://...) instead of the SQLite file in --data-dir")
-	cmd.Flags().StringVar(&f.verifierKey, "verifier-key", "", "checkpoint verifier key file (default DATA_DIR/audit/verifier.key)")
+	cmd.Flags().StringArrayVar(&f.verifierKeys, "verifier-key", nil, "checkpoint verifier key file (default DATA_DIR/audit/verifier.key; repeatable: every key is trusted)")
 }
 
 // open opens the audit storage read from the flags; the caller closes db.
@@ -68,11 +68,28 @@ func (f *auditFlags) open(ctx context.Context) (audit.Storage, *sql.DB, error) {
 }
 
 func (f *auditFlags) verifier() (note.Verifier, error) {
-	path := f.verifierKey
-	if path == "" {
-		path = filepath.Join(f.dataDir, "audit", audit.VerifierKeyFile)
+	vs, err := f.verifiers()
+	if err != nil {
+		return nil, err
 	}
-	return audit.LoadVerifier(path)
+	return vs[0], nil
+}
+
+// verifiers loads every --verifier-key (default DATA_DIR/audit/verifier.key).
+func (f *auditFlags) verifiers() ([]note.Verifier, error) {
+	paths := f.verifierKeys
+	if len(paths) == 0 {
+		paths = []string{filepath.Join(f.dataDir, "audit", audit.VerifierKeyFile)}
+	}
+	var out []note.Verifier
+	for _, p := range paths {
+		v, err := audit.LoadVerifier(p)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, v)
+	}
+	return out, nil
 }
 
 func newAuditCmd() *cobra.Command {
@@ -80,51 +97,7 @@ func newAuditCmd() *cobra.Command {
 		Use:   "audit",
 		Short: "Verify, prove, show, tail and export the tamper-evident audit log",
 	}
-	cmd.AddCommand(newAuditVerifyCmd(), newAuditProofCmd(), newAuditShowCmd(), newAuditTailCmd(), newAuditExportCmd())
-	return cmd
-}
-
-func newAuditVerifyCmd() *cobra.Command {
-	var f auditFlags
-	cmd := &cobra.Command{
-		Use:   "verify",
-		Short: "Recompute the Merkle tree, check every checkpoint signature and their consistency",
-		Long: "Recompute the RFC 6962 tree from every stored event, compare it with the stored hashes\n" +
-			"and with every signed checkpoint, and check consistency between checkpoints. Exits 1\n" +
-			"on any fault and names the first bad record index.",
-		Args: cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			v, err := f.verifier()
-			if err != nil {
-				return exitCode(1, err)
-			}
-			st, db, err := f.open(cmd.Context())
-			if err != nil {
-				return exitCode(1, err)
-			}
-			defer db.Close()
-			start := time.Now()
-			rep, err := audit.Verify(cmd.Context(), st, v)
-			if fe, ok := audit.IsFault(err); ok {
-				if fe.Index >= 0 {
-					fmt.Fprintf(cmd.OutOrStdout(), "FAIL: first bad index %d: %s\n", fe.Index, fe.Reason)
-				} else {
-					fmt.Fprintf(cmd.OutOrStdout(), "FAIL: %s\n", fe.Reason)
-				}
-				return exitCode(1, nil)
-			}
-			if err != nil {
-				return exitCode(1, err)
-			}
-			fmt.Fprintf(cmd.OutOrStdout(), "OK: %d events, %d checkpoints signed by %s, root %s (%.1fs)\n",
-				rep.Size, rep.Checkpoints, v.Name(), rep.Root, time.Since(start).Seconds())
-			if rep.Checkpoints == 0 && rep.Size > 0 {
-				fmt.Fprintln(cmd.ErrOrStderr(), "warning: no signed checkpoint yet; the log is self-consistent but not anchored")
-			}
-			return nil
-		},
-	}
-	f.register(cmd)
+	cmd.AddCommand(newAuditVerifyCmd(), newAuditProofCmd(), newAuditShowCmd(), newAuditTailCmd(), newAuditExportCmd(), newAuditKeysCmd())
 	return cmd
 }
 

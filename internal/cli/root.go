@@ -82,6 +82,7 @@ func newRootCmd() *cobra.Command {
 		newTrustShowCmd(),
 		newTrustCmd("suspend", "Suspend an agent: no renewal, every call refused"),
 		newVersionCmd(),
+		newWitnessCmd(),
 		newZoneCmd(),
 	)
 	return root

@@ -7,14 +7,17 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/spf13/cobra"
 
+	"github.com/warden-a2a/warden/internal/audit"
 	"github.com/warden-a2a/warden/internal/server"
 	"github.com/warden-a2a/warden/internal/store/storeopen"
 	"github.com/warden-a2a/warden/internal/telemetry"
+	"github.com/warden-a2a/warden/internal/witness"
 )
 
 func envOr(key, def string) string {
@@ -45,6 +48,8 @@ func newServerCmd() *cobra.Command {
 		af                             serverAttestFlags
 		metricsListen                  string
 		web                            serverWebFlags
+		witnesses                      []string
+		checkpointInterval             time.Duration
 	)
 	cmd := &cobra.Command{
 		Use:   "server",
@@ -83,7 +88,15 @@ the given TPM manufacturers' roots (hardware claim genuine_hw).`,
 			if err != nil {
 				return exitCode(2, err)
 			}
-			auditLog, err := server.OpenAudit(ctx, st, dataDir, td, 10*time.Second, log)
+			cosigners, err := witnessClients(witnesses)
+			if err != nil {
+				return exitCode(2, err)
+			}
+			if checkpointInterval <= 0 {
+				return exitCode(2, fmt.Errorf("--checkpoint-interval must be positive"))
+			}
+			auditLog, err := server.OpenAuditWith(ctx, st, dataDir, td, server.AuditOptions{
+				CheckpointInterval: checkpointInterval, Witnesses: cosigners, Logger: log})
 			if err != nil {
 				return err
 			}
@@ -140,6 +153,8 @@ the given TPM manufacturers' roots (hardware claim genuine_hw).`,
 	f.StringSliceVar(&dnsNames, "san", nil, "extra DNS name or IP for the server certificate (default localhost, 127.0.0.1, ::1)")
 	lf.register(cmd)
 	f.StringVar(&metricsListen, "metrics-listen", os.Getenv("WARDEN_METRICS_LISTEN"), "serve Prometheus /metrics on this address (plain HTTP; keep it on a private interface)")
+	f.StringArrayVar(&witnesses, "witness", nil, "witness that cosigns every audit checkpoint, as URL=VERIFIER_KEY_FILE (repeatable; see warden witness)")
+	f.DurationVar(&checkpointInterval, "checkpoint-interval", 10*time.Second, "sign an audit checkpoint (and have the witnesses cosign it) this often")
 	af.register(cmd)
 	web.register(cmd)
 	return cmd
@@ -210,4 +225,29 @@ func (w *serverWebFlags) serve(ctx context.Context, srv *server.Server, ln net.L
 		err = werr
 	}
 	return err
+}
+
+// witnessClients parses --witness URL=KEYFILE flags.
+func witnessClients(specs []string) ([]audit.Cosigner, error) {
+	var out []audit.Cosigner
+	for _, spec := range specs {
+		i := strings.LastIndex(spec, "=")
+		if i < 0 {
+			return nil, fmt.Errorf("--witness %q: want URL=VERIFIER_KEY_FILE", spec)
+		}
+		b, err := os.ReadFile(spec[i+1:])
+		if err != nil {
+			return nil, fmt.Errorf("--witness %q: %w", spec, err)
+		}
+		key, err := audit.NewCosignatureVerifier(string(b))
+		if err != nil {
+			return nil, fmt.Errorf("--witness %q: %w", spec, err)
+		}
+		c, err := witness.NewClient(spec[:i], key, nil)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, c)
+	}
+	return out, nil
 }

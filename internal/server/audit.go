@@ -8,9 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"log/slog"
 	"net/http"
-	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
@@ -20,9 +18,6 @@ import (
 	"github.com/warden-a2a/warden/internal/approval"
 	"github.com/warden-a2a/warden/internal/attest"
 	"github.com/warden-a2a/warden/internal/audit"
-	"github.com/warden-a2a/warden/internal/store"
-	"github.com/warden-a2a/warden/internal/store/postgres"
-	"github.com/warden-a2a/warden/internal/store/sqlite"
 	"github.com/warden-a2a/warden/internal/telemetry"
 )
 
@@ -207,30 +202,6 @@ func (s *Server) handleAuditEvents(w http.ResponseWriter, r *http.Request) {
 	}
 	s.observeDecisions(r.Context(), parsed)
 	writeJSON(w, http.StatusOK, map[string]int{"appended": len(raw)})
-}
-
-// OpenAudit opens the audit log in the store's own database (tables audit_*), with the
-// checkpoint signer key in DATA_DIR/audit (created on first use) and a signed checkpoint
-// every interval while the log grows. The store must be the SQLite or PostgreSQL backend.
-func OpenAudit(ctx context.Context, st store.Store, dataDir, trustDomain string, interval time.Duration, log *slog.Logger) (*audit.Log, error) {
-	var storage audit.Storage
-	var err error
-	switch b := st.(type) {
-	case *sqlite.Store:
-		storage, err = audit.NewSQLite(ctx, b.DB())
-	case *postgres.Store:
-		storage, err = audit.NewPostgres(ctx, b.DB())
-	default:
-		return nil, fmt.Errorf("server: audit log: store %T has no SQL database", st)
-	}
-	if err != nil {
-		return nil, err
-	}
-	signer, _, err := audit.LoadOrCreateKeys(filepath.Join(dataDir, "audit"), audit.NoteName(trustDomain))
-	if err != nil {
-		return nil, err
-	}
-	return audit.Open(ctx, audit.Config{Storage: storage, Signer: signer, CheckpointInterval: interval, Logger: log})
 }
 
 // observeDecisions closes the loop from what gates saw to runtime attestation: each
