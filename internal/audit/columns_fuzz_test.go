@@ -27,6 +27,8 @@ func FuzzColumnsFromCanonical(f *testing.F) {
 	}
 	f.Add([]byte(`{"v":1,"id":"x","id":"y","kind":"decision","time":"2026-01-01T00:00:00Z","decision":"allow"}`))
 	f.Add([]byte(`{}`))
+	f.Add([]byte(`{"v":1,"id":"t","kind":"decision","time":"2026-02-31T00:00:00.5Z","decision":"allow"}`))
+	f.Add([]byte(`{"v":1,"id":"t","kind":"decision","time":"2026-02-03T00:00:00.123456789+01:00","decision":"allow"}`))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		_, _ = columnsFromCanonical(data) // never panics
 		ev, err := ParseEvent(data)
@@ -44,6 +46,16 @@ func FuzzColumnsFromCanonical(f *testing.F) {
 		}
 		if d := columnsOf(&e).diff(got); d != "" {
 			t.Fatalf("column %s differs for %q: extracted %+v, stored %+v", d, canon, got, columnsOf(&e))
+		}
+		// The in-place comparison Verify runs agrees.
+		sc := storedColumns{id: []byte(e.ID), kind: []byte(e.Kind), workflow: []byte(e.Workflow), caller: []byte(e.Caller),
+			callee: []byte(e.Callee), decision: []byte(e.Decision), action: []byte(e.Action), reason: []byte(e.Reason), timeNS: e.Time.UnixNano()}
+		if col, err := sc.check(canon); err != nil || col != "" {
+			t.Fatalf("check of %q: column %q, %v", canon, col, err)
+		}
+		sc.timeNS++
+		if col, _ := sc.check(canon); col != "time" {
+			t.Fatalf("a time one nanosecond off: %q", col)
 		}
 	})
 }

@@ -93,6 +93,14 @@ func Open(ctx context.Context, cfg Config) (*Log, error) {
 		return nil, err
 	}
 	l := &Log{cfg: cfg, reqs: make(chan *appendReq, cfg.MaxBatch), done: make(chan struct{}), exited: make(chan struct{})}
+	if cfg.Signer != nil && cfg.CheckpointInterval > 0 {
+		// A checkpoint before the first append: whatever a previous run left uncovered is
+		// covered now, and a log with records but no checkpoint at all can only be one
+		// whose checkpoints were deleted. The witnesses see it in the loop's first tick.
+		if _, err := l.sign(ctx); err != nil {
+			return nil, err
+		}
+	}
 	l.wg.Add(1)
 	go l.commitLoop()
 	if cfg.Signer != nil && cfg.CheckpointInterval > 0 {
@@ -252,8 +260,8 @@ func (l *Log) failPending() {
 	}
 }
 
-// checkpointLoop signs a checkpoint at once (covering whatever a previous run appended
-// after its last one), then every CheckpointInterval, and a last one when the log closes.
+// checkpointLoop has the witnesses cosign the checkpoint Open signed, then signs one every
+// CheckpointInterval, and a last one when the log closes.
 // Each goes to the witnesses, also when the log did not grow: the witness's newer
 // timestamp tells an auditor that nothing was appended and left unwitnessed meanwhile.
 func (l *Log) checkpointLoop() {

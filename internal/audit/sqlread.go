@@ -236,7 +236,7 @@ func (s *sqlStorage) LatestCheckpoint(ctx context.Context) (Checkpoint, error) {
 	return cs[0], nil
 }
 
-func (s *sqlStorage) scanLeaves(ctx context.Context, start, end int64, fn func(idx int64, data, hashes []byte, c *columns)) error {
+func (s *sqlStorage) scanLeaves(ctx context.Context, start, end int64, fn func(idx int64, data, hashes []byte, c *storedColumns)) error {
 	rows, err := s.db.QueryContext(ctx, "SELECT idx, data, hashes, id, kind, time_ns, workflow, caller, callee, decision, action, reason FROM audit_records WHERE idx >= "+s.d.ph(1)+" AND idx < "+s.d.ph(2)+" ORDER BY idx", start, end)
 	if err != nil {
 		return fmt.Errorf("audit: read records: %w", err)
@@ -244,11 +244,13 @@ func (s *sqlStorage) scanLeaves(ctx context.Context, start, end int64, fn func(i
 	defer rows.Close()
 	var idx int64
 	var data, hashes sql.RawBytes
-	var c columns
+	var c storedColumns
+	var id, kind, workflow, caller, callee, decision, action, reason sql.RawBytes
 	for rows.Next() {
-		if err := rows.Scan(&idx, &data, &hashes, &c.ID, &c.Kind, &c.TimeNS, &c.Workflow, &c.Caller, &c.Callee, &c.Decision, &c.Action, &c.Reason); err != nil {
+		if err := rows.Scan(&idx, &data, &hashes, &id, &kind, &c.timeNS, &workflow, &caller, &callee, &decision, &action, &reason); err != nil {
 			return fmt.Errorf("audit: read records: %w", err)
 		}
+		c.id, c.kind, c.workflow, c.caller, c.callee, c.decision, c.action, c.reason = id, kind, workflow, caller, callee, decision, action, reason
 		fn(idx, data, hashes, &c)
 	}
 	if err := rows.Err(); err != nil {

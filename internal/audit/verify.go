@@ -194,7 +194,7 @@ func VerifyWith(ctx context.Context, st Storage, o VerifyOptions) (VerifyReport,
 	}
 
 	var stack []tlog.Hash // roots of the complete subtrees on the right edge, left to right
-	oldest := int64(math.MaxInt64)
+	oldest := int64(math.MaxInt64) // the oldest event time, from the bytes (columns checked)
 	// Read the next chunk while this one is hashed: both cores work.
 	type chunk struct {
 		c   leafChunk
@@ -233,7 +233,7 @@ func VerifyWith(ctx context.Context, st Storage, o VerifyOptions) (VerifyReport,
 			if int(i) >= len(recs.idx) || recs.idx[i] != n {
 				return rep, fault(n, FaultRecordMissing, "record missing (deleted, or indexes renumbered)")
 			}
-			leaf := tlog.RecordHash(recs.data[i])
+			leaf := tlog.RecordHash(recs.data(int(i)))
 			stack = append(stack, leaf)
 			hs := []tlog.Hash{leaf}
 			// SHA256(0x01 || left || right) for each subtree that record n completes.
@@ -243,7 +243,7 @@ func VerifyWith(ctx context.Context, st Storage, o VerifyOptions) (VerifyReport,
 				stack = append(stack[:k-2], h)
 				hs = append(hs, h)
 			}
-			got := recs.hashes[i]
+			got := recs.hashes(int(i))
 			if len(got) != len(hs)*tlog.HashSize {
 				return rep, fault(n, FaultRecordChanged, "record has %d bytes of stored hashes, want %d", len(got), len(hs)*tlog.HashSize)
 			}
@@ -255,14 +255,14 @@ func VerifyWith(ctx context.Context, st Storage, o VerifyOptions) (VerifyReport,
 					return rep, fault(n, FaultRecordChanged, "stored hash at level %d differs from the recomputed tree", l)
 				}
 			}
-			cols, err := columnsFromCanonical(recs.data[i])
-			if err != nil {
+			sc := recs.columns(int(i))
+			switch col, err := sc.check(recs.data(int(i))); {
+			case err != nil:
 				return rep, fault(n, FaultNotEvent, "record is not a canonical event: %v", err)
-			}
-			if col := cols.diff(recs.cols[i]); col != "" {
+			case col != "":
 				return rep, fault(n, FaultColumnMismatch, "the %s column differs from the event's bytes (edited behind the log: queries on it would be wrong)", col)
 			}
-			oldest = min(oldest, cols.TimeNS)
+			oldest = min(oldest, sc.timeNS)
 			for _, e := range want[n+1] {
 				if root := rootOf(stack); root != e.root {
 					if e.anchor != nil {
@@ -461,52 +461,61 @@ func IsFault(err error) (*FaultError, bool) {
 	return fe, ok
 }
 
-// leafChunk is what Verify reads of records [start, end): index, canonical bytes and the
-// stored hashes as one byte string, all slices into one arena.
+// leafChunk is what Verify reads of records [start, end): per record its index, event
+// time column, and ten byte strings — canonical bytes, stored hashes, and the eight text
+// filter columns (storedColumns order) — all slices into one arena.
 type leafChunk struct {
 	idx    []int64
-	data   [][]byte
-	hashes [][]byte
-	cols   []columns
+	timeNS []int64
+	lens   [][leafPieces]int
+	piece  [][leafPieces][]byte // set by fix
 	arena  []byte
 }
 
-func (c *leafChunk) add(idx int64, data, hashes []byte, cols *columns) {
-	c.cols = append(c.cols, *cols)
-	a := len(c.arena)
-	c.arena = append(c.arena, data...)
-	c.arena = append(c.arena, hashes...)
+const leafPieces = 10
+
+func (c *leafChunk) add(idx int64, data, hashes []byte, sc *storedColumns) {
+	var l [leafPieces]int
+	for i, p := range [leafPieces][]byte{data, hashes, sc.id, sc.kind, sc.workflow, sc.caller, sc.callee, sc.decision, sc.action, sc.reason} {
+		c.arena = append(c.arena, p...)
+		l[i] = len(p)
+	}
 	c.idx = append(c.idx, idx)
-	// Re-slice after the loop: the arena may move while it grows.
-	c.data = append(c.data, c.arena[a:a+len(data):a+len(data)])
-	c.hashes = append(c.hashes, c.arena[a+len(data):a+len(data)+len(hashes)])
+	c.timeNS = append(c.timeNS, sc.timeNS)
+	c.lens = append(c.lens, l)
 }
 
-// fix re-points every slice into the final arena.
-func (c *leafChunk) fix(lens [][2]int) {
+// fix points every piece into the final arena (it may have moved while it grew).
+func (c *leafChunk) fix() {
+	c.piece = make([][leafPieces][]byte, len(c.lens))
 	off := 0
-	for i, l := range lens {
-		c.data[i] = c.arena[off : off+l[0] : off+l[0]]
-		c.hashes[i] = c.arena[off+l[0] : off+l[0]+l[1] : off+l[0]+l[1]]
-		off += l[0] + l[1]
+	for i, l := range c.lens {
+		for j, n := range l {
+			c.piece[i][j] = c.arena[off : off+n : off+n]
+			off += n
+		}
 	}
+}
+
+func (c *leafChunk) data(i int) []byte   { return c.piece[i][0] }
+func (c *leafChunk) hashes(i int) []byte { return c.piece[i][1] }
+
+func (c *leafChunk) columns(i int) storedColumns {
+	p := &c.piece[i]
+	return storedColumns{id: p[2], kind: p[3], workflow: p[4], caller: p[5], callee: p[6], decision: p[7],
+		action: p[8], reason: p[9], timeNS: c.timeNS[i]}
 }
 
 // leafScanner is an optional Storage capability: stream the canonical bytes and stored
 // hashes of records [start, end) in index order without a copy per row.
 type leafScanner interface {
-	scanLeaves(ctx context.Context, start, end int64, fn func(idx int64, data, hashes []byte, c *columns)) error
+	scanLeaves(ctx context.Context, start, end int64, fn func(idx int64, data, hashes []byte, c *storedColumns)) error
 }
 
 func readLeaves(ctx context.Context, st Storage, start, end int64, c *leafChunk) error {
-	var lens [][2]int
-	add := func(idx int64, data, hashes []byte, cols *columns) {
-		c.add(idx, data, hashes, cols)
-		lens = append(lens, [2]int{len(data), len(hashes)})
-	}
 	if ls, ok := st.(leafScanner); ok {
 		c.arena = make([]byte, 0, int(end-start)*1024)
-		if err := ls.scanLeaves(ctx, start, end, add); err != nil {
+		if err := ls.scanLeaves(ctx, start, end, c.add); err != nil {
 			return err
 		}
 	} else {
@@ -519,10 +528,12 @@ func readLeaves(ctx context.Context, st Storage, start, end int64, c *leafChunk)
 			for _, h := range r.Hashes {
 				hs = append(hs, h[:]...)
 			}
-			cols := columnsOf(&r.Entry)
-			add(r.Index, r.Data, hs, &cols)
+			e := &r.Entry
+			c.add(r.Index, r.Data, hs, &storedColumns{id: []byte(e.ID), kind: []byte(e.Kind), workflow: []byte(e.Workflow),
+				caller: []byte(e.Caller), callee: []byte(e.Callee), decision: []byte(e.Decision), action: []byte(e.Action),
+				reason: []byte(e.Reason), timeNS: e.Time.UnixNano()})
 		}
 	}
-	c.fix(lens)
+	c.fix()
 	return nil
 }

@@ -60,7 +60,10 @@ On first start it creates the trust domain's root and intermediate CA (ECDSA P-2
 DATA_DIR/ca and an admin credential in DATA_DIR/admin, which the entry, token, revoke,
 quarantine, suspend and restore commands use. The embedded store is DATA_DIR/warden.db
 (SQLite); --store postgres://... shares one PostgreSQL between several replicas (they must
-also share DATA_DIR/ca).
+also share DATA_DIR/ca and DATA_DIR/audit).
+
+The audit log's checkpoints are signed at start, every --checkpoint-interval and at stop;
+each --witness URL=KEYFILE (a 'warden witness') cosigns them (docs/audit-events.md).
 
 Runtime attestation is on by default (docs/attestation.md): transactional and regulated
 agents enrol only with affirming TPM evidence against their entry's reference values, every
