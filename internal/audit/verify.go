@@ -193,7 +193,7 @@ func VerifyWith(ctx context.Context, st Storage, o VerifyOptions) (VerifyReport,
 		want[a.size] = append(want[a.size], expect{root: a.root, anchor: a})
 	}
 
-	var stack []tlog.Hash // roots of the complete subtrees on the right edge, left to right
+	var stack []tlog.Hash          // roots of the complete subtrees on the right edge, left to right
 	oldest := int64(math.MaxInt64) // the oldest event time, from the bytes (columns checked)
 	// Read the next chunk while this one is hashed: both cores work.
 	type chunk struct {
