@@ -26,13 +26,22 @@ import (
 type Client struct {
 	BaseURL string
 	HTTP    *http.Client
+	// ID is the credential's SPIFFE ID (the admin's or an auditor's).
+	ID spiffeid.ID
 }
 
 // Load builds a client from an admin directory. serverURL overrides DIR/server_url.
 func Load(dir, serverURL string) (*Client, error) {
-	svid, err := x509svid.Load(filepath.Join(dir, "admin.pem"), filepath.Join(dir, "admin_key.pem"))
+	return LoadCredential(dir, "admin", serverURL)
+}
+
+// LoadCredential builds a client from a credential directory holding NAME.pem,
+// NAME_key.pem, bundle.pem and server_url: the admin credential (name "admin") or an
+// auditor credential that `warden auditor create` wrote (name "auditor").
+func LoadCredential(dir, name, serverURL string) (*Client, error) {
+	svid, err := x509svid.Load(filepath.Join(dir, name+".pem"), filepath.Join(dir, name+"_key.pem"))
 	if err != nil {
-		return nil, fmt.Errorf("admin credential: %w (is the data dir right, and has `warden server` run once?)", err)
+		return nil, fmt.Errorf("%s credential: %w (is the directory right, and has `warden server` run once?)", name, err)
 	}
 	td := svid.ID.TrustDomain()
 	bundle, err := x509bundle.Load(td, filepath.Join(dir, "bundle.pem"))
@@ -48,6 +57,7 @@ func Load(dir, serverURL string) (*Client, error) {
 	}
 	server := spiffeid.RequireFromPath(td, "/warden/server")
 	return &Client{
+		ID:      svid.ID,
 		BaseURL: strings.TrimRight(serverURL, "/"),
 		HTTP: &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{
 			TLSClientConfig: tlsconfig.MTLSClientConfig(svid, bundle, tlsconfig.AuthorizeID(server)),

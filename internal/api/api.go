@@ -84,6 +84,9 @@ const (
 	// ReasonFederationFetch: a federation relationship was not added because its bundle
 	// endpoint could not be fetched or authenticated, or served a bundle refused.
 	ReasonFederationFetch = "federation_fetch_failed"
+	// ReasonAuditInconsistent: an audit search found a record whose filter columns do not
+	// match its canonical bytes (the database was edited; warden audit verify names it).
+	ReasonAuditInconsistent = "audit_inconsistent"
 )
 
 // Error is the body of every 4xx/5xx answer.

@@ -46,6 +46,7 @@ const (
 	KindJoinToken    Kind = "join_token"    // a join token created (never the secret)
 	KindApprover     Kind = "approver"      // an approver added or deleted
 	KindFederation   Kind = "federation"    // a federation relationship added or removed, a foreign bundle updated or refused
+	KindAuditor      Kind = "auditor"       // an auditor credential issued (read-only: audit search)
 )
 
 var knownKinds = map[Kind]bool{
@@ -53,7 +54,7 @@ var knownKinds = map[Kind]bool{
 	KindQuarantine: true, KindSuspension: true, KindAttestation: true, KindApproval: true,
 	KindKillSwitch: true, KindIncidentMode: true, KindZone: true, KindAnomaly: true, KindAccess: true,
 	KindCARotation: true, KindEntry: true, KindJoinToken: true, KindApprover: true,
-	KindFederation: true,
+	KindFederation: true, KindAuditor: true,
 }
 
 // Kinds returns every kind an event may have, sorted (docs/audit-events.md lists each,
@@ -66,6 +67,9 @@ func Kinds() []Kind {
 	slices.Sort(out)
 	return out
 }
+
+// KnownKind reports whether k is one of the event kinds above.
+func KnownKind(k Kind) bool { return knownKinds[k] }
 
 // Decision values of a decision event.
 const (

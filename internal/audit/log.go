@@ -439,3 +439,43 @@ func VerifyInclusion(p InclusionProof, v note.Verifier) error {
 	}
 	return nil
 }
+
+// Query returns the newest records matching f, oldest first (Storage.Query). The filter
+// columns it selects on are verified by Verify; callers that must answer from verified
+// bytes alone check each record's canonical bytes with f.Match.
+func (l *Log) Query(ctx context.Context, f Filter) ([]Record, error) {
+	return l.cfg.Storage.Query(ctx, f)
+}
+
+// ProveIndexes returns inclusion proofs of the records at indexes against one
+// checkpoint that covers them all (signing one when none does yet and a signer is
+// configured), and that checkpoint's note with the witness cosignatures stored beside
+// it. ErrNotFound when no checkpoint covers them.
+func (l *Log) ProveIndexes(ctx context.Context, indexes []int64) (Checkpoint, string, []tlog.RecordProof, error) {
+	st := l.cfg.Storage
+	var top int64 = -1
+	for _, x := range indexes {
+		top = max(top, x)
+	}
+	cp, err := st.LatestCheckpoint(ctx)
+	if (err != nil && errors.Is(err, ErrNotFound) || err == nil && cp.Size <= top) && l.cfg.Signer != nil {
+		cp, err = l.Checkpoint(ctx)
+	}
+	if err != nil {
+		return Checkpoint{}, "", nil, err
+	}
+	if cp.Size <= top {
+		return Checkpoint{}, "", nil, fmt.Errorf("%w: no checkpoint covers record %d yet", ErrNotFound, top)
+	}
+	proofs := make([]tlog.RecordProof, len(indexes))
+	for i, x := range indexes {
+		if proofs[i], err = tlog.ProveRecord(cp.Size, x, hashReader(ctx, st)); err != nil {
+			return Checkpoint{}, "", nil, fmt.Errorf("audit: prove record %d: %w", x, err)
+		}
+	}
+	cs, err := st.Cosignatures(ctx, cp.Size)
+	if err != nil {
+		return Checkpoint{}, "", nil, err
+	}
+	return cp, string(WithCosignatures(cp.Note, cs[cp.Size])), proofs, nil
+}

@@ -97,7 +97,8 @@ func newAuditCmd() *cobra.Command {
 		Use:   "audit",
 		Short: "Verify, prove, show, tail and export the tamper-evident audit log",
 	}
-	cmd.AddCommand(newAuditVerifyCmd(), newAuditProofCmd(), newAuditShowCmd(), newAuditTailCmd(), newAuditExportCmd(), newAuditKeysCmd())
+	cmd.AddCommand(newAuditVerifyCmd(), newAuditProofCmd(), newAuditShowCmd(), newAuditTailCmd(), newAuditExportCmd(),
+		newAuditKeysCmd(), newAuditSearchCmd())
 	return cmd
 }
 

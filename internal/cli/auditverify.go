@@ -46,16 +46,8 @@ or when records no witness has seen are older than --max-unwitnessed.`,
 				return exitCode(1, err)
 			}
 			opts := audit.VerifyOptions{Verifiers: vs, Quorum: quorum, MaxUnwitnessed: maxUnwitnessed}
-			for _, p := range witnessKeys {
-				b, err := os.ReadFile(p)
-				if err != nil {
-					return exitCode(1, fmt.Errorf("witness key: %w", err))
-				}
-				w, err := audit.NewCosignatureVerifier(string(b))
-				if err != nil {
-					return exitCode(1, fmt.Errorf("witness key %s: %w", p, err))
-				}
-				opts.Witnesses = append(opts.Witnesses, w)
+			if opts.Witnesses, err = loadWitnessKeys(witnessKeys); err != nil {
+				return exitCode(1, err)
 			}
 			if len(opts.Witnesses) == 0 && (len(witnessURLs) > 0 || len(witnessCP) > 0) {
 				return exitCode(1, errors.New("--witness-url and --witness-checkpoint need --witness-key: the keys decide whom to trust"))

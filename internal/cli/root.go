@@ -61,6 +61,7 @@ func newRootCmd() *cobra.Command {
 		newApproverCmd(),
 		newAttestCmd(),
 		newAuditCmd(),
+		newAuditorCmd(),
 		newCACmd(),
 		newDemoCmd(),
 		newEnrollCmd(),

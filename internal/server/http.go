@@ -48,6 +48,8 @@ func (s *Server) Handler() http.Handler {
 	mux.HandleFunc("POST "+api.PathAttestChallenge, s.handleAttestChallenge)
 	mux.HandleFunc("POST "+api.PathAdminAttestChallenge, s.admin(s.handleAdminChallenge))
 	mux.HandleFunc("POST "+api.PathAdminCARotate, s.admin(s.handleCARotate))
+	mux.HandleFunc("GET "+api.PathAuditSearch, s.auditReader(s.handleAuditSearch))
+	mux.HandleFunc("POST "+api.PathAdminAuditors, s.admin(s.handleCreateAuditor))
 	mux.HandleFunc("POST "+api.PathAdminKillSwitches, s.admin(s.handleKillSwitchEngage))
 	mux.HandleFunc("POST "+api.PathAdminKillSwitchRelease, s.admin(s.handleKillSwitchRelease))
 	mux.HandleFunc("POST "+api.PathAdminIncident+"{op}", s.admin(s.handleIncident))
@@ -68,8 +70,12 @@ func (s *Server) Handler() http.Handler {
 		w.Header().Set("X-Request-Id", id)
 		r = r.WithContext(contextWithRequestID(r.Context(), id))
 		sw := &statusWriter{ResponseWriter: w, status: 200}
-		mux.ServeHTTP(sw, r)
-		s.auditRequest(r, sw)
+		if s.readOnlyAuditor(sw, r) {
+			s.accessRefused(r, sw) // whatever the path: an auditor's refusals are access events
+		} else {
+			mux.ServeHTTP(sw, r)
+			s.auditRequest(r, sw)
+		}
 		// The access log names the caller and the outcome, never a token or key. Every
 		// refusal is logged with its reason; successes only at debug level.
 		level := slog.LevelDebug
