@@ -10,6 +10,7 @@ import (
 	"testing"
 
 	"github.com/warden-a2a/warden/internal/audit"
+	"github.com/warden-a2a/warden/internal/proc"
 	"github.com/warden-a2a/warden/internal/witness"
 )
 
@@ -23,9 +24,9 @@ type deployment struct {
 	dataDir    string
 	witnessDir string
 	interval   string
-	witness    *proc
+	witness    *proc.Process
 	witnessURL string
-	server     *proc
+	server     *proc.Process
 	db         *sql.DB
 }
 
@@ -68,7 +69,7 @@ func (d *deployment) serverArgs(dir string) []string {
 	return args
 }
 
-func (d *deployment) startServer(dir string) *proc {
+func (d *deployment) startServer(dir string) *proc.Process {
 	d.t.Helper()
 	urlFile := filepath.Join(dir, "admin", "server_url")
 	os.Remove(urlFile)

@@ -1,7 +1,6 @@
 package auditproc
 
 import (
-	"bytes"
 	"context"
 	"database/sql"
 	"errors"
@@ -19,16 +18,27 @@ import (
 
 	"github.com/warden-a2a/warden/internal/audit"
 	"github.com/warden-a2a/warden/internal/cli"
+	"github.com/warden-a2a/warden/internal/proc"
+	"github.com/warden-a2a/warden/internal/store/storetest"
 )
-
-const childEnv = "WARDEN_AUDITPROC_CHILD"
 
 // TestMain runs the warden command line when the test binary is started as a child.
 func TestMain(m *testing.M) {
-	if os.Getenv(childEnv) == "1" {
+	if proc.IsChild() {
 		os.Exit(cli.Main(os.Args[1:]))
 	}
 	os.Exit(m.Run())
+}
+
+// group returns the test's process group (children stopped when the test ends).
+func group(t *testing.T) *proc.Group {
+	t.Helper()
+	g, err := proc.New(proc.Config{LogDir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(g.Close)
+	return g
 }
 
 // warden runs one warden command to completion and returns its exit code and output.
@@ -36,74 +46,47 @@ func warden(t *testing.T, args ...string) (int, string, string) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, os.Args[0], args...)
-	cmd.Env = append(os.Environ(), childEnv+"=1")
-	var out, errOut bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &out, &errOut
-	err := cmd.Run()
-	code := 0
-	var ee *exec.ExitError
-	if errors.As(err, &ee) {
-		code = ee.ExitCode()
-	} else if err != nil {
-		t.Fatalf("warden %s: %v", strings.Join(args, " "), err)
+	r := group(t).Run(ctx, args)
+	if r.Code < 0 {
+		t.Fatalf("warden %s: %v", strings.Join(args, " "), r.Err)
 	}
-	return code, out.String(), errOut.String()
+	return r.Code, r.Stdout, r.Stderr
 }
 
-// proc is a long-running warden child process (server, witness).
-type proc struct {
-	t    *testing.T
-	name string
-	cmd  *exec.Cmd
-	log  string // file with its stderr
-	done chan error
-}
-
-func start(t *testing.T, name string, args ...string) *proc {
+// start starts a long-running warden child (server, witness).
+func start(t *testing.T, name string, args ...string) *proc.Process {
 	t.Helper()
-	logPath := filepath.Join(t.TempDir(), name+".log")
-	f, err := os.Create(logPath)
+	p, err := group(t).Start(name, args)
 	if err != nil {
 		t.Fatal(err)
 	}
-	cmd := exec.Command(os.Args[0], args...)
-	cmd.Env = append(os.Environ(), childEnv+"=1")
-	cmd.Stdout, cmd.Stderr = f, f
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	f.Close()
-	p := &proc{t: t, name: name, cmd: cmd, log: logPath, done: make(chan error, 1)}
-	go func() { p.done <- cmd.Wait() }()
-	t.Cleanup(func() { p.kill() })
 	return p
 }
 
-// stop sends SIGTERM and waits for a graceful exit.
-func (p *proc) stop() {
-	p.t.Helper()
-	_ = p.cmd.Process.Signal(syscall.SIGTERM)
-	select {
-	case <-p.done:
-		p.done <- nil // for kill in cleanup
-	case <-time.After(60 * time.Second):
-		p.t.Fatalf("%s did not stop within 60 s:\n%s", p.name, p.output())
+// stop stops a child gracefully (SIGTERM) and fails the test when it does not exit.
+func stop(t *testing.T, p *proc.Process) {
+	t.Helper()
+	if err := p.Stop(); err != nil {
+		t.Fatalf("stop %s: %v\n%s", p.Name, err, p.Tail(20))
 	}
 }
 
-// kill sends SIGKILL (no chance to write anything more) and waits.
-func (p *proc) kill() {
-	_ = p.cmd.Process.Signal(syscall.SIGKILL)
-	<-p.done
-	p.done <- nil
+// kill9 kills a child with SIGKILL (no chance to write anything more) and waits.
+func kill9(t *testing.T, p *proc.Process) {
+	t.Helper()
+	p.ExpectExit()
+	if err := p.Signal(syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	<-p.Done()
 }
 
-// exited waits for the process to exit by itself and returns its exit code.
-func (p *proc) exited(within time.Duration) (int, bool) {
+// exited waits for a child to exit by itself and returns its exit code.
+func exited(p *proc.Process, within time.Duration) (int, bool) {
+	p.ExpectExit()
 	select {
-	case err := <-p.done:
-		p.done <- err
+	case <-p.Done():
+		_, err := p.Exited()
 		var ee *exec.ExitError
 		if errors.As(err, &ee) {
 			return ee.ExitCode(), true
@@ -114,25 +97,25 @@ func (p *proc) exited(within time.Duration) (int, bool) {
 	}
 }
 
-func (p *proc) output() string {
-	b, _ := os.ReadFile(p.log)
-	return string(b)
-}
-
-// waitFor polls cond every 50 ms for up to 60 s (a loaded 2-core machine starts
-// processes slowly).
-func waitFor(t *testing.T, what string, cond func() bool, procs ...*proc) {
+// waitFor polls cond for up to 60 s (a loaded 2-core machine starts processes slowly);
+// a child of procs that exits meanwhile fails it at once with its log.
+func waitFor(t *testing.T, what string, cond func() bool, procs ...*proc.Process) {
 	t.Helper()
-	deadline := time.Now().Add(60 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			var logs strings.Builder
-			for _, p := range procs {
-				fmt.Fprintf(&logs, "--- %s:\n%s\n", p.name, p.output())
+	ctx := context.Background()
+	check := func() (bool, error) {
+		for _, p := range procs {
+			if done, err := p.Exited(); done {
+				return false, fmt.Errorf("%s exited (%v):\n%s", p.Name, err, p.Tail(20))
 			}
-			t.Fatalf("timed out waiting for %s\n%s", what, logs.String())
 		}
-		time.Sleep(50 * time.Millisecond)
+		return cond(), nil
+	}
+	if err := proc.WaitFor(ctx, 60*time.Second, what, check); err != nil {
+		var logs strings.Builder
+		for _, p := range procs {
+			fmt.Fprintf(&logs, "--- %s:\n%s\n", p.Name, p.Tail(30))
+		}
+		t.Fatalf("%v\n%s", err, logs.String())
 	}
 }
 
@@ -161,30 +144,7 @@ func eachBackend(t *testing.T, f func(t *testing.T, b backend)) {
 		}})
 	})
 	t.Run("postgres", func(t *testing.T) {
-		dsn := os.Getenv("WARDEN_TEST_POSTGRES")
-		if dsn == "" {
-			t.Skip("WARDEN_TEST_POSTGRES is not set; skipping the PostgreSQL backend")
-		}
-		admin, err := sql.Open("pgx", dsn)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer admin.Close()
-		schema := fmt.Sprintf("auditproc_%d", time.Now().UnixNano())
-		if _, err := admin.Exec("CREATE SCHEMA " + schema); err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() {
-			if a, err := sql.Open("pgx", dsn); err == nil {
-				a.Exec("DROP SCHEMA " + schema + " CASCADE")
-				a.Close()
-			}
-		})
-		sep := "?"
-		if strings.Contains(dsn, "?") {
-			sep = "&"
-		}
-		store := dsn + sep + "search_path=" + schema
+		store := storetest.PostgresDSN(t)
 		f(t, backend{name: "postgres", store: store, open: func(t *testing.T, _ string) *sql.DB {
 			db, err := sql.Open("pgx", store)
 			if err != nil {

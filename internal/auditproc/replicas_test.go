@@ -29,9 +29,9 @@ func TestReplicasShareOneAuditKey(t *testing.T) {
 		onlyCA := t.TempDir()
 		copyDir(t, filepath.Join(d.dataDir, "ca"), onlyCA)
 		p := start(t, "replica-only-ca", d.serverArgs(onlyCA)...)
-		code, exited := p.exited(60 * time.Second)
-		if !exited || code == 0 || !strings.Contains(p.output(), "copy DATA_DIR/audit/") {
-			t.Fatalf("replica without the audit key: exited %v code %d:\n%s", exited, code, p.output())
+		code, exited := exited(p, 60*time.Second)
+		if !exited || code == 0 || !strings.Contains(p.Tail(40), "copy DATA_DIR/audit/") {
+			t.Fatalf("replica without the audit key: exited %v code %d:\n%s", exited, code, p.Tail(40))
 		}
 		if _, err := os.Stat(filepath.Join(onlyCA, "audit", "signer.key")); err == nil {
 			t.Fatal("the refused replica created an audit key of its own")
@@ -47,10 +47,10 @@ func TestReplicasShareOneAuditKey(t *testing.T) {
 		}
 		n := d.waitWitnessed()
 		if code, out, errOut := d.verify(true); code != 0 || !strings.HasPrefix(out, "OK: "+itoa(n)+" events") {
-			t.Fatalf("two replicas: exit %d %q %s\n%s\n%s", code, out, errOut, d.server.output(), r2.output())
+			t.Fatalf("two replicas: exit %d %q %s\n%s\n%s", code, out, errOut, d.server.Tail(40), r2.Tail(40))
 		}
-		r2.stop()
-		d.server.stop()
+		stop(t, r2)
+		stop(t, d.server)
 		if code, out, errOut := d.verify(true); code != 0 {
 			t.Fatalf("both stopped: exit %d %q %s", code, out, errOut)
 		}

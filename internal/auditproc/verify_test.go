@@ -45,7 +45,7 @@ func TestVerifyNamesTamperingBehindTheServer(t *testing.T) {
 				first := d.waitWitnessed()
 				appendEvents(t, d.db, b, "b", 20)
 				second := d.waitWitnessed()
-				d.server.stop()
+				stop(t, d.server)
 				if code, out, errOut := d.verify(true); code != 0 || !strings.HasPrefix(out, "OK: "+itoa(second)+" events") {
 					t.Fatalf("before tampering: exit %d %q %s", code, out, errOut)
 				}
@@ -100,7 +100,7 @@ func TestRestartBetweenCheckpoints(t *testing.T) {
 		d := deploy(t, b, "1h") // checkpoints only at start and at stop
 		waitFor(t, "the start checkpoint", func() bool { return d.witnessSize() == 0 }, d.server, d.witness)
 		appendEvents(t, d.db, b, "before-stop", 10)
-		d.server.stop() // the last checkpoint at stop covers them
+		stop(t, d.server) // the last checkpoint at stop covers them
 		if got := d.witnessSize(); got != 10 {
 			t.Fatalf("after a graceful stop the witness holds %d, want 10", got)
 		}
@@ -109,7 +109,7 @@ func TestRestartBetweenCheckpoints(t *testing.T) {
 		}
 		d.server = d.startServer(d.dataDir)
 		appendEvents(t, d.db, b, "before-kill", 7)
-		d.server.kill() // no checkpoint covers these 7
+		kill9(t, d.server) // no checkpoint covers these 7
 		if code, out, errOut := d.verify(true); code != 0 || !strings.Contains(out, "7 newer events not witnessed yet") {
 			t.Fatalf("right after kill -9: exit %d %q %s", code, out, errOut)
 		}
@@ -130,14 +130,14 @@ func TestUnwitnessedTailAndQuorum(t *testing.T) {
 		d := deploy(t, b, "200ms")
 		appendEvents(t, d.db, b, "a", 5)
 		d.waitWitnessed()
-		d.server.kill()
+		kill9(t, d.server)
 		appendEvents(t, d.db, b, "late", 3) // another writer; nobody checkpoints them
 		time.Sleep(2500 * time.Millisecond)
 		code, out, _ := d.verify(true, "--max-unwitnessed", "2s")
 		if code != 1 || !strings.Contains(out, "unwitnessed: records 5..7 are not covered by any witnessed checkpoint") {
 			t.Fatalf("stale tail: exit %d %q", code, out)
 		}
-		d.witness.stop()
+		stop(t, d.witness)
 		code, out, _ = d.verify(true)
 		if code != 1 || !strings.Contains(out, "FAIL: quorum: only 0 of the 1 trusted witnesses") {
 			t.Fatalf("witness down: exit %d %q", code, out)

@@ -25,25 +25,32 @@ var auditSteps = []func(context.Context, *env){
 	oneCallOneTrace,
 	reverifyIntent,
 	tamperedAuditLog,
+	truncatedBehindTheServer, // last: it cuts the live log
 }
 
-// verifyAuditLog waits for a signed checkpoint (the server signs one every 10 s) and
-// verifies the whole log.
+// witnessFlags are `warden audit verify`'s flags that take the witness's newest
+// checkpoint from the witness itself.
+func (e *env) witnessFlags() []string {
+	return []string{"--witness-key", e.WitnessKey, "--witness-url", e.WitnessURL}
+}
+
+// verifyAuditLog waits until the witness has cosigned a checkpoint of the whole log (the
+// server checkpoints every 2 s) and verifies it, against the witness's newest checkpoint.
 func verifyAuditLog(ctx context.Context, e *env) {
-	s := Step{Name: "the audit log verifies: every event, every signed checkpoint", Kind: "workflow", Expected: "allow"}
+	s := Step{Name: "the audit log verifies: every event, every signed checkpoint, the witness's newest checkpoint", Kind: "workflow", Expected: "allow"}
 	var r proc.Result
-	err := proc.WaitFor(ctx, 60*time.Second, "a signed checkpoint", func() (bool, error) {
-		r = e.Admin(ctx, "audit", "verify")
+	err := proc.WaitFor(ctx, 60*time.Second, "a witnessed checkpoint of the whole log", func() (bool, error) {
+		r = e.Admin(ctx, append([]string{"audit", "verify"}, e.witnessFlags()...)...)
 		if r.Err != nil {
 			return false, r.Err
 		}
-		return !strings.Contains(r.Stderr, "no signed checkpoint yet"), nil
+		return strings.Contains(r.Stdout, "; 0 newer events not witnessed yet"), nil
 	})
 	s.Command = r.Command
 	if err != nil {
 		s.Observed, s.Reason, _ = outcome(err)
 	} else {
-		s.Observed, s.Reason = "allow", strings.TrimSpace(r.Stdout)
+		s.Observed, s.Reason = "allow", strings.Join(strings.Fields(r.Stdout), " ")
 	}
 	e.record(s)
 	e.printTrail(ctx, "po-1001")
@@ -195,4 +202,78 @@ func tamperedAuditLog(ctx context.Context, e *env) {
 		s.Observed, s.Reason = "allow", "could not run the check: "+r.Message()+strings.TrimSpace(r.Stdout)
 	}
 	e.record(s)
+}
+
+// truncatedBehindTheServer is an insider with write access to the control plane's
+// database: once the witness has cosigned the whole log, the last events are deleted
+// together with every checkpoint (and cosignature) that covered them, behind the running
+// server's back. The database alone still verifies; `warden audit verify` with the
+// witness's key, which reads the witness's newest checkpoint from the witness, names the
+// truncation. (Gates still shipping may append after the cut: then the log's root at
+// the witnessed size differs, named rolled_back.)
+func truncatedBehindTheServer(ctx context.Context, e *env) {
+	s := Step{Name: "an insider cuts the last audit events and their checkpoints out of the live database; verify with the witness's key names it",
+		Kind: "attack", Expected: "deny"}
+	verify := append([]string{"audit", "verify"}, e.witnessFlags()...)
+	var r proc.Result
+	err := proc.WaitFor(ctx, 60*time.Second, "the witness to cosign the whole log", func() (bool, error) {
+		r = e.Admin(ctx, verify...)
+		return r.Err == nil && strings.Contains(r.Stdout, "; 0 newer events not witnessed yet"), nil
+	})
+	if err != nil {
+		s.Command, s.Observed, s.Reason = r.Command, "allow", "could not run the check: "+err.Error()
+		e.record(s)
+		return
+	}
+	const cut = 5
+	var size int64
+	err = func() error {
+		db, err := sql.Open("sqlite", "file:"+filepath.Join(e.ServerDir(), "warden.db")+"?_pragma=busy_timeout(10000)")
+		if err != nil {
+			return err
+		}
+		defer db.Close()
+		tx, err := db.BeginTx(ctx, nil)
+		if err != nil {
+			return err
+		}
+		defer tx.Rollback()
+		if err := tx.QueryRowContext(ctx, "SELECT COALESCE(MAX(idx)+1, 0) FROM audit_records").Scan(&size); err != nil {
+			return err
+		}
+		keep := size - cut
+		for _, q := range []string{"DELETE FROM audit_records WHERE idx >= ?", "DELETE FROM audit_checkpoints WHERE size > ?", "DELETE FROM audit_cosignatures WHERE size > ?"} {
+			if _, err := tx.ExecContext(ctx, q, keep); err != nil {
+				return err
+			}
+		}
+		return tx.Commit()
+	}()
+	keep := size - cut
+	s.Command = fmt.Sprintf(`sqlite3 $DIR/server/warden.db "DELETE FROM audit_records WHERE idx >= %d; DELETE FROM audit_checkpoints WHERE size > %d; DELETE FROM audit_cosignatures WHERE size > %d"`, keep, keep, keep)
+	if err != nil {
+		s.Observed, s.Reason = "allow", "could not cut the log: "+err.Error()
+		e.record(s)
+		return
+	}
+	dbOnly := e.Admin(ctx, "audit", "verify")
+	r = e.Admin(ctx, verify...)
+	s.Command = commands(s.Command, dbOnly.Command+"   # the database alone: "+firstLine(dbOnly.Stdout), r.Command)
+	switch out := strings.TrimSpace(r.Stdout); {
+	case r.Code == 1 && (strings.Contains(out, ": truncated: ") || strings.Contains(out, ": rolled_back: ")):
+		s.Observed, s.Reason = "deny", out
+	case r.Code == 0:
+		s.Observed, s.Reason = "allow", "the cut log still verified with the witness: "+out
+	default:
+		s.Observed, s.Reason = "allow", "could not run the check: "+r.Message()+" "+out
+	}
+	e.record(s)
+}
+
+func firstLine(s string) string {
+	line, _, _ := strings.Cut(strings.TrimSpace(s), "\n")
+	if i := strings.Index(line, ", root "); i > 0 {
+		line = line[:i]
+	}
+	return line
 }

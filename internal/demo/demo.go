@@ -78,7 +78,7 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	if err := os.WriteFile(roots, vendor.pem(), 0o644); err != nil {
 		return nil, err
 	}
-	st, err := StartStack(ctx, StackConfig{Dir: cfg.DataDir, Exe: cfg.Exe,
+	st, err := StartStack(ctx, StackConfig{Dir: cfg.DataDir, Exe: cfg.Exe, Witness: true,
 		ServerFlags: []string{"--attest-challenge-timeout", challengeTimeout, "--tpm-ek-roots", roots}})
 	if err != nil {
 		return nil, fmt.Errorf("demo: start the control plane: %w", err)
@@ -86,7 +86,7 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	defer st.Close()
 	e := &env{Stack: st, cfg: cfg, out: cfg.Out, log: cfg.Logger, agents: map[string]*Agent{}, vendor: vendor}
 	fmt.Fprintf(e.out, "Warden demo: every component is a child process of this binary; commands below are\n"+
-		"copyable with DIR=%s (logs in $DIR/logs).\n\n  $ %s &\n\n", st.Dir, st.Server.Command)
+		"copyable with DIR=%s (logs in $DIR/logs).\n\n  $ %s\n  $ %s &\n  $ %s &\n\n", st.Dir, st.KeysCommand, st.Witness.Command, st.Server.Command)
 
 	e.printInventory()
 	// The story in order: identities, the purchase-order workflow through the gates, then

@@ -46,6 +46,14 @@ type Stack struct {
 	Server  *proc.Process // warden server
 	SockDir string        // where unix sockets go: DIR/run, or a short temporary directory
 
+	// Witness cosigns the audit log's checkpoints (`warden witness`, StackConfig.Witness);
+	// WitnessURL is where it listens, WitnessKey its verifier key file.
+	Witness    *proc.Process
+	WitnessURL string
+	WitnessKey string
+	// KeysCommand is the `warden audit keys` run before the witness started, as shown.
+	KeysCommand string
+
 	serverArgs []string
 	tmpSock    bool
 }
@@ -62,7 +70,13 @@ type StackConfig struct {
 	// ShowDir is the directory commands show as $DIR; default Dir (a partner's stack in a
 	// subdirectory shows its paths as $DIR/partner/...).
 	ShowDir string
+	// Witness starts a `warden witness` (DIR/witness) that cosigns every audit checkpoint
+	// before the server starts, and has the server checkpoint every 2 s.
+	Witness bool
 }
+
+// WitnessDir is the witness's --data-dir.
+func (s *Stack) WitnessDir() string { return filepath.Join(s.Dir, "witness") }
 
 // ServerDir is the control plane's --data-dir.
 func (s *Stack) ServerDir() string { return filepath.Join(s.Dir, "server") }
@@ -118,11 +132,49 @@ func StartStack(ctx context.Context, cfg StackConfig) (*Stack, error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := s.startServer(ctx, cfg.ServerFlags); err != nil {
+	flags := cfg.ServerFlags
+	if cfg.Witness {
+		wf, err := s.startWitness(ctx)
+		if err != nil {
+			s.Close()
+			return nil, err
+		}
+		flags = append(append([]string{}, flags...), wf...)
+	}
+	if err := s.startServer(ctx, flags); err != nil {
 		s.Close()
 		return nil, err
 	}
 	return s, nil
+}
+
+// startWitness makes the audit log's key (`warden audit keys`), starts a witness
+// following it and returns the server flags that have it cosign every checkpoint
+// (docs/operator-guide.md, "Run witnesses of the audit log").
+func (s *Stack) startWitness(ctx context.Context) ([]string, error) {
+	r := s.Warden(ctx, "audit", "keys", "--data-dir", s.ServerDir(), "--trust-domain", s.TD.Name())
+	if r.Err != nil {
+		return nil, fmt.Errorf("demo: audit keys: %w", r.Err)
+	}
+	s.KeysCommand = r.Command
+	urlFile := filepath.Join(s.WitnessDir(), "url")
+	_ = os.Remove(urlFile)
+	p, err := s.Procs.Start("witness", []string{"witness", "--data-dir", s.WitnessDir(), "--listen", "127.0.0.1:0",
+		"--name", "witness.demo/w1", "--log-key", filepath.Join(s.ServerDir(), "audit", audit.VerifierKeyFile)})
+	if err != nil {
+		return nil, err
+	}
+	s.Witness = p
+	err = p.WaitFor(ctx, 60*time.Second, "the witness to listen", func() (bool, error) {
+		b, _ := os.ReadFile(urlFile)
+		s.WitnessURL = strings.TrimSpace(string(b))
+		return s.WitnessURL != "", nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	s.WitnessKey = filepath.Join(s.WitnessDir(), "witness.vkey")
+	return []string{"--witness", s.WitnessURL + "=" + s.WitnessKey, "--checkpoint-interval", "2s"}, nil
 }
 
 // writeInputs puts the embedded default policies and the supply-chain catalog where

@@ -4,7 +4,6 @@ import (
 	"context"
 	"crypto/x509"
 	"encoding/base64"
-	"errors"
 	"fmt"
 	"net/http"
 	"net/url"
@@ -194,14 +193,7 @@ func (s *Server) handleCreateAuditor(w http.ResponseWriter, r *http.Request) {
 	id := spiffeid.RequireFromPath(s.td, auditorPrefix+req.Name)
 	pub, err := enroll.CheckCSR(req.CSR, id)
 	if err != nil {
-		code := api.ReasonCSRInvalid
-		switch {
-		case errors.Is(err, enroll.ErrWeakKey):
-			code = api.ReasonWeakKey
-		case errors.Is(err, enroll.ErrCSRIDMismatch):
-			code = api.ReasonCSRIDMismatch
-		}
-		s.fail(w, r, http.StatusBadRequest, code, err.Error())
+		s.fail(w, r, http.StatusBadRequest, csrReason(err), err.Error())
 		return
 	}
 	cert, err := s.ca.SignX509SVID(ca.X509Request{PublicKey: pub, ID: id, TTL: ttl})

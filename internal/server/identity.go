@@ -118,14 +118,7 @@ func (s *Server) issueFor(w http.ResponseWriter, r *http.Request, entry store.En
 	}
 	pub, err := enroll.CheckCSR(csr, id)
 	if err != nil {
-		code := api.ReasonCSRInvalid
-		switch {
-		case errors.Is(err, enroll.ErrWeakKey):
-			code = api.ReasonWeakKey
-		case errors.Is(err, enroll.ErrCSRIDMismatch):
-			code = api.ReasonCSRIDMismatch
-		}
-		s.fail(w, r, http.StatusBadRequest, code, err.Error())
+		s.fail(w, r, http.StatusBadRequest, csrReason(err), err.Error())
 		return
 	}
 	if s.att != nil && !s.attestIssue(w, r, entry, subject, evidence, kind == "renew") {
@@ -177,4 +170,15 @@ func (s *Server) handleJWTSVID(w http.ResponseWriter, r *http.Request) {
 func (s *Server) internal(w http.ResponseWriter, r *http.Request, err error) {
 	s.log.Error("internal error", "request_id", requestID(r), "err", err)
 	s.fail(w, r, http.StatusInternalServerError, api.ReasonInternal, "internal error; see the server log for request "+requestID(r))
+}
+
+// csrReason is the reason code of an enroll.CheckCSR error.
+func csrReason(err error) string {
+	switch {
+	case errors.Is(err, enroll.ErrWeakKey):
+		return api.ReasonWeakKey
+	case errors.Is(err, enroll.ErrCSRIDMismatch):
+		return api.ReasonCSRIDMismatch
+	}
+	return api.ReasonCSRInvalid
 }
