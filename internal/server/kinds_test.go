@@ -2,6 +2,9 @@ package server_test
 
 import (
 	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
 	"encoding/json"
 	"fmt"
 	"net/http"
@@ -68,6 +71,9 @@ func TestEveryDocumentedKindIsWritten(t *testing.T) {
 	_, err = f.admin.AddFederation(ctx, api.FederationRequest{TrustDomain: "partner.example", EndpointURL: partner.ServeSPIFFE(t),
 		Profile: "https_spiffe", EndpointSPIFFEID: partner.EndpointID.String(), Bundle: partnerBundle})
 	must("federation", err)
+	auditorKey, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	_, err = f.admin.CreateAuditor(ctx, api.AuditorRequest{Name: "alice", CSR: csrFor(t, auditorKey, "spiffe://supplychain.example/warden/auditor/alice")})
+	must("auditor", err)
 
 	// access: an agent on the admin API.
 	res, err := src.HTTPClient().Get(f.url + api.PathAdminEntries)
