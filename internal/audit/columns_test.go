@@ -29,12 +29,7 @@ func TestVerifyCoversFilterColumns(t *testing.T) {
 		t.Run(tc.column, func(t *testing.T) {
 			eachBackend(t, func(t *testing.T, b backend) {
 				ctx := context.Background()
-				signer, verifier := testKeys(t)
-				l, err := audit.Open(ctx, audit.Config{Storage: b.st, Signer: signer})
-				if err != nil {
-					t.Fatal(err)
-				}
-				defer l.Close()
+				l, verifier := signedLog(t, b)
 				for i := 0; i < 30; i++ {
 					mustAppend(t, l, decisionEvent(i))
 				}
@@ -43,7 +38,7 @@ func TestVerifyCoversFilterColumns(t *testing.T) {
 				}
 				// decisionEvent(24) is a denial (24%7 == 3) with reason replay.
 				sqlExec(t, b, "UPDATE audit_records SET "+tc.column+" = "+tc.value+" WHERE idx = 24")
-				_, err = audit.Verify(ctx, b.st, verifier)
+				_, err := audit.Verify(ctx, b.st, verifier)
 				fe, ok := audit.IsFault(err)
 				if !ok || fe.Index != 24 || fe.Code != audit.FaultColumnMismatch {
 					t.Fatalf("verify after editing %s: %v, want a column_mismatch at 24", tc.column, err)
@@ -58,12 +53,7 @@ func TestVerifyCoversFilterColumns(t *testing.T) {
 func TestSizeZeroCheckpointIsNoFalseFail(t *testing.T) {
 	eachBackend(t, func(t *testing.T, b backend) {
 		ctx := context.Background()
-		signer, verifier := testKeys(t)
-		l, err := audit.Open(ctx, audit.Config{Storage: b.st, Signer: signer})
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer l.Close()
+		l, verifier := signedLog(t, b)
 		if cp, err := l.Checkpoint(ctx); err != nil || cp.Size != 0 {
 			t.Fatalf("first checkpoint: %+v %v", cp, err)
 		}
@@ -96,12 +86,7 @@ func TestSizeZeroCheckpointIsNoFalseFail(t *testing.T) {
 func TestNoCheckpointAtAllFails(t *testing.T) {
 	eachBackend(t, func(t *testing.T, b backend) {
 		ctx := context.Background()
-		signer, verifier := testKeys(t)
-		l, err := audit.Open(ctx, audit.Config{Storage: b.st, Signer: signer})
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer l.Close()
+		l, verifier := signedLog(t, b)
 		for i := 0; i < 5; i++ {
 			mustAppend(t, l, decisionEvent(i)) // times in 2026-11-27
 		}
@@ -110,7 +95,7 @@ func TestNoCheckpointAtAllFails(t *testing.T) {
 			t.Fatalf("young log without a checkpoint: %v", err)
 		}
 		opts.Now = func() time.Time { return t0.Add(time.Hour) }
-		_, err = audit.VerifyWith(ctx, b.st, opts)
+		_, err := audit.VerifyWith(ctx, b.st, opts)
 		if fe, ok := audit.IsFault(err); !ok || fe.Code != audit.FaultNoCheckpoint {
 			t.Fatalf("hour-old events and no checkpoint: %v, want no_checkpoint", err)
 		}
@@ -128,18 +113,14 @@ func TestNoCheckpointAtAllFails(t *testing.T) {
 func TestMigrateFromVersion1(t *testing.T) {
 	eachBackend(t, func(t *testing.T, b backend) {
 		ctx := context.Background()
-		signer, verifier := testKeys(t)
-		l, err := audit.Open(ctx, audit.Config{Storage: b.st, Signer: signer})
-		if err != nil {
-			t.Fatal(err)
-		}
+		l, verifier := signedLog(t, b)
 		for i := 0; i < 40; i++ {
 			mustAppend(t, l, decisionEvent(i))
 		}
 		if _, err := l.Checkpoint(ctx); err != nil {
 			t.Fatal(err)
 		}
-		l.Close()
+		l.Close() // closing twice (cleanup) is harmless
 		// Back to version 1: no action/reason columns, no cosignatures table.
 		sqlExec(t, b, "ALTER TABLE audit_records DROP COLUMN action")
 		sqlExec(t, b, "ALTER TABLE audit_records DROP COLUMN reason")
@@ -188,4 +169,16 @@ func TestVerifyAcceptsEveryTrustedLogKey(t *testing.T) {
 	if _, err := audit.Verify(ctx, b.st, v1); err == nil {
 		t.Fatal("checkpoints of another key verified")
 	}
+}
+
+// signedLog opens a Log with a checkpoint signer on b, closed when the test ends.
+func signedLog(t *testing.T, b backend) (*audit.Log, note.Verifier) {
+	t.Helper()
+	signer, verifier := testKeys(t)
+	l, err := audit.Open(context.Background(), audit.Config{Storage: b.st, Signer: signer})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { l.Close() })
+	return l, verifier
 }
