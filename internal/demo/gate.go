@@ -67,6 +67,7 @@ func gateStory(ctx context.Context, e *env) {
 	defer func() { e.gates = nil }()
 	for _, step := range []func(context.Context, *gateEnv){
 		poHappyPath, erpBooking,
+		gateFollowsRotation, gateReload, // reload.go: the gate follows its agent's files; SIGHUP
 		gateImpersonation, gateReplay, gateTamperedBody, gateWrongAudience, gateRevokedAgent, erpDirectCall,
 		gateParserDifferential, gateBusinessParams, gateIdentityHeaders, // strict.go
 		paymentApproval, // payment.go: approvals end to end
