@@ -83,7 +83,7 @@ func (t *traffic) orders(ctx context.Context, agent string, client *a2aclient.Cl
 		po := fmt.Sprintf("PO-%d", n)
 		t.do(ctx, agent, "SendMessage", func(ctx context.Context) error {
 			msg := a2a.NewMessage(a2a.MessageRoleUser, a2a.NewTextPart("Purchase order "+po))
-			msg.Metadata = map[string]any{"warden.action": "purchase_order.create", "warden.resource": "Order/" + po, "warden.workflow": "e2e-" + po, "warden.amount": 100}
+			msg.Metadata = map[string]any{"warden.action": "purchase_order.create", "warden.resource": "Order/" + po, "warden.workflow": "e2e-" + po, "warden.amount": 100, "warden.currency": "EUR"}
 			res, err := client.SendMessage(ctx, &a2a.SendMessageRequest{Message: msg})
 			if err == nil {
 				if _, ok := res.(*a2a.Message); !ok {
@@ -95,7 +95,7 @@ func (t *traffic) orders(ctx context.Context, agent string, client *a2aclient.Cl
 		var task a2a.TaskID
 		t.do(ctx, agent, "SendStreamingMessage", func(ctx context.Context) error {
 			msg := a2a.NewMessage(a2a.MessageRoleUser, a2a.NewTextPart("Confirm "+po))
-			msg.Metadata = map[string]any{"warden.action": "purchase_order.create", "warden.resource": "Order/" + po, "warden.workflow": "e2e-" + po, "as_task": true}
+			msg.Metadata = map[string]any{"warden.action": "purchase_order.create", "warden.resource": "Order/" + po, "warden.workflow": "e2e-" + po, "warden.amount": 100, "warden.currency": "EUR", "as_task": true}
 			var last a2a.TaskState
 			for ev, err := range client.SendStreamingMessage(ctx, &a2a.SendMessageRequest{Message: msg}) {
 				if err != nil {

@@ -75,7 +75,7 @@ func gateReload(ctx context.Context, g *gateEnv) {
 		client, ids, cerr := OutboundClient(ctx, g.outbound.Addr)
 		if err = cerr; err == nil {
 			msg := a2a.NewMessage(a2a.MessageRoleUser, a2a.NewTextPart("Purchase order PO-1002 after the reload"))
-			msg.Metadata = map[string]any{"warden.action": "purchase_order.create", "warden.resource": "Order/PO-1002", "warden.amount": 1200, "warden.workflow": "po-1002"}
+			msg.Metadata = map[string]any{"warden.action": "purchase_order.create", "warden.resource": "Order/PO-1002", "warden.amount": 1200, "warden.currency": "EUR", "warden.workflow": "po-1002"}
 			_, err = client.SendMessage(ctx, &a2a.SendMessageRequest{Message: msg})
 			s.DecisionID = ids.Last()
 			_ = client.Destroy()
