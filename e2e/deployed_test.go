@@ -193,20 +193,28 @@ func TestDeployedPath(t *testing.T) {
 		t.Fatal(err)
 	}
 	down := time.Now()
+	// Down until an agent's SVID has less than 7 s left — past its renewal time (at most
+	// 0.6 of its lifetime, 8 s before expiry), so its renewal has been failing — and calls
+	// went on meanwhile; at the latest with 5 s left, so that every agent can still renew
+	// before its SVID expires (an expired SVID would refuse honest calls).
 	var dueAgent string
-	// Down until a renewal fell due and could not be made (an agent's SVID past its
-	// half-life plus the largest jitter) and calls went on meanwhile.
-	wait(2*svidTTL+60*time.Second, "calls to go through while the control plane is down and a renewal is due", func() bool {
+	var left time.Duration
+	wait(2*svidTTL+60*time.Second, "calls to go through while the control plane is down and a renewal is overdue", func() bool {
 		p, _ := tr.count("procurement", down, time.Time{})
 		d, _ := tr.count("demand-planner", down, time.Time{})
-		dueAgent = renewalDue(agents)
-		return p >= 3 && d >= 3 && dueAgent != ""
+		dueAgent, left = shortestLife(agents)
+		return left < 7*time.Second && p >= 3 && d >= 3 || left < 5*time.Second
 	})
 	if err := st.StartServer(ctx); err != nil {
 		t.Fatal(err)
 	}
 	up := time.Now()
-	t.Logf("control plane down for %s; %s's renewal fell due meanwhile", up.Sub(down).Round(time.Millisecond), dueAgent)
+	t.Logf("control plane down for %s; %s's renewal overdue, %s left on its SVID at the restart", up.Sub(down).Round(time.Millisecond), dueAgent, left.Round(time.Millisecond))
+	for _, a := range []string{"procurement", "demand-planner"} {
+		if ok, _ := tr.count(a, down, up); ok == 0 {
+			t.Errorf("no call of %s went through while the control plane was down", a)
+		}
+	}
 	wait(2*svidTTL+60*time.Second, "every agent to renew after the restart", func() bool {
 		for _, a := range agents {
 			if rot.since(a.Name, up) < 1 {
@@ -293,20 +301,17 @@ func checkPresentedSVID(t *testing.T, client *demo.Agent, addr string, vendor *d
 	}
 }
 
-// renewalDue names an agent whose SVID on disk is past the time its enroll --watch
-// renews it (half its lifetime plus at most a tenth) by 2 s, so that a renewal attempt
-// has failed; "" when there is none.
-func renewalDue(agents []*demo.Agent) string {
+// shortestLife names the agent whose SVID on disk expires first, and how long it has left.
+func shortestLife(agents []*demo.Agent) (string, time.Duration) {
+	name, left := "", time.Duration(1<<62)
 	for _, a := range agents {
 		sv, _, err := a.Files()
 		if err != nil {
 			continue
 		}
-		leaf := sv.Certificates[0]
-		life := leaf.NotAfter.Sub(leaf.NotBefore)
-		if time.Now().After(leaf.NotBefore.Add(life*6/10 + 2*time.Second)) {
-			return a.Name
+		if l := time.Until(sv.Certificates[0].NotAfter); l < left {
+			name, left = a.Name, l
 		}
 	}
-	return ""
+	return name, left
 }
