@@ -200,14 +200,20 @@ func (s *Server) handleCreateToken(w http.ResponseWriter, r *http.Request) {
 	tok, secret := enroll.NewToken(s.ca.RootPin())
 	now := s.now().UTC()
 	jt := store.JoinToken{Hash: tok.Hash(), EntryName: req.Entry, CreatedAt: now, ExpiresAt: now.Add(ttl)}
-	subject := req.Entry
-	if e, err := s.cfg.Store.GetEntry(r.Context(), req.Entry); err == nil {
-		subject = e.SPIFFEID
+	// The event names the entry's SPIFFE ID; without the entry there is no token (and a
+	// failed look-up, a client hanging up, makes none either).
+	entry, err := s.cfg.Store.GetEntry(r.Context(), req.Entry)
+	if errors.Is(err, store.ErrNotFound) {
+		s.fail(w, r, http.StatusNotFound, api.ReasonNotFound, "no entry "+req.Entry)
+		return
+	} else if err != nil {
+		s.internal(w, r, err)
+		return
 	}
 	// Never the secret, nor its hash (the stored look-up key).
-	ev := adminEvent(r, audit.Event{Kind: audit.KindJoinToken, Subject: subject, Outcome: "created", Reason: "operator_create_token",
+	ev := adminEvent(r, audit.Event{Kind: audit.KindJoinToken, Subject: entry.SPIFFEID, Outcome: "created", Reason: "operator_create_token",
 		Detail: map[string]string{"entry": req.Entry, "expires_at": jt.ExpiresAt.Format(time.RFC3339), "ttl_s": strconv.Itoa(req.TTLSec)}})
-	err := s.commit(r.Context(), func(ctx context.Context, st ...store.Event) error { return s.cfg.Store.CreateJoinToken(ctx, jt, st...) }, ev)
+	err = s.commit(r.Context(), func(ctx context.Context, st ...store.Event) error { return s.cfg.Store.CreateJoinToken(ctx, jt, st...) }, ev)
 	if errors.Is(err, store.ErrNotFound) {
 		s.fail(w, r, http.StatusNotFound, api.ReasonNotFound, "no entry "+req.Entry)
 		return
