@@ -181,3 +181,25 @@ func (c *Client) Status(ctx context.Context) (api.Status, error) {
 	err := c.do(ctx, http.MethodGet, api.PathAdminStatus, nil, &out)
 	return out, err
 }
+
+// PushPolicy uploads a signed policy bundle; the control plane verifies it and names its
+// revision in the trust state.
+func (c *Client) PushPolicy(ctx context.Context, req api.PolicyPush) (api.PolicyPushResponse, error) {
+	var out api.PolicyPushResponse
+	err := c.do(ctx, http.MethodPost, api.PathAdminPolicyBundles, req, &out)
+	return out, err
+}
+
+// PolicyStatus returns the active policy revision and the bundles pushed.
+func (c *Client) PolicyStatus(ctx context.Context) (api.PolicyStatus, error) {
+	var out api.PolicyStatus
+	err := c.do(ctx, http.MethodGet, api.PathAdminPolicy, nil, &out)
+	return out, err
+}
+
+// Gates returns every gate's last heartbeat with its flags.
+func (c *Client) Gates(ctx context.Context) ([]api.GateStatus, error) {
+	var out []api.GateStatus
+	err := c.do(ctx, http.MethodGet, api.PathAdminGates, nil, &out)
+	return out, err
+}

@@ -47,6 +47,7 @@ const (
 	KindApprover     Kind = "approver"      // an approver added or deleted
 	KindFederation   Kind = "federation"    // a federation relationship added or removed, a foreign bundle updated or refused
 	KindAuditor      Kind = "auditor"       // an auditor credential issued (read-only: audit search)
+	KindPolicyBundle Kind = "policy_bundle" // a policy bundle activated or refused (server: a push; gate: a swap)
 )
 
 var knownKinds = map[Kind]bool{
@@ -54,7 +55,7 @@ var knownKinds = map[Kind]bool{
 	KindQuarantine: true, KindSuspension: true, KindAttestation: true, KindApproval: true,
 	KindKillSwitch: true, KindIncidentMode: true, KindZone: true, KindAnomaly: true, KindAccess: true,
 	KindCARotation: true, KindEntry: true, KindJoinToken: true, KindApprover: true,
-	KindFederation: true, KindAuditor: true,
+	KindFederation: true, KindAuditor: true, KindPolicyBundle: true,
 }
 
 // Kinds returns every kind an event may have, sorted (docs/audit-events.md lists each,

@@ -19,10 +19,10 @@ import (
 func newPolicyCmd() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "policy",
-		Short: "Check, test, bundle and diff Cedar policy bundles",
+		Short: "Check, test, bundle, diff and push Cedar policy bundles",
 	}
 	cmd.AddCommand(newPolicyCheckCmd(), newPolicyTestCmd(), newPolicyExceptionsCmd(),
-		newPolicyBundleCmd(), newPolicyDiffCmd(), newPolicyActionsCmd())
+		newPolicyBundleCmd(), newPolicyDiffCmd(), newPolicyActionsCmd(), newPolicyPushCmd(), newPolicyStatusCmd())
 	return cmd
 }
 

@@ -68,6 +68,7 @@ func newRootCmd() *cobra.Command {
 		newEntryCmd(),
 		newFederationCmd(),
 		newGateCmd(),
+		newGatesCmd(),
 		newIncidentCmd(),
 		newIntentCmd(),
 		newInventoryCmd(),

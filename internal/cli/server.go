@@ -14,6 +14,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/warden-a2a/warden/internal/audit"
+	"github.com/warden-a2a/warden/internal/policy"
 	"github.com/warden-a2a/warden/internal/server"
 	"github.com/warden-a2a/warden/internal/store/storeopen"
 	"github.com/warden-a2a/warden/internal/telemetry"
@@ -50,6 +51,7 @@ func newServerCmd() *cobra.Command {
 		web                            serverWebFlags
 		witnesses                      []string
 		checkpointInterval             time.Duration
+		policyKeys                     []string
 	)
 	cmd := &cobra.Command{
 		Use:   "server",
@@ -111,6 +113,17 @@ the given TPM manufacturers' roots (hardware claim genuine_hw).`,
 			if err := web.apply(&cfg); err != nil {
 				return exitCode(2, err)
 			}
+			for _, p := range policyKeys {
+				b, err := os.ReadFile(p)
+				if err != nil {
+					return exitCode(2, fmt.Errorf("--policy-public-key: %w", err))
+				}
+				k, err := policy.ParsePublicKey(b)
+				if err != nil {
+					return exitCode(2, fmt.Errorf("--policy-public-key %s: %w", p, err))
+				}
+				cfg.PolicyKeys = append(cfg.PolicyKeys, k)
+			}
 			var reg *prometheus.Registry
 			if metricsListen != "" {
 				reg = prometheus.NewRegistry()
@@ -158,6 +171,7 @@ the given TPM manufacturers' roots (hardware claim genuine_hw).`,
 	f.StringVar(&metricsListen, "metrics-listen", os.Getenv("WARDEN_METRICS_LISTEN"), "serve Prometheus /metrics on this address (plain HTTP; keep it on a private interface)")
 	f.StringArrayVar(&witnesses, "witness", nil, "witness that cosigns every audit checkpoint, as URL=VERIFIER_KEY_FILE (repeatable; see warden witness)")
 	f.DurationVar(&checkpointInterval, "checkpoint-interval", 10*time.Second, "sign an audit checkpoint (and have the witnesses cosign it) this often")
+	f.StringSliceVar(&policyKeys, "policy-public-key", nil, "Ed25519 public key (PEM) that verifies pushed policy bundles; repeat during a key rotation")
 	af.register(cmd)
 	web.register(cmd)
 	return cmd

@@ -168,3 +168,22 @@ func ParsePublicKey(b []byte) (ed25519.PublicKey, error) {
 	}
 	return ek, nil
 }
+
+// BundleMeta reads a signed bundle's revision, signing key id and creation time WITHOUT
+// checking its signature or compiling it: for listings and storage keys of a bundle that
+// ReadBundle has verified, never to decide.
+func BundleMeta(b []byte) (revision, keyID string, created time.Time, err error) {
+	var sb signedBundle
+	if err := json.Unmarshal(b, &sb); err != nil {
+		return "", "", time.Time{}, fmt.Errorf("policy: bundle: %w", err)
+	}
+	payload, err := base64.StdEncoding.DecodeString(sb.Payload)
+	if err != nil {
+		return "", "", time.Time{}, fmt.Errorf("policy: bundle payload: %w", err)
+	}
+	var body BundleBody
+	if err := json.Unmarshal(payload, &body); err != nil {
+		return "", "", time.Time{}, fmt.Errorf("policy: bundle body: %w", err)
+	}
+	return body.Revision, sb.KeyID, body.Created, nil
+}

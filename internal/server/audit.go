@@ -143,7 +143,7 @@ func (s *Server) approvalEvent(e approval.Event) {
 
 // handleAuditEvents takes a batch of events from a gate's spool: POST /v1/audit/events
 // with {"events": [event, ...]}. A gate ships with the SVID it holds — its agent's, or
-// its own /gate/ identity — and only decision and anomaly events whose gate_id is that
+// its own /gate/ identity — and only decision, anomaly and policy_bundle events whose gate_id is that
 // SPIFFE ID and, for decisions, about the agent it stands for (shipperMayRecord): no
 // identity can record decisions in another's name or about another agent. Every event is parsed as untrusted
 // input; the batch is appended durably or refused whole.
@@ -182,7 +182,7 @@ func (s *Server) handleAuditEvents(w http.ResponseWriter, r *http.Request) {
 			s.fail(w, r, http.StatusBadRequest, api.ReasonBadRequest, fmt.Sprintf("event %d: %v", i, err))
 			return
 		}
-		if ev.Kind != audit.KindDecision && ev.Kind != audit.KindAnomaly {
+		if ev.Kind != audit.KindDecision && ev.Kind != audit.KindAnomaly && ev.Kind != audit.KindPolicyBundle {
 			s.fail(w, r, http.StatusForbidden, api.ReasonForbidden, fmt.Sprintf("event %d: a gate may not record %s events", i, ev.Kind))
 			return
 		}

@@ -42,6 +42,16 @@ func startAudited(t *testing.T, att ...*server.AttestConfig) (*fixture, audit.St
 // startAuditedIn is startAudited on a data directory the test prepared.
 func startAuditedIn(t *testing.T, dir string, att ...*server.AttestConfig) (*fixture, audit.Storage, *audit.Log) {
 	t.Helper()
+	return startAuditedConf(t, dir, func(cfg *server.Config) {
+		if len(att) > 0 {
+			cfg.Attestation = att[0]
+		}
+	})
+}
+
+// startAuditedConf is startAuditedIn with the configuration changed by mod.
+func startAuditedConf(t *testing.T, dir string, mod func(*server.Config)) (*fixture, audit.Storage, *audit.Log) {
+	t.Helper()
 	st, err := sqlite.Open(filepath.Join(dir, "warden.db"))
 	if err != nil {
 		t.Fatal(err)
@@ -58,9 +68,7 @@ func startAuditedIn(t *testing.T, dir string, att ...*server.AttestConfig) (*fix
 		t.Fatal(err)
 	}
 	cfg := server.Config{TrustDomain: td.Name(), DataDir: dir, Store: st, Audit: lg}
-	if len(att) > 0 {
-		cfg.Attestation = att[0]
-	}
+	mod(&cfg)
 	srv, err := server.New(ctx, cfg)
 	if err != nil {
 		t.Fatal(err)

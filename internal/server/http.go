@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"mime"
@@ -58,6 +59,11 @@ func (s *Server) Handler() http.Handler {
 	mux.HandleFunc("GET "+api.PathAdminFederation, s.admin(s.handleListFederation))
 	mux.HandleFunc("POST "+api.PathAdminFederation, s.admin(s.handleAddFederation))
 	mux.HandleFunc("DELETE "+api.PathAdminFederation+"/{td}", s.admin(s.handleRemoveFederation))
+	mux.HandleFunc("POST "+api.PathAdminPolicyBundles, s.admin(s.handlePolicyPush))
+	mux.HandleFunc("GET "+api.PathAdminPolicy, s.admin(s.handlePolicyStatus))
+	mux.HandleFunc("GET "+api.PathPolicyBundles+"{revision}", s.agent(s.handlePolicyBundle))
+	mux.HandleFunc("POST "+api.PathGateHeartbeat, s.agent(s.handleGateHeartbeat))
+	mux.HandleFunc("GET "+api.PathAdminGates, s.admin(s.handleGates))
 	s.approvalRoutes(mux)
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, http.StatusNotFound, api.ReasonNotFound, "no such endpoint: "+r.Method+" "+r.URL.Path+
@@ -157,16 +163,21 @@ func serialOf(r *http.Request) string {
 // readJSON reads a bounded JSON body into v, refusing other content types, unknown fields
 // and trailing data. On failure it has already answered.
 func (s *Server) readJSON(w http.ResponseWriter, r *http.Request, v any) bool {
+	return s.readJSONLimit(w, r, v, api.MaxBodyBytes)
+}
+
+// readJSONLimit is readJSON with a body limit of its own (policy bundles are larger).
+func (s *Server) readJSONLimit(w http.ResponseWriter, r *http.Request, v any, limit int64) bool {
 	mt, _, err := mime.ParseMediaType(r.Header.Get("Content-Type"))
 	if err != nil || mt != "application/json" {
 		s.fail(w, r, http.StatusUnsupportedMediaType, api.ReasonUnsupportedMedia, "Content-Type must be application/json")
 		return false
 	}
-	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, api.MaxBodyBytes))
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, limit))
 	if err != nil {
 		var mbe *http.MaxBytesError
 		if errors.As(err, &mbe) {
-			s.fail(w, r, http.StatusRequestEntityTooLarge, api.ReasonBodyTooLarge, "request body larger than 64 KiB")
+			s.fail(w, r, http.StatusRequestEntityTooLarge, api.ReasonBodyTooLarge, fmt.Sprintf("request body larger than %d KiB", limit>>10))
 		} else {
 			s.fail(w, r, http.StatusBadRequest, api.ReasonBadRequest, "cannot read body")
 		}

@@ -3,6 +3,7 @@ package server_test
 import (
 	"context"
 	"crypto/ecdsa"
+	"crypto/ed25519"
 	"crypto/elliptic"
 	"crypto/rand"
 	"encoding/json"
@@ -74,6 +75,13 @@ func TestEveryDocumentedKindIsWritten(t *testing.T) {
 	auditorKey, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	_, err = f.admin.CreateAuditor(ctx, api.AuditorRequest{Name: "alice", CSR: csrFor(t, auditorKey, "spiffe://supplychain.example/warden/auditor/alice")})
 	must("auditor", err)
+	// policy_bundle: a push this control plane cannot verify (no --policy-public-key) is
+	// refused and recorded (TestPolicyPush covers the activation).
+	_, key, _ := ed25519.GenerateKey(rand.Reader)
+	raw, _ := signedDefaultBundle(t, key)
+	if _, err := f.admin.PushPolicy(ctx, api.PolicyPush{Bundle: raw, Reason: "drill"}); apiCode(err) != api.ReasonNoPolicyKey {
+		t.Fatalf("push: %v", err)
+	}
 
 	// access: an agent on the admin API.
 	res, err := src.HTTPClient().Get(f.url + api.PathAdminEntries)

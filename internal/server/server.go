@@ -11,6 +11,7 @@ import (
 	"context"
 	"crypto"
 	"crypto/ecdsa"
+	"crypto/ed25519"
 	"crypto/elliptic"
 	"crypto/rand"
 	"crypto/sha256"
@@ -36,6 +37,7 @@ import (
 	"github.com/warden-a2a/warden/internal/attest"
 	"github.com/warden-a2a/warden/internal/audit"
 	"github.com/warden-a2a/warden/internal/ca"
+	"github.com/warden-a2a/warden/internal/fleet"
 	"github.com/warden-a2a/warden/internal/store"
 	"github.com/warden-a2a/warden/internal/store/postgres"
 	"github.com/warden-a2a/warden/internal/store/sqlite"
@@ -76,6 +78,9 @@ type Config struct {
 	// refused, revocations, quarantines, suspensions, attestation results, approvals) and
 	// the decision events gates ship to POST /v1/audit/events (docs/audit-events.md).
 	Audit *audit.Log
+	// PolicyKeys verify the policy bundles operators push (`warden policy push`; Ed25519,
+	// several during a key rotation). None: pushes are refused (policy_key_unset).
+	PolicyKeys []ed25519.PublicKey
 	// Metrics, when set, counts SVIDs issued, renewed and revoked and tracks the
 	// trust-state version (docs/telemetry.md); the CLI serves it on --metrics-listen.
 	Metrics *telemetry.Metrics
@@ -132,6 +137,7 @@ type Server struct {
 	mu  sync.Mutex
 	url string
 
+	fleet    *fleet.Store    // policy bundles and gate heartbeats (nil: store without SQL)
 	detector *audit.Detector // anomalies in the decisions gates ship
 	// accessLimit bounds the access events of refused requests (anyone can send one).
 	accessLimit audit.PerSecond
@@ -221,6 +227,9 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	}
 	s.trust, err = truststate.NewManager(ctx, cfg.Store, td.Name(), signer, cfg.Now, cfg.Logger)
 	if err != nil {
+		return nil, err
+	}
+	if s.fleet, err = openFleet(ctx, cfg.Store); err != nil {
 		return nil, err
 	}
 	s.detector = audit.NewDetector(audit.DetectorConfig{HomeTrustDomain: td.Name(), ZoneOf: s.zoneOf, Emit: s.onAnomaly})
