@@ -95,3 +95,21 @@ type GateStatus struct {
 	// before its next heartbeat is due).
 	Flags []string `json:"flags,omitempty"`
 }
+
+// Paths of the workflow state store on the control plane (gates, mTLS; docs/api.md). The
+// body is a workflow step (internal/workflow.Step); the recording gate is the caller's
+// SPIFFE ID, whatever the body says.
+const (
+	PathWorkflowBegin  = "/v1/workflow/begin"  // → WorkflowVerdict
+	PathWorkflowFinish = "/v1/workflow/finish" // ?done=true|false → 204
+)
+
+// WorkflowVerdict answers PathWorkflowBegin: "" (the step may run), workflow_out_of_order
+// or duplicate_step.
+type WorkflowVerdict struct {
+	Verdict string `json:"verdict"`
+}
+
+// ReasonWorkflowUnavailable: the control plane keeps no workflow state (a store backend
+// without SQL).
+const ReasonWorkflowUnavailable = "workflow_state_unavailable"

@@ -36,6 +36,9 @@ type Event struct {
 	LocalCaller string `json:"local_caller,omitempty"`
 	// Undeclared: the workflow catalog does not declare this caller → gate → action path.
 	Undeclared bool `json:"undeclared,omitempty"`
+	// WouldDeny is the workflow verdict (workflow_out_of_order, duplicate_step) of a call
+	// forwarded in observe mode: audited with reason would_deny.
+	WouldDeny string `json:"would_deny,omitempty"`
 
 	// For the audit decision event (docs/audit-events.md).
 	CallerCertSHA256 string `json:"caller_cert_sha256,omitempty"` // hex SHA-256 of the peer's leaf (DER)

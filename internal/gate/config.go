@@ -17,6 +17,7 @@ import (
 	"github.com/warden-a2a/warden/internal/inventory"
 	"github.com/warden-a2a/warden/internal/policy"
 	"github.com/warden-a2a/warden/internal/telemetry"
+	"github.com/warden-a2a/warden/internal/workflow"
 	"go.opentelemetry.io/otel"
 	"go.opentelemetry.io/otel/trace"
 )
@@ -61,6 +62,12 @@ type Config struct {
 	// it does not declare is flagged in the decision event (Undeclared) as an anomaly,
 	// a trigger for event-driven re-attestation. It refuses nothing by itself.
 	Catalog *inventory.Index
+	// Workflows and WorkflowStore, when both set, check every call whose action is a
+	// step of one of the catalog's workflows against the workflow state shared by the
+	// gates (workflow.go): out-of-order and repeated steps are refused (enforce) or
+	// audited as would_deny (observe).
+	Workflows     *inventory.Catalog
+	WorkflowStore workflow.Store
 	// Tracer makes one span per decision (OpenTelemetry); nil uses the global provider,
 	// which is a no-op unless one is installed (telemetry.NewTracerProvider).
 	Tracer trace.Tracer

@@ -33,6 +33,7 @@ type Gate struct {
 	handler  http.Handler
 	card     *cardSigner
 	classify *Classifier
+	steps    map[string]*wfStep          // workflow steps of the catalog, by action
 	actions  atomic.Pointer[actionIndex] // actions of the engine last seen
 	view     atomic.Pointer[viewCache]   // policy view of the trust state last seen
 	bundles  *federation.Source          // own bundle + federated ones (federation.go)
@@ -90,6 +91,7 @@ func New(cfg Config) (*Gate, error) {
 	g := &Gate{}
 	g.bundles = federate(&cfg)
 	g.cfg = cfg
+	g.steps = indexWorkflows(cfg.Workflows)
 	var err error
 	if g.classify, err = NewClassifier(cfg.Routes); err != nil {
 		return nil, err
@@ -211,6 +213,7 @@ func (g *Gate) newProxy() (*httputil.ReverseProxy, error) {
 		BufferPool: copyBuffers,
 		ErrorHandler: func(w http.ResponseWriter, r *http.Request, err error) {
 			st := stateOf(r)
+			st.failed = true
 			reason, msg := upstreamFailure(err)
 			g.cfg.Logger.Warn("gate: upstream failed", "decision_id", st.decisionID, "reason", reason, "err", err)
 			writeRefusal(w, st.call, Refusal{Status: http.StatusBadGateway, Reason: reason, Message: msg, DecisionID: st.decisionID})
@@ -249,6 +252,7 @@ type reqState struct {
 	intent        string // outbound: the signed intent (Warden-Intent)
 	call          *Call
 	body          []byte // the whole request body, already read and checked
+	failed        bool   // the upstream did not answer (ErrorHandler)
 }
 
 // bodyTransport hands the transport the request body as the in-memory reader it is.

@@ -13,6 +13,7 @@ import (
 	"github.com/warden-a2a/warden/internal/policy"
 	"github.com/warden-a2a/warden/internal/telemetry"
 	"github.com/warden-a2a/warden/internal/truststate"
+	"github.com/warden-a2a/warden/internal/workflow"
 )
 
 // The inbound request path (ARCHITECTURE.md "One call, end to end") is a list of named
@@ -40,6 +41,7 @@ var inboundStages = []stage{
 	{"buildContext", (*Gate).buildContext},   // caller entry, staleness, policy request
 	{"checkApproval", (*Gate).checkApproval}, // an apr the call carries
 	{"decide", (*Gate).decide},               // Cedar, filing an approval when asked
+	{"workflowStep", (*Gate).workflowStep},   // declared transition, not a repeated step (reserved)
 	{"useApproval", (*Gate).useApproval},     // single use of the apr before forwarding
 	{"record", (*Gate).record},               // audit the allow, fail closed
 	{"forward", (*Gate).forward},             // identity headers, proxy to the agent
@@ -65,6 +67,7 @@ type inboundCall struct {
 	req    policy.Request // what Cedar is asked (buildContext)
 	areq   ApprovalRequest
 	dec    policy.Decision
+	wf     *workflow.Step // the workflow step reserved (workflowStep), settled after the answer
 	// recorded: the audit sink was already given this request's event (or refused it);
 	// the loop then answers a refusal without recording again.
 	recorded bool
@@ -104,6 +107,7 @@ func (g *Gate) serveInbound(w http.ResponseWriter, r *http.Request) {
 // refuse ends a request: the refusal goes into the audit event (unless a stage already
 // recorded it) and to the caller in its binding.
 func (g *Gate) refuse(c *inboundCall, rf *Refusal) {
+	g.settleWorkflow(c, false) // a refused call executed nothing
 	if !c.recorded {
 		c.ev.Allow, c.ev.Reason, c.ev.Message = false, rf.Reason, rf.Message
 		c.finish()

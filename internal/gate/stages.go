@@ -373,6 +373,14 @@ func (g *Gate) forward(c *inboundCall) *Refusal {
 	r.Body = io.NopCloser(bytes.NewReader(c.body))
 	r.ContentLength = int64(len(c.body))
 	r = r.WithContext(context.WithValue(r.Context(), stateKey{}, st))
-	g.proxy.ServeHTTP(c.w, r)
+	if c.wf == nil {
+		g.proxy.ServeHTTP(c.w, r)
+		return nil
+	}
+	// A reserved workflow step is kept when the upstream answered, released when it
+	// did not (no answer, or a 5xx): then the step did not run and a retry may.
+	rec := &answerRecorder{ResponseWriter: c.w}
+	g.proxy.ServeHTTP(rec, r)
+	g.settleWorkflow(c, !st.failed && rec.status < 500)
 	return nil
 }

@@ -74,6 +74,8 @@ type Catalog struct {
 	Agents       []Agent
 	Interactions []Interaction
 	Dependencies []Dependency
+	// Workflows declare steps and transitions that gates check (workflows.go).
+	Workflows []Workflow
 
 	byName map[string]int // agent name -> index in Agents
 }
@@ -217,7 +219,7 @@ func parseSequential(file string, data []byte) (*Catalog, error) {
 		return nil, &ParseError{File: file, Line: doc.Line, Msg: "catalog must be a mapping with agents, interactions and dependencies"}
 	}
 	c := &Catalog{File: file}
-	if err := checkKeys(file, doc, "catalog", "version", "trust_domain", "agents", "interactions", "dependencies"); err != nil {
+	if err := checkKeys(file, doc, "catalog", "version", "trust_domain", "agents", "interactions", "dependencies", "workflows"); err != nil {
 		return nil, err
 	}
 	for i := 0; i+1 < len(doc.Content); i += 2 {
@@ -234,6 +236,8 @@ func parseSequential(file string, data []byte) (*Catalog, error) {
 			err = decodeList(file, v, "interactions", &c.Interactions, decodeInteraction)
 		case "dependencies":
 			err = decodeList(file, v, "dependencies", &c.Dependencies, decodeDependency)
+		case "workflows":
+			err = decodeList(file, v, "workflows", &c.Workflows, decodeWorkflow)
 		}
 		if err != nil {
 			return nil, yamlError(file, err)

@@ -77,6 +77,7 @@ func check(c *Catalog, q *asker) []Finding {
 	k.agents()
 	k.interactions(q)
 	k.dependencies()
+	k.workflows()
 	sort.SliceStable(k.out, func(i, j int) bool { return k.out[i].Line < k.out[j].Line })
 	return k.out
 }

@@ -64,6 +64,8 @@ func (s *Server) Handler() http.Handler {
 	mux.HandleFunc("GET "+api.PathPolicyBundles+"{revision}", s.agent(s.handlePolicyBundle))
 	mux.HandleFunc("POST "+api.PathGateHeartbeat, s.agent(s.handleGateHeartbeat))
 	mux.HandleFunc("GET "+api.PathAdminGates, s.admin(s.handleGates))
+	mux.HandleFunc("POST "+api.PathWorkflowBegin, s.agent(s.handleWorkflowBegin))
+	mux.HandleFunc("POST "+api.PathWorkflowFinish, s.agent(s.handleWorkflowFinish))
 	s.approvalRoutes(mux)
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, http.StatusNotFound, api.ReasonNotFound, "no such endpoint: "+r.Method+" "+r.URL.Path+

@@ -43,6 +43,7 @@ import (
 	"github.com/warden-a2a/warden/internal/store/sqlite"
 	"github.com/warden-a2a/warden/internal/telemetry"
 	"github.com/warden-a2a/warden/internal/truststate"
+	"github.com/warden-a2a/warden/internal/workflow"
 )
 
 // Config configures a control plane. Zero values take the documented defaults.
@@ -137,8 +138,9 @@ type Server struct {
 	mu  sync.Mutex
 	url string
 
-	fleet    *fleet.Store    // policy bundles and gate heartbeats (nil: store without SQL)
-	detector *audit.Detector // anomalies in the decisions gates ship
+	fleet     *fleet.Store       // policy bundles and gate heartbeats (nil: store without SQL)
+	workflows *workflow.SQLStore // workflow state of gates (nil: store without SQL)
+	detector  *audit.Detector    // anomalies in the decisions gates ship
 	// accessLimit bounds the access events of refused requests (anyone can send one).
 	accessLimit audit.PerSecond
 	fedStatus   fedStatus // what this replica saw of each federated bundle's fetches
@@ -230,6 +232,9 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 		return nil, err
 	}
 	if s.fleet, err = openFleet(ctx, cfg.Store); err != nil {
+		return nil, err
+	}
+	if s.workflows, err = openWorkflows(ctx, cfg.Store); err != nil {
 		return nil, err
 	}
 	s.detector = audit.NewDetector(audit.DetectorConfig{HomeTrustDomain: td.Name(), ZoneOf: s.zoneOf, Emit: s.onAnomaly})
