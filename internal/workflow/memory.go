@@ -22,8 +22,10 @@ func NewMemoryStore() *MemoryStore {
 	return &MemoryStore{steps: map[string]map[stepRec]bool{}, once: map[string]string{}}
 }
 
-func runKey(s *Step) string  { return s.Workflow + "\x00" + s.ID }
-func onceKey(s *Step) string { return s.Workflow + "\x00" + s.Action + "\x00" + s.Callee + "\x00" + s.Resource }
+func runKey(s *Step) string { return s.Workflow + "\x00" + s.ID }
+func onceKey(s *Step) string {
+	return s.Workflow + "\x00" + s.Action + "\x00" + s.Callee + "\x00" + s.Resource
+}
 
 // Begin implements Store.
 func (m *MemoryStore) Begin(_ context.Context, s Step) (string, error) {
