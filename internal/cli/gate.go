@@ -8,7 +8,6 @@ import (
 	"encoding/pem"
 	"errors"
 	"fmt"
-	"log/slog"
 	"net"
 	"os"
 	"strings"
@@ -20,7 +19,6 @@ import (
 
 	"github.com/warden-a2a/warden/internal/approval"
 	"github.com/warden-a2a/warden/internal/gate"
-	"github.com/warden-a2a/warden/internal/policy"
 )
 
 // gateFile is gate.yaml (docs/gate.md, "Configuration reference").
@@ -46,6 +44,11 @@ type gateFile struct {
 		Dir       string `yaml:"dir"`
 		Bundle    string `yaml:"bundle"`
 		PublicKey string `yaml:"public_key"`
+		// Central follows the policy revision the trust state names (warden policy
+		// push), verified with public_key and cached in cache (default
+		// SVID_DIR/policy-bundle.json); dir or bundle, if set, until one is named.
+		Central bool   `yaml:"central"`
+		Cache   string `yaml:"cache"`
 	} `yaml:"policy"`
 	Peers  []gatePeer `yaml:"peers"`
 	Replay struct {
@@ -101,6 +104,8 @@ type gateFile struct {
 	// Catalog is the workflow inventory (docs/catalog.md): calls on paths it does not
 	// declare are flagged as anomalies.
 	Catalog string `yaml:"catalog"`
+	// Live: workflow state and heartbeats (gate_live.go).
+	Live gateLiveFile `yaml:",inline"`
 }
 
 type gatePeer struct {
@@ -150,8 +155,11 @@ func parseGateFile(b []byte) (*gateFile, error) {
 			return nil, fmt.Errorf("gate config: card: %w", err)
 		}
 	}
-	if f.Mode != gate.ModeOutbound && f.Policy.Dir == "" && f.Policy.Bundle == "" {
-		return nil, errors.New("gate config: policy.dir or policy.bundle is required")
+	if f.Mode != gate.ModeOutbound && f.Policy.Dir == "" && f.Policy.Bundle == "" && !f.Policy.Central {
+		return nil, errors.New("gate config: policy.dir, policy.bundle or policy.central is required")
+	}
+	if err := f.Live.check(&f); err != nil {
+		return nil, err
 	}
 	if f.Policy.Bundle != "" && f.Policy.PublicKey == "" {
 		return nil, errors.New("gate config: policy.bundle needs policy.public_key")
@@ -249,27 +257,6 @@ func listen(addr string) (net.Listener, error) {
 		return ln, os.Chmod(p, 0o660)
 	}
 	return net.Listen("tcp", addr)
-}
-
-// loadGatePolicy loads the policy gate.yaml names: a signed bundle verified with its
-// public key, or a directory.
-func loadGatePolicy(f *gateFile, log *slog.Logger) (*policy.Engine, error) {
-	if f.Policy.Bundle != "" {
-		pubPEM, err := os.ReadFile(f.Policy.PublicKey)
-		if err != nil {
-			return nil, err
-		}
-		pub, err := policy.ParsePublicKey(pubPEM)
-		if err != nil {
-			return nil, err
-		}
-		b, err := os.ReadFile(f.Policy.Bundle)
-		if err != nil {
-			return nil, err
-		}
-		return policy.ReadBundle(b, pub, policy.Options{Logger: log})
-	}
-	return policy.Load(f.Policy.Dir, policy.Options{Logger: log})
 }
 
 // localSecret reads the per-process secret, creating a random one (mode 0600) if absent.

@@ -45,11 +45,13 @@ func (p *gateProc) reload(ctx context.Context) error {
 	}
 	var did []string
 	if p.policy != nil {
-		e, err := loadGatePolicy(next, p.log)
-		if err != nil {
+		// The policy source reloads the local bundle (gate.yaml's policy paths, which may
+		// have changed) or, following central bundles, retries a failed fetch; a bundle
+		// that fails is refused and audited, the running one stays.
+		p.policy.SetLocal(next.Policy.Dir, next.Policy.Bundle)
+		if err := p.policy.Reload(ctx, "sighup"); err != nil {
 			return fmt.Errorf("policy: %w", err)
 		}
-		p.policy.Swap(e)
 		did = append(did, "policy")
 		keep := *p.f
 		keep.Policy = next.Policy

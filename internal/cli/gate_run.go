@@ -35,7 +35,7 @@ type gateProc struct {
 	f       *gateFile  // the configuration in force
 	started bool
 	id      gateSVID
-	policy  *policy.Holder // nil in outbound mode
+	policy  *gate.PolicySource // nil in outbound mode
 	// reloadHooks run at the end of every reload, with the configuration in force. One
 	// per reloadable concern beyond gate.yaml, the policy and the SVID files (e.g. a
 	// policy bundle pushed by the control plane): add it in run, before serving.
@@ -133,6 +133,15 @@ func (p *gateProc) run(ctx context.Context) error {
 	}
 	var cache *gate.TrustCache
 	var replay *intent.MemoryCache
+	var policySrc *gate.PolicySource
+	beat := make(chan struct{}, 1) // a heartbeat now: the policy changed
+	rep := &gateReporter{f: f, id: id, spool: spool, started: time.Now().UTC()}
+	kick := func() {
+		select {
+		case beat <- struct{}{}:
+		default:
+		}
+	}
 	if f.Mode == gate.ModeOutbound {
 		if err := outboundConfig(f, &cfg); err != nil {
 			return err
@@ -140,24 +149,35 @@ func (p *gateProc) run(ctx context.Context) error {
 		// An upstream of a federated trust domain (a partner's gate) is verified with
 		// that trust domain's bundle, which comes in the trust state.
 		if !cfg.UpstreamID.IsZero() && cfg.UpstreamID.TrustDomain() != self.TrustDomain() && f.Server != "" {
-			if cache, err = followTrust(runCtx, f, id, self, goRun, log); err != nil {
+			if cache, err = followTrust(runCtx, f, id, self, goRun, nil, log); err != nil {
 				return err
 			}
 			cfg.Trust = cache
 		}
 	} else {
-		e, err := loadGatePolicy(f, log)
+		ps, holder, err := openPolicySource(f, ownID.String(), id.HTTPClient(), spool, kick, log)
 		if err != nil {
 			return err
 		}
-		cfg.Policy = policy.NewHolder(e)
+		cfg.Policy, rep.policy, policySrc = holder, ps, ps
+		goRun(func() { ps.Run(runCtx) })
+		if cfg.WorkflowStore, cfg.Workflows, err = openWorkflowStore(f, id.HTTPClient()); err != nil {
+			return err
+		}
+		if cfg.WorkflowStore == nil && f.Catalog != "" {
+			log.Info("gate: no workflow.store: the catalog's workflow steps are not checked at this gate")
+		}
 		cfg.Peers = map[string]policy.Agent{}
 		for _, peer := range f.Peers {
 			cfg.Peers[peer.SPIFFEID] = policy.Agent{Role: peer.Role, Class: peer.Class, Zone: peer.Zone, Partner: peer.Partner}
 		}
-		if cache, err = followTrust(runCtx, f, id, self, goRun, log); err != nil {
+		if cache, err = followTrust(runCtx, f, id, self, goRun, ps.Follow, log); err != nil {
 			return err
 		}
+		if doc, _ := cache.Current(); doc != nil {
+			ps.Follow(doc)
+		}
+		rep.trust = cache
 		cfg.Trust = cache
 		if f.Replay.Redis != "" {
 			opt, err := redis.ParseURL(f.Replay.Redis)
@@ -204,8 +224,14 @@ func (p *gateProc) run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	if f.Server != "" { // the reporter's parts are all set from here on
+		goRun(func() {
+			gate.RunHeartbeat(runCtx, gate.HeartbeatConfig{URL: f.Server, Client: id.HTTPClient(), Interval: f.Live.Heartbeat.Interval,
+				Report: rep.report, Logger: log}, beat)
+		})
+	}
 	p.mu.Lock()
-	p.id, p.policy, p.started = id, cfg.Policy, true
+	p.id, p.policy, p.started = id, policySrc, true
 	p.mu.Unlock()
 	log.Info("gate: serving", "mode", f.Mode, "listen", f.Listen, "self", f.Self, "gate_id", ownID.String(),
 		"identity_source", f.Identity.source(), "upstream", f.Upstream)
@@ -286,7 +312,7 @@ func gateTracing(ctx context.Context, f *gateFile, log *slog.Logger) (*sdktrace.
 // followTrust opens the gate's trust-state cache (trust_cache, default
 // svid_dir/trust-state.json) and, with a control plane, follows its watch stream and
 // confirms an unchanged state regularly.
-func followTrust(ctx context.Context, f *gateFile, id gateSVID, self spiffeid.ID, goRun func(func()), log *slog.Logger) (*gate.TrustCache, error) {
+func followTrust(ctx context.Context, f *gateFile, id gateSVID, self spiffeid.ID, goRun func(func()), onUpdate func(*truststate.Document), log *slog.Logger) (*gate.TrustCache, error) {
 	cachePath := f.TrustCache
 	if cachePath == "" {
 		cachePath = filepath.Join(f.SVIDDir, "trust-state.json")
@@ -302,7 +328,7 @@ func followTrust(ctx context.Context, f *gateFile, id gateSVID, self spiffeid.ID
 		fol := truststate.NewFollower(truststate.FollowerConfig{URL: f.Server, Client: id.HTTPClient(), Bundle: id,
 			TrustDomain: self.TrustDomain(), OnAccept: cache.Store})
 		cache.Follow(fol)
-		goRun(func() { _ = fol.Run(ctx, nil) })
+		goRun(func() { _ = fol.Run(ctx, onUpdate) })
 		// The stream pushes only changes: confirm an unchanged state regularly.
 		every := 30 * time.Second
 		if f.MaxStaleness > 0 && f.MaxStaleness/4 < every {

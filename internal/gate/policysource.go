@@ -139,12 +139,20 @@ func (p *PolicySource) install(e *policy.Engine, src string) (prev string) {
 	return prev
 }
 
+// local returns the local bundle's paths (SetLocal may change them).
+func (p *PolicySource) local() (dir, bundleFile string) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.cfg.Dir, p.cfg.BundleFile
+}
+
 func (p *PolicySource) loadLocal() (*policy.Engine, string, error) {
-	if p.cfg.Dir != "" {
-		e, err := policy.Load(p.cfg.Dir, policy.Options{})
+	dir, bundleFile := p.local()
+	if dir != "" {
+		e, err := policy.Load(dir, policy.Options{})
 		return e, PolicyFromDir, err
 	}
-	raw, err := os.ReadFile(p.cfg.BundleFile)
+	raw, err := os.ReadFile(bundleFile)
 	if err != nil {
 		return nil, PolicyFromBundle, err
 	}
@@ -161,7 +169,7 @@ func (p *PolicySource) Reload(ctx context.Context, trigger string) error {
 	central := p.cfg.Central && p.wanted != ""
 	p.refused, p.retryAt = "", time.Time{}
 	p.mu.Unlock()
-	if central || (p.cfg.Dir == "" && p.cfg.BundleFile == "") {
+	if dir, bundleFile := p.local(); central || (dir == "" && bundleFile == "") {
 		p.poke()
 		return nil
 	}
@@ -225,7 +233,7 @@ func (p *PolicySource) Run(ctx context.Context) {
 				backoff = time.Second
 			}
 		}
-		if p.cfg.Dir != "" {
+		if dir, _ := p.local(); dir != "" {
 			// A change is loaded once the directory stayed the same for one interval, so
 			// an editor's half-written save is not refused as a broken bundle.
 			now := p.dirStamp()
@@ -346,11 +354,12 @@ func (p *PolicySource) record(ctx context.Context, outcome, reason string, detai
 
 // dirStamp fingerprints Dir by the names, sizes and modification times of its files.
 func (p *PolicySource) dirStamp() string {
-	if p.cfg.Dir == "" {
+	dir, _ := p.local()
+	if dir == "" {
 		return ""
 	}
 	h := sha256.New()
-	_ = filepath.WalkDir(p.cfg.Dir, func(path string, d fs.DirEntry, err error) error {
+	_ = filepath.WalkDir(dir, func(path string, d fs.DirEntry, err error) error {
 		if err != nil {
 			fmt.Fprintf(h, "err %s\n", path)
 			return nil
@@ -369,4 +378,12 @@ func cacheBundle(path string, b []byte) error {
 		return err
 	}
 	return ca.WriteFileAtomic(path, b, 0o600)
+}
+
+// SetLocal changes the local bundle (a gate.yaml re-read on SIGHUP names other paths);
+// the next Reload loads it.
+func (p *PolicySource) SetLocal(dir, bundleFile string) {
+	p.mu.Lock()
+	p.cfg.Dir, p.cfg.BundleFile = dir, bundleFile
+	p.mu.Unlock()
 }

@@ -168,6 +168,15 @@ func attestationOf(doc *truststate.Document, peer string, now time.Time) policy.
 	return policy.Attestation{Tier: tier, AgeSeconds: age}
 }
 
+// MaxStaleness is the max_staleness a gate of zone applies with doc: the zone's in the
+// trust state, else def, else 5 minutes.
+func MaxStaleness(doc *truststate.Document, zone string, def time.Duration) time.Duration {
+	if def <= 0 {
+		def = 5 * time.Minute
+	}
+	return maxStaleness(doc, zone, def)
+}
+
 // maxStaleness is the zone's max_staleness from the trust state, else def.
 func maxStaleness(doc *truststate.Document, zone string, def time.Duration) time.Duration {
 	if z, ok := doc.Zones[zone]; ok && z.MaxStaleness != "" {

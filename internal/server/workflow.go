@@ -13,7 +13,8 @@ import (
 
 // Workflow state for gates (docs/gate.md, "Workflow state"): each gate reserves and
 // settles its steps here when it has no Redis of its own. A gate records steps only
-// under its own identity (the callee is the caller's SPIFFE ID, whatever the body says),
+// under the identity it stands for (the callee is the caller's SPIFFE ID, or the agent
+// its /gate/ identity guards, whatever the body says),
 // and a step's predecessors name the callees the catalog declares for them, so one
 // workload cannot forge the steps another gate recorded.
 
@@ -33,7 +34,18 @@ func (s *Server) readStep(w http.ResponseWriter, r *http.Request) (workflow.Step
 	if !s.readJSON(w, r, &st) {
 		return st, false
 	}
-	st.Callee = peerString(r)
+	// The callee is the agent the caller stands for: itself, or the agent a /gate/
+	// identity guards (docs/gate.md, "Identity").
+	id, _ := peerID(r)
+	st.Callee = id.String()
+	guarded, err := s.guardedBy(r.Context(), id)
+	if err != nil {
+		s.internal(w, r, err)
+		return st, false
+	}
+	if guarded != "" {
+		st.Callee = guarded
+	}
 	if err := st.Validate(); err != nil {
 		s.fail(w, r, http.StatusBadRequest, api.ReasonBadRequest, err.Error())
 		return st, false
