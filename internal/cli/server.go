@@ -52,6 +52,9 @@ func newServerCmd() *cobra.Command {
 		witnesses                      []string
 		checkpointInterval             time.Duration
 		policyKeys                     []string
+		catalog                        string
+		anomalyQuarantine              int
+		anomalyWindow                  time.Duration
 	)
 	cmd := &cobra.Command{
 		Use:   "server",
@@ -113,6 +116,7 @@ the given TPM manufacturers' roots (hardware claim genuine_hw).`,
 			if err := web.apply(&cfg); err != nil {
 				return exitCode(2, err)
 			}
+			cfg.Catalog, cfg.AnomalyQuarantine, cfg.AnomalyWindow = catalog, anomalyQuarantine, anomalyWindow
 			for _, p := range policyKeys {
 				b, err := os.ReadFile(p)
 				if err != nil {
@@ -171,6 +175,9 @@ the given TPM manufacturers' roots (hardware claim genuine_hw).`,
 	f.StringVar(&metricsListen, "metrics-listen", os.Getenv("WARDEN_METRICS_LISTEN"), "serve Prometheus /metrics on this address (plain HTTP; keep it on a private interface)")
 	f.StringArrayVar(&witnesses, "witness", nil, "witness that cosigns every audit checkpoint, as URL=VERIFIER_KEY_FILE (repeatable; see warden witness)")
 	f.DurationVar(&checkpointInterval, "checkpoint-interval", 10*time.Second, "sign an audit checkpoint (and have the witnesses cosign it) this often")
+	f.StringVar(&catalog, "catalog", "", "workflow catalog (docs/catalog.md): a change of an agent's declared dependencies pushes it a re-attestation challenge")
+	f.IntVar(&anomalyQuarantine, "anomaly-quarantine", 0, "quarantine an agent after this many anomalies within --anomaly-window (0: anomalies only challenge)")
+	f.DurationVar(&anomalyWindow, "anomaly-window", 10*time.Minute, "window of --anomaly-quarantine")
 	f.StringSliceVar(&policyKeys, "policy-public-key", nil, "Ed25519 public key (PEM) that verifies pushed policy bundles; repeat during a key rotation")
 	af.register(cmd)
 	web.register(cmd)

@@ -39,6 +39,9 @@ type Event struct {
 	// WouldDeny is the workflow verdict (workflow_out_of_order, duplicate_step) of a call
 	// forwarded in observe mode: audited with reason would_deny.
 	WouldDeny string `json:"would_deny,omitempty"`
+	// ActionClass is the class group of the action in the schema (read, advisory,
+	// transactional, regulated): the control plane's higher-class trigger reads it.
+	ActionClass string `json:"action_class,omitempty"`
 
 	// For the audit decision event (docs/audit-events.md).
 	CallerCertSHA256 string `json:"caller_cert_sha256,omitempty"` // hex SHA-256 of the peer's leaf (DER)

@@ -86,6 +86,9 @@ func ToAuditEvent(ev Event, zone string) audit.Event {
 	if ev.Undeclared {
 		out.Detail["undeclared_path"] = "true"
 	}
+	if ev.ActionClass != "" {
+		out.Detail["action_class"] = ev.ActionClass
+	}
 	if ev.WouldDeny != "" {
 		out.Reason = ReasonWouldDeny
 		out.Detail["would_deny"] = ev.WouldDeny

@@ -263,6 +263,7 @@ func (g *Gate) buildContext(c *inboundCall) *Refusal {
 		DecisionID: c.ev.DecisionID,
 	}
 	c.ev.AttestationTier, c.ev.AttestationAgeS = c.req.Context.Attestation.Tier, c.req.Context.Attestation.AgeSeconds
+	c.ev.ActionClass = g.classOf(claims.Action)
 	if a, ok := c.doc.Attestations[c.ev.Peer]; ok {
 		c.ev.AttestationResultID = a.ResultID
 	}

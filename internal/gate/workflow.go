@@ -114,6 +114,20 @@ func (g *Gate) settleWorkflow(c *inboundCall, done bool) {
 	}
 }
 
+// classOf is the class of action by its group in the schema, named as the agent classes
+// are: read-only (group read), advisory, transactional, regulated; "" when in none.
+func (g *Gate) classOf(action string) string {
+	for _, c := range []string{"regulated", "transactional", "advisory", "read"} {
+		if g.isClass(action, c) {
+			if c == "read" {
+				return "read-only"
+			}
+			return c
+		}
+	}
+	return ""
+}
+
 // isClass reports whether action is in the schema's group class.
 func (g *Gate) isClass(action, class string) bool {
 	a, ok := g.action(action)

@@ -111,10 +111,11 @@ func TestWorkflowSteps(t *testing.T) {
 		t.Fatalf("observe-mode step out of order: %q (forwarded %v)", got, seen() > before)
 	}
 	ev := e.events.last()
-	if !ev.Allow || ev.WouldDeny != gate.ReasonOutOfOrder {
+	if !ev.Allow || ev.WouldDeny != gate.ReasonOutOfOrder || ev.ActionClass != "advisory" {
 		t.Errorf("observe event %+v", ev)
 	}
-	if a := gate.ToAuditEvent(ev, "cloud"); a.Reason != gate.ReasonWouldDeny || a.Detail["would_deny"] != gate.ReasonOutOfOrder || a.Decision != "allow" {
+	if a := gate.ToAuditEvent(ev, "cloud"); a.Reason != gate.ReasonWouldDeny || a.Detail["would_deny"] != gate.ReasonOutOfOrder || a.Decision != "allow" ||
+		a.Detail["action_class"] != "advisory" {
 		t.Errorf("audit event %+v", a)
 	}
 

@@ -636,5 +636,14 @@ func (s *Server) handleSetEntryAttrs(w http.ResponseWriter, r *http.Request) {
 	}
 	entry.Attrs = next
 	s.log.Info("entry attrs updated", "name", name)
+	// New reference values: an agent running under the old ones proves itself against
+	// the new ones now, not at its next renewal.
+	if _, doc := s.trust.Current(); s.att != nil && prev["reference_values_sha256"] != detail["reference_values_sha256"] {
+		if _, attested := doc.Attestations[entry.SPIFFEID]; attested {
+			if _, _, err := s.Challenge(r.Context(), entry.SPIFFEID, TriggerRefsChanged); err != nil {
+				s.log.Info("reference values changed: no challenge pushed", "spiffe_id", entry.SPIFFEID, "err", err)
+			}
+		}
+	}
 	writeJSON(w, http.StatusOK, s.apiEntry(entry))
 }

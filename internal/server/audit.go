@@ -232,7 +232,7 @@ func (s *Server) observeDecisions(ctx context.Context, evs []audit.Event) {
 			continue
 		}
 		o := attest.Observation{Time: ev.Time, Denied: ev.Decision == audit.DecisionDeny, Path: ev.Action,
-			InCatalog: ev.Detail["undeclared_path"] != "true"}
+			InCatalog: ev.Detail["undeclared_path"] != "true", ActionClass: ev.Detail["action_class"]}
 		if rule, err := s.Observe(ctx, ev.Caller, o); rule != "" || err != nil {
 			s.log.Info("attestation trigger", "spiffe_id", ev.Caller, "rule", rule, "decision_id", ev.ID, "err", err)
 		}
@@ -245,6 +245,9 @@ func (s *Server) onAnomaly(ev audit.Event) {
 	s.emit(ctx, ev)
 	if m := s.cfg.Metrics; m != nil {
 		m.Anomaly(ev.Reason)
+	}
+	if strings.HasPrefix(ev.Subject, s.td.ID().String()+"/") {
+		s.maybeQuarantine(ctx, ev)
 	}
 	// A first cross-zone route is recorded, not challenged: new routes are normal when a
 	// workflow starts; the other signals point at the agent itself.

@@ -111,11 +111,12 @@ func (s *Server) handlePolicyPush(w http.ResponseWriter, r *http.Request) {
 	// Stored first, activated second: a crash between leaves a stored bundle nobody
 	// enforces, and a repeated push activates it.
 	out := api.PolicyPushResponse{Revision: rev, KeyID: keyID}
+	var prev string
 	doc, err := s.commitTrust(r.Context(), func(d *truststate.Document) ([]audit.Event, error) {
 		if d.PolicyRevision == rev {
 			return nil, errNoChange
 		}
-		prev := d.PolicyRevision
+		prev = d.PolicyRevision
 		d.PolicyRevision = rev
 		return []audit.Event{bundleEvent(r, actor, "activated", "operator_push", rev, map[string]string{"previous_revision": prev,
 			"key_id": keyID, "created": created.UTC().Format(time.RFC3339), "text": req.Reason,
@@ -132,6 +133,8 @@ func (s *Server) handlePolicyPush(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	out.Version = doc.Version
+	// What an agent may do changed: its runtime state is checked again (policy_changed).
+	s.challengePolicyChange(context.WithoutCancel(r.Context()), prev, e)
 	s.log.Info("policy bundle activated", "revision", rev, "key_id", keyID, "reason", req.Reason, "by", actor.String(), "version", doc.Version)
 	writeJSON(w, http.StatusOK, out)
 }

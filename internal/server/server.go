@@ -79,6 +79,14 @@ type Config struct {
 	// refused, revocations, quarantines, suspensions, attestation results, approvals) and
 	// the decision events gates ship to POST /v1/audit/events (docs/audit-events.md).
 	Audit *audit.Log
+	// Catalog is the workflow inventory (docs/catalog.md), re-read when it changes: a
+	// change of the dependencies it declares for an agent pushes a re-attestation
+	// challenge to that agent (dependency_change). "": none.
+	Catalog string
+	// AnomalyQuarantine quarantines an agent that raises this many anomalies within
+	// AnomalyWindow (default 10m); 0: anomalies only challenge.
+	AnomalyQuarantine int
+	AnomalyWindow     time.Duration
 	// PolicyKeys verify the policy bundles operators push (`warden policy push`; Ed25519,
 	// several during a key rotation). None: pushes are refused (policy_key_unset).
 	PolicyKeys []ed25519.PublicKey
@@ -141,6 +149,8 @@ type Server struct {
 	fleet     *fleet.Store       // policy bundles and gate heartbeats (nil: store without SQL)
 	workflows *workflow.SQLStore // workflow state of gates (nil: store without SQL)
 	detector  *audit.Detector    // anomalies in the decisions gates ship
+	anomMu    sync.Mutex
+	anomalies map[string]*anomalyCount // recent anomalies per agent (AnomalyQuarantine)
 	// accessLimit bounds the access events of refused requests (anyone can send one).
 	accessLimit audit.PerSecond
 	fedStatus   fedStatus // what this replica saw of each federated bundle's fetches
@@ -184,7 +194,7 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	}
 	s := &Server{
 		cfg: cfg, td: td, log: cfg.Logger, now: cfg.Now, ca: c,
-		issuer:   &ca.Issuer{CA: c, Store: cfg.Store, TTL: cfg.SVIDTTL},
+		issuer: &ca.Issuer{CA: c, Store: cfg.Store, TTL: cfg.SVIDTTL}, anomalies: map[string]*anomalyCount{},
 		serverID: spiffeid.RequireFromPath(td, serverPath),
 		adminID:  spiffeid.RequireFromPath(td, adminPath),
 	}
@@ -365,6 +375,10 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	go func() { defer wg.Done(); s.expireKillSwitches(bg) }()
 	go func() { defer wg.Done(); s.rotateJWTKeys(bg) }()
 	go func() { defer wg.Done(); s.refreshFederation(bg) }()
+	if s.cfg.Catalog != "" && s.att != nil {
+		wg.Add(1)
+		go func() { defer wg.Done(); s.watchCatalog(bg, 2*time.Second) }()
+	}
 	if m := s.cfg.Metrics; m != nil {
 		wg.Add(1)
 		go func() {
