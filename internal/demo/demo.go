@@ -78,7 +78,7 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	if err := os.WriteFile(roots, vendor.pem(), 0o644); err != nil {
 		return nil, err
 	}
-	st, err := StartStack(ctx, StackConfig{Dir: cfg.DataDir, Exe: cfg.Exe, Witness: true,
+	st, err := StartStack(ctx, StackConfig{Dir: cfg.DataDir, Exe: cfg.Exe, Witness: true, CentralPolicy: true,
 		ServerFlags: []string{"--attest-challenge-timeout", challengeTimeout, "--tpm-ek-roots", roots}})
 	if err != nil {
 		return nil, fmt.Errorf("demo: start the control plane: %w", err)
@@ -86,13 +86,13 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	defer st.Close()
 	e := &env{Stack: st, cfg: cfg, out: cfg.Out, log: cfg.Logger, agents: map[string]*Agent{}, vendor: vendor}
 	fmt.Fprintf(e.out, "Warden demo: every component is a child process of this binary; commands below are\n"+
-		"copyable with DIR=%s (logs in $DIR/logs).\n\n  $ %s\n  $ %s &\n  $ %s &\n\n", st.Dir, st.KeysCommand, st.Witness.Command, st.Server.Command)
+		"copyable with DIR=%s (logs in $DIR/logs).\n\n  $ %s\n  $ %s &\n  $ %s &\n  $ %s\n\n", st.Dir, st.KeysCommand, st.Witness.Command, st.Server.Command, st.PushCommand)
 
 	e.printInventory()
 	// The story in order: identities, the purchase-order workflow through the gates, then
 	// the runtime-drift attacks (they leave agents quarantined or suspended), and the
 	// audit steps close it, verifying what the others recorded.
-	for _, group := range [][]func(context.Context, *env){identitySteps, {gateStory}, {partnerStory}, attestSteps, auditSteps} {
+	for _, group := range [][]func(context.Context, *env){identitySteps, {gateStory}, {partnerStory}, {liveStory}, attestSteps, auditSteps} {
 		for _, step := range group {
 			if ctx.Err() != nil {
 				return nil, fmt.Errorf("demo: interrupted: %w", ctx.Err())

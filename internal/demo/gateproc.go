@@ -111,7 +111,11 @@ func (s *Stack) gateYAML(spec GateSpec, listen string) ([]byte, error) {
 		fmt.Fprintf(&b, "zone: %s\n", spec.Zone)
 	}
 	if spec.Mode != "outbound" {
-		fmt.Fprintf(&b, "trust_cache: %s\npolicy:\n  dir: %s\ncatalog: %s\n", filepath.Join(dir, "trust-state.json"), s.PoliciesDir(), s.CatalogFile())
+		fmt.Fprintf(&b, "trust_cache: %s\npolicy:\n  dir: %s\n", filepath.Join(dir, "trust-state.json"), s.PoliciesDir())
+		if s.PolicyKey != "" {
+			fmt.Fprintf(&b, "  central: true\n  public_key: %s\n", s.PolicyKey+".pub")
+		}
+		fmt.Fprintf(&b, "catalog: %s\n", s.CatalogFile())
 	}
 	fmt.Fprintf(&b, "audit:\n  spool_dir: %s\n", filepath.Join(dir, "audit-spool"))
 	return mergeYAML([]byte(b.String()), []byte(spec.YAML))

@@ -3,6 +3,8 @@ package demo
 import (
 	"bufio"
 	"context"
+	"crypto/ed25519"
+	"crypto/rand"
 	"crypto/tls"
 	"errors"
 	"fmt"
@@ -11,6 +13,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 
@@ -19,6 +22,7 @@ import (
 	"github.com/warden-a2a/warden/examples/supplychain"
 	"github.com/warden-a2a/warden/internal/api"
 	"github.com/warden-a2a/warden/internal/audit"
+	"github.com/warden-a2a/warden/internal/policy"
 	"github.com/warden-a2a/warden/internal/proc"
 	"github.com/warden-a2a/warden/policies"
 )
@@ -56,6 +60,9 @@ type Stack struct {
 
 	serverArgs []string
 	tmpSock    bool
+	// PolicyKey is the policy signing key (CentralPolicy), "" without; PushCommand is
+	// the command that pushed the default bundle, as shown.
+	PolicyKey, PushCommand string
 }
 
 // StackConfig configures StartStack.
@@ -73,6 +80,11 @@ type StackConfig struct {
 	// Witness starts a `warden witness` (DIR/witness) that cosigns every audit checkpoint
 	// before the server starts, and has the server checkpoint every 2 s.
 	Witness bool
+	// CentralPolicy distributes the policy centrally (docs/policy.md, "Central
+	// distribution"): a signing key is made (DIR/policy-key.pem, .pub), the server
+	// verifies pushes with it, the default bundle is pushed once the server answers,
+	// and every inbound and legacy gate follows the revision the trust state names.
+	CentralPolicy bool
 }
 
 // WitnessDir is the witness's --data-dir.
@@ -141,9 +153,23 @@ func StartStack(ctx context.Context, cfg StackConfig) (*Stack, error) {
 		}
 		flags = append(append([]string{}, flags...), wf...)
 	}
+	if cfg.CentralPolicy {
+		if s.PolicyKey, err = writePolicyKey(filepath.Join(dir, "policy-key.pem")); err != nil {
+			return nil, err
+		}
+		flags = append(slices.Clone(flags), "--policy-public-key", s.PolicyKey+".pub")
+	}
 	if err := s.startServer(ctx, flags); err != nil {
 		s.Close()
 		return nil, err
+	}
+	if cfg.CentralPolicy {
+		r := s.Admin(ctx, "policy", "push", s.PoliciesDir(), "--key", s.PolicyKey, "--reason", "initial bundle of the deployment")
+		s.PushCommand = r.Command
+		if r.Err != nil {
+			s.Close()
+			return nil, fmt.Errorf("demo: push the default policy: %s", r.Message())
+		}
 	}
 	return s, nil
 }
@@ -175,6 +201,23 @@ func (s *Stack) startWitness(ctx context.Context) ([]string, error) {
 	}
 	s.WitnessKey = filepath.Join(s.WitnessDir(), "witness.vkey")
 	return []string{"--witness", s.WitnessURL + "=" + s.WitnessKey, "--checkpoint-interval", "2s"}, nil
+}
+
+// writePolicyKey makes an Ed25519 policy signing key at path (PKCS#8, mode 0600) and its
+// public key at path.pub, as `warden policy bundle --key` does for a key that is absent.
+func writePolicyKey(path string) (string, error) {
+	_, key, err := ed25519.GenerateKey(rand.Reader)
+	if err != nil {
+		return "", err
+	}
+	priv, pub, err := policy.MarshalKeys(key)
+	if err != nil {
+		return "", err
+	}
+	if err := os.WriteFile(path, priv, 0o600); err != nil {
+		return "", err
+	}
+	return path, os.WriteFile(path+".pub", pub, 0o644)
 }
 
 // writeInputs puts the embedded default policies and the supply-chain catalog where
