@@ -19,12 +19,14 @@ func newDemoCmd() *cobra.Command {
 binary starts ` + "`warden server`" + `, one ` + "`warden enroll --watch --tpm sim`" + ` per agent (demand-planner,
 procurement, vendor-portal, logistics, compliance, payment-release, each with its own simulated
 TPM 2.0) and a ` + "`warden gate --config DIR/gates/NAME/gate.yaml`" + ` per gate as child processes,
-with unmodified a2a-go agents on unix sockets behind the gates. Then the workflows and the
-attacks of the threat model, each step printed with its equivalent commands.
+with unmodified a2a-go agents on unix sockets behind the gates; the policy is pushed
+centrally (warden policy push) and every gate follows it. Then the workflows, live
+operation (incident, kill switch, policy pushes, stale evidence, replayed workflow steps)
+and the attacks of the threat model, each step printed with its equivalent commands.
 
 DIR holds what a deployment holds (docs/operator-guide.md, "The demo's deployment"):
 server/ (the control plane's data), agents/NAME/ (SVID files), gates/NAME/gate.yaml,
-policies/, catalog.yaml, logs/NAME.log of every child, and report.json with every step and
+policies/ (and the variants the live rows push), policy-key.pem, catalog.yaml, logs/NAME.log of every child, and report.json with every step and
 its commands. Exits 0 only when every step's observed outcome equals its expected one.
 Children are stopped on exit and on Ctrl-C. Without --data-dir it uses a temporary
 directory that is removed afterwards.`,
