@@ -74,7 +74,7 @@ func parseChunked(file string, data []byte) (c *Catalog, ok bool) {
 			}
 			key := string(l[:colon])
 			switch key {
-			case "version", "trust_domain", "agents", "interactions", "dependencies":
+			case "version", "trust_domain", "agents", "interactions", "dependencies", "workflows": // workflows: one piece
 			default:
 				return nil, false
 			}
@@ -131,7 +131,7 @@ func parseChunked(file string, data []byte) (c *Catalog, ok bool) {
 	type piece struct {
 		key  string
 		text []byte
-		out  any // *[]Agent, *[]Interaction, *[]Dependency, *int or *string
+		out  any // *[]Agent, *[]Interaction, *[]Dependency, *[]Workflow, *int or *string
 		err  error
 	}
 	var pieces []*piece
@@ -212,6 +212,8 @@ func parseChunked(file string, data []byte) (c *Catalog, ok bool) {
 			c.Interactions = append(c.Interactions, v...)
 		case []Dependency:
 			c.Dependencies = append(c.Dependencies, v...)
+		case []Workflow:
+			c.Workflows = append(c.Workflows, v...)
 		case nil:
 		default:
 			return nil, false
@@ -255,6 +257,10 @@ func decodePiece(file, key string, text []byte) (any, error) {
 	case "dependencies":
 		var out []Dependency
 		err := decodeList(file, v, "dependencies", &out, decodeDependency)
+		return out, err
+	case "workflows":
+		var out []Workflow
+		err := decodeList(file, v, "workflows", &out, decodeWorkflow)
 		return out, err
 	}
 	return nil, errPiece
