@@ -451,8 +451,12 @@ forbid (principal is Agent, action == Action::"invoice.read", resource);
 		slowest, n, cmd, err = l.everyGate(ctx, base, start, 10*time.Second)
 		s.Command = commands(s.Command, cmd)
 	}
-	res = readInvoice(&s)
-	s.Observed, s.Reason, s.DecisionID = res.Observed, fmt.Sprintf("%d gates back on %.12s within %s", n, base, ms(slowest)), res.DecisionID
+	first := readInvoice(&s)
+	res, _ = until(ctx, time.Now(), 3*time.Second, "", func() CallResult { return readInvoice(&Step{}) })
+	s.Observed, s.Reason, s.DecisionID = res.Observed, fmt.Sprintf("%d gates back on %.12s within %s; invoice read: %s", n, base, ms(slowest), res.Reason), res.DecisionID
+	if first.Observed != "allow" {
+		s.Reason += " (the first read after the reports was refused: " + first.Reason + ")"
+	}
 	if err != nil {
 		s.Observed, s.Reason = "deny", err.Error()
 	}
