@@ -185,7 +185,7 @@ func TestDeployedPath(t *testing.T) {
 			t.Fatalf("no %s went through", op)
 		}
 	}
-	checkPresentedSVID(t, planner, inbound.Addr, vendor)
+	checkPresentedSVID(ctx, t, planner, inbound.Addr, vendor)
 
 	// 2. A control-plane restart: the gates decide from what they hold, the agents renew
 	// again once it is back.
@@ -278,26 +278,33 @@ func TestDeployedPath(t *testing.T) {
 	t.Logf("%d calls of procurement and %d of demand-planner went through; SVIDs:\n%s", p, d, rot.String())
 }
 
-// checkPresentedSVID: the inbound gate presents vendor-portal's current SVID (or the one
-// just before, during a rotation), never an expired one.
-func checkPresentedSVID(t *testing.T, client *demo.Agent, addr string, vendor *demo.Agent) {
+// checkPresentedSVID: the inbound gate presents an unexpired SVID and follows
+// vendor-portal's files: within a few seconds (its reload poll) a handshake shows the
+// serial enroll --watch last wrote.
+func checkPresentedSVID(ctx context.Context, t *testing.T, client *demo.Agent, addr string, vendor *demo.Agent) {
 	t.Helper()
 	conf, err := client.MTLS()
 	if err != nil {
 		t.Fatal(err)
 	}
-	before := vendor.Serial()
-	conn, err := tls.Dial("tcp", addr, conf)
+	var got, want string
+	err = proc.WaitFor(ctx, 15*time.Second, "the inbound gate to present vendor-portal's newest SVID", func() (bool, error) {
+		want = vendor.Serial()
+		d := tls.Dialer{Config: conf}
+		conn, err := d.DialContext(ctx, "tcp", addr)
+		if err != nil {
+			return false, fmt.Errorf("handshake with the inbound gate: %w", err)
+		}
+		leaf := conn.(*tls.Conn).ConnectionState().PeerCertificates[0]
+		conn.Close()
+		if time.Now().After(leaf.NotAfter) {
+			return false, fmt.Errorf("the inbound gate presents an SVID that expired at %s", leaf.NotAfter)
+		}
+		got = leaf.SerialNumber.Text(16)
+		return got == want, nil
+	})
 	if err != nil {
-		t.Fatalf("handshake with the inbound gate: %v", err)
-	}
-	leaf := conn.ConnectionState().PeerCertificates[0]
-	conn.Close()
-	if time.Now().After(leaf.NotAfter) {
-		t.Fatalf("the inbound gate presents an SVID that expired at %s", leaf.NotAfter)
-	}
-	if got := leaf.SerialNumber.Text(16); got != before && got != vendor.Serial() {
-		t.Errorf("the inbound gate presents SVID %s, vendor-portal's enroll --watch holds %s", got, vendor.Serial())
+		t.Errorf("%v (presents %s, enroll --watch holds %s)", err, got, want)
 	}
 }
 
