@@ -83,7 +83,11 @@ func OpenTPM(cfg TPMConfig) (*attest.Attester, error) {
 		}
 		ac.Provenance = &env
 	}
-	return attest.NewAttester(ac)
+	a, err := attest.NewAttester(ac)
+	if err != nil && cfg.TPM == "sim" && strings.Contains(err.Error(), "requires building with CGO") {
+		return nil, fmt.Errorf("sdk: the TPM simulator is not in this build (a static, CGO_ENABLED=0 warden, e.g. the container image): build with cgo (gcc, libssl-dev), or attest with a real TPM (--tpm device): %w", err)
+	}
+	return a, err
 }
 
 // attestSlot runs the challenge round trip (POST /v1/attest/challenge, authenticated by

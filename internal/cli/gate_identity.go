@@ -6,7 +6,10 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"os"
+	"path/filepath"
 	"strings"
+	"time"
 
 	"github.com/spiffe/go-spiffe/v2/bundle/x509bundle"
 	"github.com/spiffe/go-spiffe/v2/spiffeid"
@@ -105,10 +108,7 @@ type gateSVID interface {
 // fileIdentity and renewIdentity adapt the two sdk sources to gateSVID.
 type fileIdentity struct{ *sdk.FileSource }
 
-type renewIdentity struct {
-	*sdk.Source
-	closeTPM func()
-}
+type renewIdentity struct{ *sdk.Source }
 
 func (renewIdentity) Reload() (bool, error) { return false, nil }
 
@@ -116,13 +116,16 @@ func (renewIdentity) Reload() (bool, error) { return false, nil }
 // is: an outbound gate must hold self's (the agent's) SVID; an inbound or legacy gate
 // self's or a /gate/ identity of the same trust domain; a gate that renews, only a /gate/
 // identity. It returns the source, its SPIFFE ID and a close function.
-func openGateIdentity(f *gateFile, log *slog.Logger) (gateSVID, spiffeid.ID, func(), error) {
+func openGateIdentity(ctx context.Context, f *gateFile, log *slog.Logger) (gateSVID, spiffeid.ID, func(), error) {
 	self := spiffeid.RequireFromString(f.Self)
 	var src gateSVID
 	var id spiffeid.ID
 	closeFn := func() {}
 	switch f.Identity.source() {
 	case identityFiles:
+		if err := waitForSVIDFiles(ctx, f.SVIDDir, log); err != nil {
+			return nil, id, nil, err
+		}
 		fs, err := sdk.OpenFileSource(sdk.FileSourceConfig{Dir: f.SVIDDir, Logger: log})
 		if err != nil {
 			return nil, id, nil, fmt.Errorf("svid_dir: %w", err)
@@ -170,6 +173,35 @@ func openGateIdentity(f *gateFile, log *slog.Logger) (gateSVID, spiffeid.ID, fun
 		return nil, id, nil, fmt.Errorf("approvals.control_plane needs a /gate/ identity in svid_dir (warden entry create --kind gate --guards %s), not %s", lastPathSegment(self), id)
 	}
 	return src, id, closeFn, nil
+}
+
+// waitForSVIDFiles waits until svid_dir holds the SVID files: at boot the process that
+// writes them (enroll --watch, a sidecar) may start after the gate. It logs every 30 s
+// while waiting and returns ctx's error if ctx ends first.
+func waitForSVIDFiles(ctx context.Context, dir string, log *slog.Logger) error {
+	start, logged := time.Now(), time.Time{}
+	for {
+		missing := ""
+		for _, n := range []string{sdk.SVIDFile, sdk.KeyFile, sdk.BundleFile} {
+			if _, err := os.Stat(filepath.Join(dir, n)); errors.Is(err, os.ErrNotExist) {
+				missing = n
+				break
+			}
+		}
+		if missing == "" {
+			return nil
+		}
+		if time.Since(logged) >= 30*time.Second {
+			logged = time.Now()
+			log.Warn("gate: waiting for the SVID files (is `warden enroll --watch --out DIR` running?)", "dir", dir, "missing", missing,
+				"waited", time.Since(start).Round(time.Second))
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("svid_dir %s: no %s: %w", dir, missing, ctx.Err())
+		case <-time.After(250 * time.Millisecond):
+		}
+	}
 }
 
 // checkGateID enforces whose SVID a gate of mode may present.

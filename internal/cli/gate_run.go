@@ -52,7 +52,7 @@ func runGate(ctx context.Context, f *gateFile, log *slog.Logger) error {
 // own renewal refused).
 func (p *gateProc) run(ctx context.Context) error {
 	f, log := p.f, p.log
-	id, ownID, closeID, err := openGateIdentity(f, log)
+	id, ownID, closeID, err := openGateIdentity(ctx, f, log)
 	if err != nil {
 		return err
 	}
