@@ -123,18 +123,25 @@ metrics_listen: %s
 	}
 	caller, _ := sdk.NewSource(sdk.SourceConfig{ServerURL: url, SVID: csvid, Bundle: cbundle})
 	go caller.Run(ctx)
-	client := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{
-		TLSClientConfig: tlsconfig.MTLSClientConfig(caller, caller, tlsconfig.AuthorizeAny())}}
-	defer client.CloseIdleConnections()
+	// One client per caller SVID, presenting exactly that SVID, as an outbound gate does
+	// (the intent is bound to the certificate on the connection: cnf).
+	var client *http.Client
 	lastSerial := ""
+	defer func() {
+		if client != nil {
+			client.CloseIdleConnections()
+		}
+	}()
 	call := func(addr string) (string, string, error) { // answer body, served serial
 		body := []byte(`{"jsonrpc":"2.0","id":"1","method":"SendMessage","params":{"message":{"role":"ROLE_USER","messageId":"m","parts":[{"text":"x"}]}}}`)
 		sv, _ := caller.GetX509SVID()
 		if s := sv.Certificates[0].SerialNumber.String(); s != lastSerial {
-			// The intent is bound to the certificate on the connection (cnf): after the
-			// caller's own rotation, new connections (as an outbound gate does per serial).
 			lastSerial = s
-			client.CloseIdleConnections()
+			if client != nil {
+				client.CloseIdleConnections()
+			}
+			client = &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{
+				TLSClientConfig: tlsconfig.MTLSClientConfig(staticSVIDSource{sv}, caller, tlsconfig.AuthorizeAny())}}
 		}
 		tok, _ := sdk.SignIntent(sv.Certificates[0], sv.PrivateKey, sdk.Intent{Audience: "spiffe://supplychain.example/agent/vendor-portal",
 			Action: "purchase_order.read", Resource: "Order/PO-7", Workflow: "wf-proc"}, body, time.Now())
